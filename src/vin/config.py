@@ -1,0 +1,103 @@
+"""Configs: dataclasses, loaded from YAML with OmegaConf, overridable by `key=value` arguments.
+
+A YAML file only needs the keys it changes; an unknown key is an error that names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .data.synthetic import SyntheticConfig
+from .errors import VinError
+
+
+@dataclass
+class ModelConfig:
+    """Arguments of `VINModel` (stored in the checkpoint's config.json)."""
+
+    in_channels: int = 3
+    sample_size: int = 32  # frame height and width the model is trained on
+    patch_t: int = 2  # temporal patch size, in (latent) frames
+    patch_hw: int = 4  # spatial patch size
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    num_classes: int = 0  # > 0: class-conditional, with a null label for classifier-free guidance
+    vin_tokens: int = 32  # M; 0 disables the VIN (no global tokens)
+    vin_process_blocks: int = 2
+    coupling: str = "concat"  # concat | cross
+    keyframe_positions: str = "none"  # none | relative
+    chunk_frames: int = 16  # F
+    context_frames: int = 4  # K
+    keyframe_stride: int = 4  # s
+    objective: str = "flow"  # flow (rectified flow, velocity) | epsilon | v (DDPM schedule)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    windows_per_step: int = 8  # chunks per batch; a clip of N chunks gives batch = windows_per_step / N clips
+    chunk_counts: list[int] = field(default_factory=lambda: [1, 2, 4])  # clips of 1, 2 or 4 chunks, mixed
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    label_dropout: float = 0.1  # for classifier-free guidance, class-conditional models only
+    timestep_sampling: str = "logit_normal"  # logit_normal | uniform (flow); DDPM objectives use uniform
+    seed: int = 0
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    device: str = "auto"  # auto | cpu | cuda
+    out_dir: str = "runs/vin"
+    save_every: int = 500
+    log_every: int = 10
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: SyntheticConfig = field(default_factory=SyntheticConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults <- YAML file <- `key=value` overrides. Raises VinError on a missing file or unknown key."""
+    base = OmegaConf.structured(Config)
+    try:
+        if path is not None:
+            path = Path(path)
+            if not path.is_file():
+                raise VinError(f"config file {path} does not exist")
+            with open(path) as fh:
+                data = yaml.safe_load(fh) or {}
+            if not isinstance(data, dict):
+                raise VinError(f"config file {path} must hold a mapping of sections (model, data, train)")
+            base = OmegaConf.merge(base, OmegaConf.create(data))
+        for item in overrides:
+            if "=" not in item:
+                raise VinError(f"override {item!r} must look like section.key=value, e.g. train.steps=100")
+        base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        detail = str(err).splitlines()[0]
+        where = f" ({key})" if key else ""
+        raise VinError(f"bad config{where}: {detail} (sections: model, data, train; see configs/tiny.yaml)") from None
+    except yaml.YAMLError as err:
+        raise VinError(f"config file {path} is not valid YAML: {err}") from None
+    return OmegaConf.to_object(base)
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(config))
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    with open(path, "w") as fh:
+        yaml.safe_dump(config_to_dict(config), fh, sort_keys=False)

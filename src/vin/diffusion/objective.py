@@ -1,0 +1,90 @@
+"""Training objectives: rectified flow (velocity) or DDPM noise / velocity prediction.
+
+The model always receives a time in [0, 1000]: sigma * 1000 for flow (as diffusers'
+FlowMatchEulerDiscreteScheduler feeds it), the integer DDPM step otherwise. Loss is taken over each
+chunk's own frames; the context frames of a window are inputs only.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, FlowMatchEulerDiscreteScheduler
+
+from ..model.vin import VINModel, assemble
+
+NUM_TRAIN_TIMESTEPS = 1000
+BETA_SCHEDULE = "squaredcos_cap_v2"  # the cosine schedule: good for pixel-space models
+
+
+class Objective:
+    def __init__(self, kind: str, timestep_sampling: str = "logit_normal") -> None:
+        if kind not in ("flow", "epsilon", "v"):
+            raise ValueError(f"unknown objective {kind!r}")
+        if timestep_sampling not in ("logit_normal", "uniform"):
+            raise ValueError(f"unknown timestep_sampling {timestep_sampling!r}")
+        self.kind = kind
+        self.timestep_sampling = timestep_sampling
+        if kind != "flow":
+            ddpm = DDPMScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule=BETA_SCHEDULE)
+            self.alphas_cumprod = ddpm.alphas_cumprod  # (1000,)
+
+    def sample_timesteps(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """(B,) model times in [0, 1000]."""
+        if self.kind == "flow":
+            if self.timestep_sampling == "logit_normal":
+                sigma = torch.sigmoid(torch.randn(batch, generator=generator))
+            else:
+                sigma = torch.rand(batch, generator=generator)
+            return sigma.clamp(1e-3, 1.0) * NUM_TRAIN_TIMESTEPS
+        return torch.randint(0, NUM_TRAIN_TIMESTEPS, (batch,), generator=generator).float()
+
+    def _coefficients(self, t: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, b) with x_t = a * x0 + b * noise, shaped to broadcast over a (B, ...) tensor."""
+        shape = (-1,) + (1,) * (ndim - 1)
+        if self.kind == "flow":
+            sigma = (t / NUM_TRAIN_TIMESTEPS).view(shape)
+            return 1 - sigma, sigma
+        ac = self.alphas_cumprod.to(t.device)[t.long()].view(shape)
+        return ac.sqrt(), (1 - ac).sqrt()
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a, b = self._coefficients(t, x0.ndim)
+        return a * x0 + b * noise
+
+    def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.kind == "flow":
+            return noise - x0  # velocity d x_t / d sigma
+        if self.kind == "epsilon":
+            return noise
+        a, b = self._coefficients(t, x0.ndim)
+        return a * noise - b * x0  # v-prediction
+
+    def loss(
+        self,
+        model: VINModel,
+        x0: torch.Tensor,
+        labels: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """Denoising loss of a batch of clips (B, C, T, H, W): VIN and DiT trained end to end."""
+        b = x0.shape[0]
+        t = self.sample_timesteps(b, generator).to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        x_t = self.add_noise(x0, noise, t)
+        windows = model(x_t, t, labels)  # (B, N, C, K+F, H, W)
+        pred = assemble(windows, model.config.context_frames, fuse=False)  # own frames only
+        return torch.nn.functional.mse_loss(pred.float(), self.target(x0, noise, t).float())
+
+
+def make_scheduler(kind: str):
+    """The diffusers scheduler that samples a model trained with this objective."""
+    if kind == "flow":
+        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, shift=1.0)
+    return DDIMScheduler(
+        num_train_timesteps=NUM_TRAIN_TIMESTEPS,
+        beta_schedule=BETA_SCHEDULE,
+        prediction_type="epsilon" if kind == "epsilon" else "v_prediction",
+        clip_sample=True,
+        set_alpha_to_one=True,
+        timestep_spacing="trailing",
+    )

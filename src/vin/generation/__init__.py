@@ -1,0 +1,5 @@
+"""Generation strategies over a trained model."""
+
+from .api import generate
+
+__all__ = ["generate"]

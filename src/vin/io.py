@@ -1,0 +1,137 @@
+"""Files in and out: checkpoints (safetensors only) and videos (mp4 / gif / npy), written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import VinError
+from .model.vin import VINModel
+
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+CONFIG_NAME = "config.json"
+VIDEO_SUFFIXES = (".mp4", ".gif", ".npy")
+
+
+def default_checkpoint() -> Path:
+    """The small model that ships inside the package."""
+    return Path(__file__).parent / "checkpoints" / "default"
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> VINModel:
+    """Loads a checkpoint directory (config.json + diffusion_pytorch_model.safetensors) in eval mode.
+
+    Never unpickles: weights are read with safetensors. Any problem is a VinError naming the file.
+    """
+    path = Path(path) if path is not None else default_checkpoint()
+    hint = "a checkpoint directory holds config.json and diffusion_pytorch_model.safetensors, as written by `vin train`"
+    if not path.is_dir():
+        raise VinError(f"checkpoint {path} does not exist or is not a directory ({hint})")
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (path / name).is_file():
+            raise VinError(f"checkpoint {path} has no {name} ({hint})")
+    try:
+        meta = json.loads((path / CONFIG_NAME).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise VinError(f"checkpoint {path}: {CONFIG_NAME} is not valid JSON ({err})") from None
+    if meta.get("_class_name") != VINModel.__name__:
+        raise VinError(f"checkpoint {path} holds a {meta.get('_class_name')!r}, not a VINModel ({hint})")
+    try:
+        model = VINModel.from_pretrained(path, use_safetensors=True, local_files_only=True, low_cpu_mem_usage=False)
+    except VinError as err:
+        raise VinError(f"checkpoint {path} has a bad config: {err}") from None
+    except Exception as err:  # corrupt or mismatched weights: report, never show diffusers' stack
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VinError(f"checkpoint {path} could not be loaded: {reason} (is {WEIGHTS_NAME} complete and from this config?)") from None
+    return model.to(device).eval()
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Fails before any work if the output cannot be written."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise VinError(f"output {path} must end in one of {', '.join(VIDEO_SUFFIXES)}")
+    if not path.parent.is_dir():
+        raise VinError(f"output folder {path.parent} does not exist; create it first (mkdir -p {path.parent})")
+    if path.is_dir():
+        raise VinError(f"output {path} is a directory; give a file name such as {path / 'video.mp4'}")
+    return path
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """(C, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
+    x = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(1, 2, 3, 0).cpu().numpy()
+
+
+def write_video(frames: np.ndarray, path: str | Path, fps: int = 16, upscale: int = 1) -> Path:
+    """Writes (T, H, W, 3) uint8 frames to .mp4 (H.264), .gif or .npy (raw, lossless), atomically.
+
+    `upscale` enlarges each pixel to an upscale x upscale block (mp4 / gif only), for viewing.
+    """
+    path = check_output_path(path)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise VinError(f"frames must be a (T, H, W, 3) uint8 array, got {frames.shape} {frames.dtype}")
+    suffix = path.suffix.lower()
+    if suffix != ".npy" and upscale > 1:
+        frames = frames.repeat(upscale, axis=1).repeat(upscale, axis=2)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=suffix)
+    os.close(fd)
+    try:
+        if suffix == ".npy":
+            np.save(tmp, frames)
+        elif suffix == ".gif":
+            from PIL import Image
+
+            images = [Image.fromarray(f) for f in frames]
+            images[0].save(tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+        else:
+            _write_mp4(frames, tmp, fps)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _write_mp4(frames: np.ndarray, path: str, fps: int) -> None:
+    import av
+
+    t, h, w, _ = frames.shape
+    if h % 2 or w % 2:  # yuv420p needs even sizes: pad by one edge pixel
+        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    with av.open(path, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames.shape[1], frames.shape[2]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "12", "preset": "medium"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """Reads a video file (any format PyAV decodes) or a .npy of frames: (T, H, W, 3) uint8."""
+    path = Path(path)
+    if not path.is_file():
+        raise VinError(f"video {path} does not exist")
+    if path.suffix.lower() == ".npy":
+        return np.load(path, allow_pickle=False)
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except (av.error.FFmpegError, IndexError) as err:
+        raise VinError(f"video {path} could not be decoded: {err}") from None
+    if not frames:
+        raise VinError(f"video {path} has no frames")
+    return np.stack(frames)

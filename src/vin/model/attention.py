@@ -1,0 +1,88 @@
+"""Attention and MLP layers shared by the DiT and the VIN.
+
+Everything goes through `scaled_dot_product_attention`, so GPUs get flash / cuDNN kernels and
+CPUs the fused kernel. Queries and keys are RMS-normalised per head (QK-norm), which keeps small
+models stable at high learning rates.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Multi-head attention. Self-attention when `context` is None, cross-attention otherwise."""
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        context_dim = context_dim or dim
+        self.to_q = nn.Linear(dim, dim)
+        self.to_kv = nn.Linear(context_dim, 2 * dim)
+        self.q_norm = nn.RMSNorm(dim // heads, eps=1e-6)
+        self.k_norm = nn.RMSNorm(dim // heads, eps=1e-6)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        # x: (B, L, D), context: (B, S, Dc)
+        context = x if context is None else context
+        q = rearrange(self.to_q(x), "b l (h d) -> b h l d", h=self.heads)
+        k, v = rearrange(self.to_kv(context), "b s (two h d) -> two b h s d", two=2, h=self.heads)
+        out = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v)
+        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, ratio: float) -> None:
+        super().__init__()
+        hidden = int(dim * ratio)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """adaLN modulation; shift/scale are per sample: (B, D) against x: (B, L, D)."""
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+class DiTBlock(nn.Module):
+    """A DiT block with adaLN-Zero conditioning and an optional cross-attention to VIN tokens.
+
+    At initialisation every residual branch is gated to zero, so the block is the identity.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, cross: bool = False) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(dim, mlp_ratio)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        self.cross = cross
+        if cross:
+            self.norm_cross = nn.LayerNorm(dim, eps=1e-6)
+            self.cross_attn = Attention(dim, heads)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        # x: (B, L, D) tokens, c: (B, D) conditioning, z: (B, M, D) VIN tokens for `cross`
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, dim=-1)
+        x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
+        if self.cross:
+            x = x + self.cross_attn(self.norm_cross(x), z)
+        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        return x
+
+    def zero_init(self) -> None:
+        nn.init.zeros_(self.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.adaLN_modulation[-1].bias)
+        if self.cross:
+            nn.init.zeros_(self.cross_attn.proj.weight)
+            nn.init.zeros_(self.cross_attn.proj.bias)

@@ -1,0 +1,61 @@
+"""Embeddings: 3D patches, sin-cos positions, timesteps and class labels."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+from torch import nn
+
+
+def sincos(dim: int, positions: torch.Tensor) -> torch.Tensor:
+    """Sin-cos embedding of (fractional) positions: (L,) -> (L, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=positions.device) / half)
+    angles = positions.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+    return torch.nn.functional.pad(emb, (0, dim - 2 * half))
+
+
+def spatial_sincos(dim: int, h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
+    """2D sin-cos positions of an h x w token grid, half the channels per axis: (h*w, dim)."""
+    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    return torch.cat([sincos(dim // 2, ys.flatten()), sincos(dim - dim // 2, xs.flatten())], dim=-1)
+
+
+class PatchEmbed3D(nn.Module):
+    """Cuts a video into (pt, p, p) tubelets and projects each to a token."""
+
+    def __init__(self, in_channels: int, dim: int, patch_t: int, patch_hw: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv3d(in_channels, dim, kernel_size=(patch_t, patch_hw, patch_hw), stride=(patch_t, patch_hw, patch_hw))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, C, T, H, W) -> (B, T/pt, (H/p)*(W/p), D)
+        return rearrange(self.proj(x), "b d t h w -> b t (h w) d")
+
+
+class TimestepEmbedder(nn.Module):
+    """Diffusion time in [0, 1000] -> a vector, through sin-cos features and an MLP (as in DiT)."""
+
+    def __init__(self, dim: int, freq_dim: int = 256) -> None:
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        # t: (B,) -> (B, D)
+        return self.mlp(sincos(self.freq_dim, t).to(self.mlp[0].weight.dtype))
+
+
+class LabelEmbedder(nn.Module):
+    """Class ids -> vectors; id `num_classes` is the null label used for classifier-free guidance."""
+
+    def __init__(self, num_classes: int, dim: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.table = nn.Embedding(num_classes + 1, dim)
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        return self.table(labels)

@@ -1,0 +1,80 @@
+"""The Video Interface Network: a fixed set of tokens that reads the whole noisy video once per step.
+
+Read / process, as in RIN: `M` learned encoding tokens attend, in ONE cross-attention, to the
+tokens of every `s`-th frame (the keyframes) of the whole noisy video; a few self-attention blocks
+then process `[Z ; condition tokens]` under timestep conditioning. The output `Z_t` has shape
+(B, M, D) whatever the video's length, so the cost of the read grows linearly with the number of
+keyframes and the DiT's cost per chunk does not grow at all.
+
+Keyframes carry no absolute time: either no temporal position at all (`none`, the keyframes as a
+set) or their position relative to the video's length (`relative`, in [0, 1)). Neither grows with
+the video, so any number of chunks works.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from .attention import Attention, DiTBlock, Mlp
+from .embed import sincos, spatial_sincos
+
+KEYFRAME_POSITIONS = ("none", "relative")
+
+
+class VideoInterface(nn.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        patch_hw: int,
+        dim: int,
+        heads: int,
+        num_tokens: int,
+        process_blocks: int,
+        mlp_ratio: float,
+        keyframe_positions: str = "none",
+    ) -> None:
+        super().__init__()
+        if keyframe_positions not in KEYFRAME_POSITIONS:
+            raise ValueError(f"keyframe_positions must be one of {KEYFRAME_POSITIONS}, got {keyframe_positions!r}")
+        self.dim = dim
+        self.keyframe_positions = keyframe_positions
+        self.latents = nn.Parameter(torch.randn(num_tokens, dim) * 0.02)  # Z_init: (M, D)
+        self.key_embed = nn.Conv2d(in_channels, dim, kernel_size=patch_hw, stride=patch_hw)
+        self.norm_latents = nn.LayerNorm(dim, eps=1e-6)
+        self.norm_keys = nn.LayerNorm(dim, eps=1e-6)
+        self.read = Attention(dim, heads)  # the one cross-attention over all keyframe tokens
+        self.norm_read_mlp = nn.LayerNorm(dim, eps=1e-6)
+        self.read_mlp = Mlp(dim, mlp_ratio)
+        self.process = nn.ModuleList(DiTBlock(dim, heads, mlp_ratio) for _ in range(process_blocks))
+        self.norm_out = nn.LayerNorm(dim, eps=1e-6)
+
+    def keyframe_tokens(self, x: torch.Tensor, stride: int) -> torch.Tensor:
+        """Tokens of every `stride`-th frame: (B, C, T, H, W) -> (B, Tk * S, D)."""
+        keyframes = x[:, :, ::stride]  # (B, C, Tk, H, W)
+        b, _, tk, _, _ = keyframes.shape
+        tokens = self.key_embed(rearrange(keyframes, "b c t h w -> (b t) c h w"))  # (B*Tk, D, h, w)
+        h, w = tokens.shape[-2:]
+        tokens = rearrange(tokens, "(b t) d h w -> b t (h w) d", b=b)
+        pos = spatial_sincos(self.dim, h, w, x.device)[None, None]  # (1, 1, S, D)
+        if self.keyframe_positions == "relative":
+            rel = torch.arange(tk, device=x.device, dtype=torch.float32) / tk  # in [0, 1)
+            pos = pos + sincos(self.dim, rel * 100.0)[None, :, None]
+        return (tokens + pos.to(tokens.dtype)).flatten(1, 2)
+
+    def forward(
+        self, x: torch.Tensor, c: torch.Tensor, stride: int, cond_tokens: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # x: (B, C, T, H, W) noisy video, c: (B, D) timestep (+label) embedding,
+        # cond_tokens: (B, Nc, D) or None  ->  Z_t: (B, M, D)
+        keys = self.norm_keys(self.keyframe_tokens(x, stride))
+        z = self.latents.unsqueeze(0).expand(x.shape[0], -1, -1)
+        z = z + self.read(self.norm_latents(z), keys)
+        z = z + self.read_mlp(self.norm_read_mlp(z))
+        m = z.shape[1]
+        if cond_tokens is not None:
+            z = torch.cat([z, cond_tokens], dim=1)
+        for block in self.process:
+            z = block(z, c)
+        return self.norm_out(z[:, :m])

@@ -1,0 +1,222 @@
+"""The whole model: a video DiT that denoises every chunk in parallel, coupled to a VIN.
+
+A video `x` of shape (B, C, T, H, W) is cut along time into `N = T / F` chunks. Chunk `i` is
+denoised in a window of `K + F` frames: the last `K` frames of chunk `i-1` as local context, then
+its own `F` frames (chunk 0 gets a learned placeholder as context). Temporal positions are local to
+the window (context at -K..-1, own frames at 0..F-1, in latent time steps), the same for every
+chunk. All `N` windows go through the DiT as ONE batch of B*N sequences; each attends only to
+itself and to the VIN's tokens `Z_t`, which read the whole video once per step.
+
+Couplings: `concat` appends Z_t's M tokens to every window's self-attention sequence (only window
+tokens are decoded); `cross` adds a cross-attention to Z_t in each block.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from einops import rearrange
+from torch import nn
+
+from ..errors import VinError
+from .attention import DiTBlock, modulate
+from .embed import LabelEmbedder, PatchEmbed3D, TimestepEmbedder, sincos, spatial_sincos
+from .interface import VideoInterface
+
+COUPLINGS = ("concat", "cross")
+OBJECTIVES = ("flow", "epsilon", "v")
+
+
+def check_geometry(
+    frames: int, chunk_frames: int, context_frames: int, patch_t: int, keyframe_stride: int
+) -> int:
+    """Validates a chunking request and returns the number of chunks, or raises a VinError that says how to fix it."""
+    if frames <= 0:
+        raise VinError(f"frames must be positive, got {frames}")
+    if chunk_frames <= 0 or chunk_frames % patch_t:
+        raise VinError(f"chunk_frames={chunk_frames} must be a positive multiple of the temporal patch size {patch_t}")
+    if frames % chunk_frames:
+        lo, hi = (frames // chunk_frames) * chunk_frames, (frames // chunk_frames + 1) * chunk_frames
+        near = f"{lo} or {hi}" if lo else f"{hi}"
+        raise VinError(
+            f"{frames} frames cannot be cut into chunks of {chunk_frames} frames; use a multiple of {chunk_frames} (e.g. {near})"
+        )
+    if context_frames < 0 or context_frames % patch_t or context_frames > chunk_frames:
+        raise VinError(
+            f"context_frames={context_frames} must be a multiple of {patch_t} between 0 and chunk_frames={chunk_frames}"
+        )
+    if keyframe_stride <= 0:
+        raise VinError(f"keyframe_stride must be positive, got {keyframe_stride}")
+    return frames // chunk_frames
+
+
+class VINModel(ModelMixin, ConfigMixin):
+    """Video DiT + Video Interface Network. Saves as config.json + diffusion_pytorch_model.safetensors."""
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 3,
+        sample_size: int = 32,
+        patch_t: int = 2,
+        patch_hw: int = 4,
+        width: int = 128,
+        depth: int = 4,
+        heads: int = 4,
+        mlp_ratio: float = 4.0,
+        num_classes: int = 0,
+        vin_tokens: int = 32,
+        vin_process_blocks: int = 2,
+        coupling: str = "concat",
+        keyframe_positions: str = "none",
+        chunk_frames: int = 16,
+        context_frames: int = 4,
+        keyframe_stride: int = 4,
+        objective: str = "flow",
+    ) -> None:
+        super().__init__()
+        if coupling not in COUPLINGS:
+            raise VinError(f"model.coupling must be one of {COUPLINGS}, got {coupling!r}")
+        if objective not in OBJECTIVES:
+            raise VinError(f"model.objective must be one of {OBJECTIVES}, got {objective!r}")
+        if sample_size % patch_hw:
+            raise VinError(f"model.sample_size={sample_size} must be a multiple of model.patch_hw={patch_hw}")
+        check_geometry(chunk_frames, chunk_frames, context_frames, patch_t, keyframe_stride)
+        self.patch_embed = PatchEmbed3D(in_channels, width, patch_t, patch_hw)
+        self.context_placeholder = nn.Parameter(torch.zeros(width))  # context of the first chunk
+        self.t_embedder = TimestepEmbedder(width)
+        self.y_embedder = LabelEmbedder(num_classes, width) if num_classes > 0 else None
+        self.interface = (
+            VideoInterface(in_channels, patch_hw, width, heads, vin_tokens, vin_process_blocks, mlp_ratio, keyframe_positions)
+            if vin_tokens > 0
+            else None
+        )
+        self.blocks = nn.ModuleList(DiTBlock(width, heads, mlp_ratio, cross=coupling == "cross") for _ in range(depth))
+        self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.adaLN_out = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+        self.proj_out = nn.Linear(width, patch_t * patch_hw * patch_hw * in_channels)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """DiT's initialisation: Xavier linears, zeroed adaLN gates and output (the model starts at 0)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        for module in (self.patch_embed.proj,) + ((self.interface.key_embed,) if self.interface else ()):
+            w = module.weight.data
+            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+            nn.init.zeros_(module.bias)
+        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        if self.y_embedder is not None:
+            nn.init.normal_(self.y_embedder.table.weight, std=0.02)
+        for module in self.modules():
+            if isinstance(module, DiTBlock):
+                module.zero_init()
+        nn.init.zeros_(self.adaLN_out[-1].weight)
+        nn.init.zeros_(self.adaLN_out[-1].bias)
+        nn.init.zeros_(self.proj_out.weight)
+        nn.init.zeros_(self.proj_out.bias)
+
+    # ----------------------------------------------------------------------------------------------
+    def condition(self, timestep: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Timestep (B,) in [0, 1000] and optional labels (B,) -> conditioning vector (B, D)."""
+        c = self.t_embedder(timestep)
+        if self.y_embedder is not None:
+            if labels is None:  # unconditional: the null label
+                labels = torch.full_like(timestep, self.config.num_classes, dtype=torch.long)
+            c = c + self.y_embedder(labels)
+        return c
+
+    def read_interface(
+        self, x: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None = None, keyframe_stride: int | None = None
+    ) -> torch.Tensor | None:
+        """The slow path: Z_t = VIN(keyframes of the whole noisy video). (B, C, T, H, W) -> (B, M, D)."""
+        if self.interface is None:
+            return None
+        c = self.condition(timestep, labels)
+        cond_tokens = c.unsqueeze(1) if self.y_embedder is not None else None
+        return self.interface(x, c, keyframe_stride or self.config.keyframe_stride, cond_tokens)
+
+    def denoise_chunks(
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
+        chunk_frames: int | None = None,
+        context_frames: int | None = None,
+    ) -> torch.Tensor:
+        """The fast path: every chunk's window through the DiT as one batch.
+
+        x: (B, C, T, H, W), z: (B, M, D) or None -> predictions for each window (B, N, C, K+F, H, W).
+        """
+        cfg = self.config
+        f = chunk_frames or cfg.chunk_frames
+        k = cfg.context_frames if context_frames is None else context_frames
+        b, _, t, h, w = x.shape
+        n = check_geometry(t, f, k, cfg.patch_t, cfg.keyframe_stride)
+        if (h, w) != (cfg.sample_size, cfg.sample_size) and (h % cfg.patch_hw or w % cfg.patch_hw):
+            raise VinError(f"frame size {h}x{w} must be a multiple of the spatial patch size {cfg.patch_hw}")
+        fl, kl = f // cfg.patch_t, k // cfg.patch_t
+        tokens = self.patch_embed(x)  # (B, T/pt, S, D)
+        s, d = tokens.shape[2], tokens.shape[3]
+        tokens = rearrange(tokens, "b (n f) s d -> b n f s d", n=n)
+        if kl > 0:
+            first = self.context_placeholder.to(tokens.dtype).expand(b, 1, kl, s, d)
+            context = torch.cat([first, tokens[:, :-1, fl - kl :]], dim=1)  # (B, N, Kl, S, D)
+            tokens = torch.cat([context, tokens], dim=2)  # (B, N, Kl+Fl, S, D)
+        tpos = sincos(d, torch.arange(-kl, fl, device=x.device))[:, None]  # local time: (Kl+Fl, 1, D)
+        spos = spatial_sincos(d, h // cfg.patch_hw, w // cfg.patch_hw, x.device)[None]  # (1, S, D)
+        tokens = rearrange(tokens + (tpos + spos).to(tokens.dtype), "b n f s d -> (b n) (f s) d")
+        length = tokens.shape[1]
+
+        c = self.condition(timestep, labels).repeat_interleave(n, dim=0)  # (B*N, D)
+        zc = z.repeat_interleave(n, dim=0) if z is not None else None  # (B*N, M, D)
+        concat = cfg.coupling == "concat" and zc is not None
+        if concat:
+            tokens = torch.cat([tokens, zc], dim=1)
+        for block in self.blocks:
+            tokens = block(tokens, c, zc)
+        tokens = tokens[:, :length]
+        shift, scale = self.adaLN_out(c).chunk(2, dim=-1)
+        out = self.proj_out(modulate(self.norm_out(tokens), shift, scale))
+        return rearrange(
+            out,
+            "(b n) (f hh ww) (pt ph pw c) -> b n c (f pt) (hh ph) (ww pw)",
+            b=b, hh=h // cfg.patch_hw, ww=w // cfg.patch_hw, pt=cfg.patch_t, ph=cfg.patch_hw, pw=cfg.patch_hw,
+        )  # fmt: skip
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        chunk_frames: int | None = None,
+        context_frames: int | None = None,
+        keyframe_stride: int | None = None,
+    ) -> torch.Tensor:
+        """One denoising evaluation: VIN read, then all chunks in parallel -> windows (B, N, C, K+F, H, W)."""
+        z = self.read_interface(x, timestep, labels, keyframe_stride)
+        return self.denoise_chunks(x, timestep, labels, z, chunk_frames, context_frames)
+
+
+def assemble(windows: torch.Tensor, context_frames: int, fuse: bool) -> torch.Tensor:
+    """Window predictions (B, N, C, K+F, H, W) -> one video prediction (B, C, N*F, H, W).
+
+    Every frame has its owner's prediction. The last K frames of chunk i are also predicted as the
+    context of chunk i+1; with `fuse` (early fusion) the two are blended linearly across the
+    overlap: the owner's weight falls from K/(K+1) to 1/(K+1) towards the next chunk.
+    """
+    k = context_frames
+    own = windows[:, :, :, k:].clone()  # (B, N, C, F, H, W)
+    if fuse and k > 0 and windows.shape[1] > 1:
+        w_next = torch.arange(1, k + 1, device=windows.device, dtype=windows.dtype) / (k + 1)  # (K,)
+        w_next = w_next.view(1, 1, 1, k, 1, 1)
+        tail = own[:, :-1, :, -k:]
+        own[:, :-1, :, -k:] = (1 - w_next) * tail + w_next * windows[:, 1:, :, :k]
+    return rearrange(own, "b n c f h w -> b c (n f) h w")
