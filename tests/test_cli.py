@@ -1,0 +1,114 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vin.cli import main
+from vin.io import read_video
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "configs" / "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ckpt")
+    result = CliRunner().invoke(main, ["train", TINY, f"train.out_dir={out}", "train.steps=6", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "checkpoint in" in result.output
+    return out
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def one_error_line(result, pattern: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert pattern in lines[0], lines[0]
+
+
+def test_train_writes_a_checkpoint_and_logs(checkpoint):
+    names = {p.name for p in checkpoint.iterdir()}
+    assert {"config.json", "diffusion_pytorch_model.safetensors", "train.yaml", "log.jsonl", "summary.json"} <= names
+    assert len((checkpoint / "log.jsonl").read_text().splitlines()) >= 2
+
+
+def test_end_to_end_console_script(checkpoint, tmp_path):
+    """The installed entry point: train (fixture), generate an mp4, read it back with PyAV."""
+    out = tmp_path / "video.mp4"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "vin", "generate", "--checkpoint", str(checkpoint), "--frames", "24",
+           "--steps", "3", "--seed", "1", "--out", str(out), "--quiet", "--json"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    video = read_video(out)
+    assert video.shape == (24, 16, 16, 3)
+    import json
+
+    info = json.loads(proc.stdout)
+    assert info["path"] == str(out) and info["frames"] == 24 and info["height"] == 16
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".npy"])
+def test_generate_other_formats(checkpoint, tmp_path, suffix):
+    out = tmp_path / f"v{suffix}"
+    result = run("generate", "--checkpoint", str(checkpoint), "--frames", "8", "--steps", "2", "--out", str(out),
+                 "--upscale", "2", "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.output
+    video = read_video(out)
+    assert video.shape == ((8, 16, 16, 3) if suffix == ".npy" else (8, 32, 32, 3))
+    if suffix == ".npy":
+        assert video.dtype == np.uint8
+
+
+def test_missing_checkpoint(tmp_path):
+    result = run("generate", "--checkpoint", str(tmp_path / "nope"), "--frames", "8", "--out", str(tmp_path / "v.mp4"))
+    one_error_line(result, "does not exist")
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_corrupt_checkpoint(checkpoint, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("config.json", "diffusion_pytorch_model.safetensors"):
+        (bad / name).write_bytes((checkpoint / name).read_bytes())
+    (bad / "diffusion_pytorch_model.safetensors").write_bytes(b"\x00" * 64)
+    result = run("generate", "--checkpoint", str(bad), "--frames", "8", "--out", str(tmp_path / "v.mp4"))
+    one_error_line(result, "could not be loaded")
+    assert [p.name for p in tmp_path.iterdir()] == ["bad"]
+
+
+def test_frames_that_cannot_be_chunked(checkpoint, tmp_path):
+    result = run("generate", "--checkpoint", str(checkpoint), "--frames", "10", "--out", str(tmp_path / "v.mp4"))
+    one_error_line(result, "10 frames cannot be cut into chunks of 4 frames")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_in_missing_folder(checkpoint, tmp_path):
+    result = run("generate", "--checkpoint", str(checkpoint), "--frames", "8", "--out", str(tmp_path / "no" / "v.mp4"))
+    one_error_line(result, "does not exist; create it first")
+
+
+def test_unknown_config_key(tmp_path):
+    result = run("train", TINY, "train.stepz=3", f"train.out_dir={tmp_path / 'run'}")
+    one_error_line(result, "train.stepz")
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_generation_options(checkpoint, tmp_path):
+    out = str(tmp_path / "v.mp4")
+    one_error_line(run("generate", "--checkpoint", str(checkpoint), "--frames", "8", "--out", out, "--label", "1"),
+                   "unconditional")  # fmt: skip
+    one_error_line(run("generate", "--checkpoint", str(checkpoint), "--frames", "8", "--out", out, "--steps", "0"),
+                   "steps must be at least 1")  # fmt: skip
+    one_error_line(run("generate", "--checkpoint", str(checkpoint), "--frames", "8", "--out", str(tmp_path / "v.avi")),
+                   "must end in one of")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []

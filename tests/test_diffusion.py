@@ -1,0 +1,79 @@
+import pytest
+import torch
+
+from vin.data.synthetic import SyntheticConfig, SyntheticVideos
+from vin.diffusion.objective import Objective
+from vin.diffusion.sampling import sample_video
+from vin.generation import generate
+from vin.model.vin import VINModel
+
+from .conftest import TINY, tiny_model
+
+
+def fixed_loss(objective: Objective, model: VINModel, x0: torch.Tensor) -> float:
+    with torch.no_grad():
+        return objective.loss(model, x0, None, torch.Generator().manual_seed(123)).item()
+
+
+@pytest.mark.parametrize("kind", ["flow", "v"])
+def test_tiny_model_overfits_a_tiny_batch(kind):
+    torch.manual_seed(0)
+    model = VINModel(**TINY, objective=kind)
+    objective = Objective(kind)
+    data = SyntheticVideos(SyntheticConfig(height=16, width=16, sprite_size=6))
+    x0, _ = data.batch(torch.Generator().manual_seed(0), 2, 8)  # 2 clips of 2 chunks
+    start = fixed_loss(objective, model, x0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(80):  # the same clips, noise and times every step: pure memorisation
+        loss = objective.loss(model, x0, None, torch.Generator().manual_seed(123))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    end = fixed_loss(objective, model, x0)
+    assert end < 0.4 * start, (start, end)
+
+
+def test_objective_noising_and_targets():
+    x0, noise = torch.randn(2, 3, 4, 2, 2), torch.randn(2, 3, 4, 2, 2)
+    flow = Objective("flow")
+    t = torch.tensor([0.0, 1000.0])
+    xt = flow.add_noise(x0, noise, t)
+    torch.testing.assert_close(xt[0], x0[0])  # sigma 0: clean
+    torch.testing.assert_close(xt[1], noise[1])  # sigma 1: pure noise
+    torch.testing.assert_close(flow.target(x0, noise, t), noise - x0)
+    v = Objective("v")
+    t = torch.tensor([10.0, 900.0])
+    a, b = v._coefficients(t, 5)
+    torch.testing.assert_close(a**2 + b**2, torch.ones_like(a))  # variance preserving
+    # x0 is recovered from x_t and the v target: x0 = a * x_t - b * v
+    torch.testing.assert_close(a * v.add_noise(x0, noise, t) - b * v.target(x0, noise, t), x0, rtol=1e-4, atol=1e-5)
+    t = flow.sample_timesteps(1000, torch.Generator().manual_seed(0))
+    assert t.min() > 0 and t.max() <= 1000
+
+
+@pytest.mark.parametrize("kind", ["flow", "epsilon", "v"])
+def test_same_seed_same_video_different_seed_different_video(kind):
+    model = tiny_model(objective=kind)
+    a = generate(model, frames=16, steps=4, seed=3)
+    b = generate(model, frames=16, steps=4, seed=3)
+    c = generate(model, frames=16, steps=4, seed=4)
+    assert a.shape == (16, 16, 16, 3) and a.dtype == torch.uint8
+    assert torch.equal(a, b)
+    assert (a.float() - c.float()).abs().mean() > 1.0
+
+
+def test_guidance_and_fusion_change_the_sample():
+    model = tiny_model(num_classes=4)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    base = sample_video(model, 16, 3, g(), labels=torch.tensor([1]), progress=False)
+    guided = sample_video(model, 16, 3, g(), labels=torch.tensor([1]), guidance=3.0, progress=False)
+    no_fusion = sample_video(model, 16, 3, g(), labels=torch.tensor([1]), fusion_fraction=0.0, progress=False)
+    assert base.shape == (1, 3, 16, 16, 16)
+    assert (guided - base).abs().max() > 1e-3
+    assert (no_fusion - base).abs().max() > 1e-4
+
+
+def test_more_chunks_than_training_and_sampling_time_options():
+    model = tiny_model()
+    v = generate(model, frames=64, steps=2, seed=0, context_frames=4, keyframe_stride=4)  # 16 chunks, K=4
+    assert v.shape == (64, 16, 16, 3)
