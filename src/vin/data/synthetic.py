@@ -113,7 +113,8 @@ class SyntheticConfig:
     sprite_size: int = 10
     min_speed: float = 0.3  # pixels per frame
     max_speed: float = 1.0
-    texture_cells: int = 4  # the background is a smooth field of this many cells per side, plus stripes
+    texture_cells: int = 4  # the background is a smooth field of this many cells per side ...
+    stripe_amplitude: float = 25.0  # ... plus stripes of this amplitude (in 0..255 units)
 
 
 class SyntheticVideos:
@@ -129,7 +130,7 @@ class SyntheticVideos:
         yy, xx = np.mgrid[0 : c.height, 0 : c.width]
         angle, period, phase = rng.uniform(0, np.pi), rng.uniform(6, 12), rng.uniform(0, 2 * np.pi)
         stripes = np.sin(2 * np.pi * (np.cos(angle) * xx + np.sin(angle) * yy) / period + phase)
-        return np.clip(field + 25.0 * stripes[..., None], 0, 255).astype(np.float32)
+        return np.clip(field + c.stripe_amplitude * stripes[..., None], 0, 255).astype(np.float32)
 
     def _sprites(self, rng: np.random.Generator) -> list[Sprite]:
         c = self.config

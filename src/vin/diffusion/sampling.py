@@ -62,5 +62,8 @@ def sample_video(
         else:
             windows = model(x_in, tt, labels, chunk_frames, context_frames, keyframe_stride).float()
         pred = assemble(windows, context_frames, fuse=i < fused_steps)  # (B, C, T, H, W)
-        x = scheduler.step(pred, t, x, generator=generator).prev_sample
+        result = scheduler.step(pred, t, x, generator=generator)
+        x = result.prev_sample
+        if i == len(scheduler.timesteps) - 1 and getattr(result, "pred_original_sample", None) is not None:
+            x = result.pred_original_sample  # DDIM stops at t=0, one small noise level short of clean
     return x.clamp(-1, 1)
