@@ -54,6 +54,7 @@ def test_end_to_end_console_script(checkpoint, tmp_path):
 
     info = json.loads(proc.stdout)
     assert info["path"] == str(out) and info["frames"] == 24 and info["height"] == 16
+    assert info["strategy"] == "vin" and info["model_calls"] == 3 and info["window_calls"] == 18
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".npy"])

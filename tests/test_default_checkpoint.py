@@ -34,7 +34,7 @@ def test_twice_the_longest_training_clip_is_as_far_from_noise_at_the_end(model):
     train = yaml.safe_load((vin.default_checkpoint() / "train.yaml").read_text())["train"]
     f = model.config.chunk_frames
     chunks = 2 * max(train["chunk_counts"])  # twice the longest clip seen in training
-    video = vin.generate(model, frames=chunks * f, steps=12, seed=5).numpy()
+    video = vin.generate(model, frames=chunks * f, steps=12, seed=5).video.numpy()
     first, last = video[: 2 * f], video[-2 * f :]
     noise = np.random.default_rng(0).integers(0, 256, first.shape).astype(np.uint8)
     real = SyntheticVideos().video(5, 2 * f).frames

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
 
 from .errors import VinError
+from .generation.strategies import FUSION_SCHEDULES, GLOBAL_TOKENS, STRATEGIES
 
 
 def _fail(message: str) -> None:
@@ -59,29 +59,39 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
 
 @main.command()
 @click.option("--checkpoint", type=click.Path(), default=None, help="Checkpoint directory [default: the shipped model].")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="vin", show_default=True, help="How to make a long video.")
 @click.option("--frames", type=int, default=256, show_default=True, help="Video length; a multiple of the chunk size.")
 @click.option("--steps", type=int, default=25, show_default=True, help="Denoising steps.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out", type=click.Path(), required=True, help="Output file: .mp4, .gif or .npy (raw frames).")
 @click.option("--label", type=int, default=None, help="Class label, for class-conditional models.")
 @click.option("--guidance", type=float, default=1.0, show_default=True, help="Classifier-free guidance scale.")
+@click.option("--fusion-schedule", "fusion", type=click.Choice(FUSION_SCHEDULES), default="early", show_default=True,
+              help="vin: which steps blend the frames two windows share.")
 @click.option("--fusion", "fusion_fraction", type=float, default=0.4, show_default=True,
-              help="Fraction of the steps (the first ones) with early fusion of overlapping frames.")  # fmt: skip
-@click.option("--chunk-frames", type=int, default=None, help="Frames per chunk [default: the model's].")
+              help="vin: fraction of the steps that fuse (the paper's 20 of 50 is 0.4).")
+@click.option("--global-tokens", type=click.Choice(GLOBAL_TOKENS), default="global", show_default=True,
+              help="vin: global (the method), chunk (each chunk's VIN reads only itself: the no-global-tokens ablation), none.")
+@click.option("--chunk-frames", type=int, default=None, help="Frames per chunk or window [default: the model's].")
 @click.option("--context-frames", type=int, default=None, help="Local context K [default: the model's].")
 @click.option("--keyframe-stride", type=int, default=None, help="Keyframe stride s [default: the model's].")
+@click.option("--overlap-frames", type=int, default=None, help="overlap/freenoise: frames neighbouring windows share [F/2].")
+@click.option("--cutoff", type=float, default=0.25, show_default=True,
+              help="spectral: fraction of the temporal frequency band taken from global attention.")
+@click.option("--no-position-interpolation", is_flag=True, help="full/spectral: keep raw positions past the trained window.")
 @click.option("--fps", type=int, default=16, show_default=True)
 @click.option("--upscale", type=int, default=1, show_default=True, help="Enlarge pixels N times in mp4/gif, for viewing.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--threads", type=int, default=0, help="CPU threads [default: torch's].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a sentence.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def generate(checkpoint, frames, steps, seed, out, label, guidance, fusion_fraction, chunk_frames, context_frames,
-             keyframe_stride, fps, upscale, device, threads, as_json, quiet) -> None:  # fmt: skip
-    """Generate a long video chunk-parallel with the VIN and write it atomically to --out."""
+def generate(checkpoint, strategy, frames, steps, seed, out, label, guidance, fusion, fusion_fraction, global_tokens,
+             chunk_frames, context_frames, keyframe_stride, overlap_frames, cutoff, no_position_interpolation, fps,
+             upscale, device, threads, as_json, quiet) -> None:  # fmt: skip
+    """Generate a long video (chunk-parallel with the VIN, or a baseline) and write it atomically to --out."""
     import torch
 
-    from .generation.api import check_request, generate as run_generation
+    from .generation import check_request, generate as run_generation
     from .io import check_output_path, default_checkpoint, load_model, write_video
     from .train import resolve_device
 
@@ -92,18 +102,21 @@ def generate(checkpoint, frames, steps, seed, out, label, guidance, fusion_fract
         torch.set_num_threads(threads)
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
     model = load_model(ckpt, resolve_device(device))
-    check_request(model, frames, steps, label, guidance, fusion_fraction, chunk_frames, context_frames, keyframe_stride)
-    start = time.perf_counter()
-    video = run_generation(model, frames, steps, seed, label, guidance, fusion_fraction, chunk_frames, context_frames,
-                           keyframe_stride, progress=not quiet)  # fmt: skip
-    seconds = time.perf_counter() - start
-    write_video(video.numpy(), out_path, fps=fps, upscale=upscale)
-    t, h, w, _ = video.shape
+    options = dict(label=label, guidance=guidance, fusion=fusion, fusion_fraction=fusion_fraction,
+                   global_tokens=global_tokens, chunk_frames=chunk_frames, context_frames=context_frames,
+                   keyframe_stride=keyframe_stride, overlap_frames=overlap_frames, cutoff=cutoff,
+                   position_interpolation=not no_position_interpolation)  # fmt: skip
+    check_request(model, strategy, frames, steps, seed, **options)
+    result = run_generation(model, frames, steps, seed, strategy, progress=not quiet, **options)
+    write_video(result.video.numpy(), out_path, fps=fps, upscale=upscale)
+    t, h, w, _ = result.video.shape
     if as_json:
-        click.echo(json.dumps({"path": str(out_path), "frames": t, "height": h, "width": w, "steps": steps,
-                               "seed": seed, "checkpoint": str(ckpt), "seconds": round(seconds, 3)}))  # fmt: skip
+        click.echo(json.dumps({"path": str(out_path), "strategy": strategy, "frames": t, "height": h, "width": w,
+                               "steps": steps, "seed": seed, "checkpoint": str(ckpt), "model_calls": result.model_calls,
+                               "window_calls": result.window_calls, "seconds": round(result.seconds, 3)}))  # fmt: skip
     else:
-        click.echo(f"wrote {out_path} ({t} frames of {h}x{w}, {steps} steps, seed {seed}) in {seconds:.1f} s")
+        click.echo(f"wrote {out_path} ({t} frames of {h}x{w}, {strategy}, {steps} steps, seed {seed}, "
+                   f"{result.model_calls} model calls) in {result.seconds:.1f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,17 +1,85 @@
-"""Chunk-parallel VIN sampling: every step, one VIN read of the whole video, then all chunks at once.
+"""The denoising loop shared by every generation strategy, and classifier-free guidance.
 
-Early fusion: for the first `fusion_fraction` of the steps, frames predicted by two windows (a
-chunk's tail and the next chunk's context) are blended linearly across the overlap; afterwards each
-frame keeps its owner's prediction. The scheduler steps the whole video at once.
+A strategy supplies `predict(x_t, t, step_index) -> prediction` for the whole video (B, C, T, H, W);
+the loop asks diffusers' scheduler to step the whole video at once.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from tqdm.auto import tqdm
 
-from ..model.vin import VINModel, assemble, check_geometry
+from ..model.vin import VINModel
 from .objective import make_scheduler
+
+Predict = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
+def denoise(
+    objective: str,
+    steps: int,
+    noise: torch.Tensor,
+    predict: Predict,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+    desc: str = "sampling",
+) -> torch.Tensor:
+    """Runs `steps` scheduler steps from `noise` (B, C, T, H, W); returns the clean sample, clamped to [-1, 1]."""
+    scheduler = make_scheduler(objective)
+    scheduler.set_timesteps(steps)
+    x = noise * getattr(scheduler, "init_noise_sigma", 1.0)
+    timesteps = scheduler.timesteps
+    for i, t in enumerate(tqdm(timesteps, desc=desc, disable=not progress, leave=False)):
+        x_in = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x
+        pred = predict(x_in, torch.full((x.shape[0],), float(t), device=x.device), i)
+        result = scheduler.step(pred.float(), t, x, generator=generator)
+        x = result.prev_sample
+        if i == len(timesteps) - 1 and getattr(result, "pred_original_sample", None) is not None:
+            x = result.pred_original_sample  # DDIM stops at t=0, one small noise level short of clean
+    return x.clamp(-1, 1)
+
+
+class GuidedModel:
+    """Calls a model function with classifier-free guidance and counts the calls.
+
+    `fn(x, t, labels) -> output` is any way of running the model; with guidance it is called once on
+    a doubled batch (conditional, then null labels), which counts as one model call.
+    """
+
+    def __init__(self, model: VINModel, labels: torch.Tensor | None, guidance: float) -> None:
+        self.model = model
+        self.labels = labels
+        self.guided = guidance != 1.0 and labels is not None and model.config.num_classes > 0
+        self.guidance = guidance
+        self.model_calls = 0
+        self.window_calls = 0
+
+    def __call__(
+        self, fn: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tensor, windows: int, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        labels = self.labels if labels is None else labels
+        if labels is not None and labels.shape[0] != x.shape[0]:  # a batch of chunks or windows per video
+            labels = labels.repeat_interleave(x.shape[0] // labels.shape[0])
+        self.model_calls += 1
+        self.window_calls += windows
+        dtype = self.model.dtype
+        if not self.guided:
+            return fn(x.to(dtype), t, labels).float()
+        null = torch.full_like(labels, self.model.config.num_classes)
+        both = fn(torch.cat([x, x]).to(dtype), torch.cat([t, t]), torch.cat([labels, null])).float()
+        cond, uncond = both.chunk(2)
+        return uncond + self.guidance * (cond - uncond)
+
+
+def initial_noise(model: VINModel, batch: int, frames: int, size: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Noise drawn on the CPU from `generator`, so a seed gives the same video on any device: (B, C, T, H, W).
+
+    Drawn frame-major, so the first F frames of a long video's noise are a short video's noise.
+    """
+    shape = (batch, frames, model.config.in_channels, size, size)
+    return torch.randn(shape, generator=generator, dtype=torch.float32).transpose(1, 2).contiguous().to(model.device)
 
 
 @torch.no_grad()
@@ -30,40 +98,14 @@ def sample_video(
     size: int | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
-    """Samples `batch` videos of `frames` frames: (B, C, T, H, W) in [-1, 1].
+    """VIN sampling with early fusion for the first `fusion_fraction` of the steps: (B, C, T, H, W) in [-1, 1].
 
-    The initial noise is drawn on the CPU from `generator`, so a seed gives the same video on any device.
+    The `vin` strategy of `vin.generation` with its defaults; kept as the plain entry point.
     """
-    cfg = model.config
-    chunk_frames = chunk_frames or cfg.chunk_frames
-    context_frames = cfg.context_frames if context_frames is None else context_frames
-    keyframe_stride = keyframe_stride or cfg.keyframe_stride
-    check_geometry(frames, chunk_frames, context_frames, cfg.patch_t, keyframe_stride)
-    size = size or cfg.sample_size
-    device, dtype = model.device, model.dtype
-    guided = guidance != 1.0 and cfg.num_classes > 0
-    if labels is not None:
-        labels = labels.to(device)
-        null = torch.full_like(labels, cfg.num_classes)
+    from ..generation.strategies import GenerationOptions, run_strategy
 
-    scheduler = make_scheduler(cfg.objective)
-    scheduler.set_timesteps(steps)
-    shape = (batch, cfg.in_channels, frames, size, size)
-    x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device) * getattr(scheduler, "init_noise_sigma", 1.0)
-    fused_steps = round(fusion_fraction * steps)
-    for i, t in enumerate(tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False)):
-        x_in = (scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x).to(dtype)
-        tt = torch.full((batch,), float(t), device=device)
-        if guided:
-            both = model(torch.cat([x_in, x_in]), torch.cat([tt, tt]), torch.cat([labels, null]),
-                         chunk_frames, context_frames, keyframe_stride)  # fmt: skip
-            cond, uncond = both.float().chunk(2)
-            windows = uncond + guidance * (cond - uncond)
-        else:
-            windows = model(x_in, tt, labels, chunk_frames, context_frames, keyframe_stride).float()
-        pred = assemble(windows, context_frames, fuse=i < fused_steps)  # (B, C, T, H, W)
-        result = scheduler.step(pred, t, x, generator=generator)
-        x = result.prev_sample
-        if i == len(scheduler.timesteps) - 1 and getattr(result, "pred_original_sample", None) is not None:
-            x = result.pred_original_sample  # DDIM stops at t=0, one small noise level short of clean
-    return x.clamp(-1, 1)
+    options = GenerationOptions(
+        frames=frames, steps=steps, guidance=guidance, fusion="early", fusion_fraction=fusion_fraction,
+        chunk_frames=chunk_frames, context_frames=context_frames, keyframe_stride=keyframe_stride, progress=progress,
+    )  # fmt: skip
+    return run_strategy(model, "vin", options, generator, batch=batch, labels=labels, size=size).sample

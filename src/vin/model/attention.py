@@ -7,6 +7,8 @@ models stable at high learning rates.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -53,6 +55,10 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
 
 
+# Replaces a block's self-attention: (block, normalised and modulated tokens (B, L, D)) -> (B, L, D).
+Attend = Callable[["DiTBlock", torch.Tensor], torch.Tensor]
+
+
 class DiTBlock(nn.Module):
     """A DiT block with adaLN-Zero conditioning and an optional cross-attention to VIN tokens.
 
@@ -71,10 +77,18 @@ class DiTBlock(nn.Module):
             self.norm_cross = nn.LayerNorm(dim, eps=1e-6)
             self.cross_attn = Attention(dim, heads)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        # x: (B, L, D) tokens, c: (B, D) conditioning, z: (B, M, D) VIN tokens for `cross`
+    def forward(
+        self,
+        x: torch.Tensor,
+        c: torch.Tensor,
+        z: torch.Tensor | None = None,
+        attend: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        # x: (B, L, D) tokens, c: (B, D) conditioning, z: (B, M, D) VIN tokens for `cross`;
+        # attend: replaces self.attn (strategies that change who attends to whom)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, dim=-1)
-        x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
+        h = modulate(self.norm1(x), shift_msa, scale_msa)
+        x = x + gate_msa.unsqueeze(1) * (self.attn(h) if attend is None else attend(h))
         if self.cross:
             x = x + self.cross_attn(self.norm_cross(x), z)
         x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))

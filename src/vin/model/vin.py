@@ -20,7 +20,7 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import VinError
-from .attention import DiTBlock, modulate
+from .attention import Attend, DiTBlock, modulate
 from .embed import LabelEmbedder, PatchEmbed3D, TimestepEmbedder, sincos, spatial_sincos
 from .interface import VideoInterface
 
@@ -142,25 +142,19 @@ class VINModel(ModelMixin, ConfigMixin):
         cond_tokens = c.unsqueeze(1) if self.y_embedder is not None else None
         return self.interface(x, c, keyframe_stride or self.config.keyframe_stride, cond_tokens)
 
-    def denoise_chunks(
-        self,
-        x: torch.Tensor,
-        timestep: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        z: torch.Tensor | None = None,
-        chunk_frames: int | None = None,
-        context_frames: int | None = None,
-    ) -> torch.Tensor:
-        """The fast path: every chunk's window through the DiT as one batch.
+    def embed_windows(
+        self, x: torch.Tensor, chunk_frames: int, context_frames: int, time_scale: float = 1.0
+    ) -> tuple[torch.Tensor, int]:
+        """Tokens of every chunk's window: (B, C, T, H, W) -> ((B*N, (K+F)/pt * S, D), N).
 
-        x: (B, C, T, H, W), z: (B, M, D) or None -> predictions for each window (B, N, C, K+F, H, W).
+        Temporal positions are local to the window: context at -K..-1, own frames at 0..F-1 (in latent
+        steps, times `time_scale`; a scale below 1 squeezes a long window into the trained range).
         """
         cfg = self.config
-        f = chunk_frames or cfg.chunk_frames
-        k = cfg.context_frames if context_frames is None else context_frames
+        f, k = chunk_frames, context_frames
         b, _, t, h, w = x.shape
         n = check_geometry(t, f, k, cfg.patch_t, cfg.keyframe_stride)
-        if (h, w) != (cfg.sample_size, cfg.sample_size) and (h % cfg.patch_hw or w % cfg.patch_hw):
+        if h % cfg.patch_hw or w % cfg.patch_hw:
             raise VinError(f"frame size {h}x{w} must be a multiple of the spatial patch size {cfg.patch_hw}")
         fl, kl = f // cfg.patch_t, k // cfg.patch_t
         tokens = self.patch_embed(x)  # (B, T/pt, S, D)
@@ -170,26 +164,65 @@ class VINModel(ModelMixin, ConfigMixin):
             first = self.context_placeholder.to(tokens.dtype).expand(b, 1, kl, s, d)
             context = torch.cat([first, tokens[:, :-1, fl - kl :]], dim=1)  # (B, N, Kl, S, D)
             tokens = torch.cat([context, tokens], dim=2)  # (B, N, Kl+Fl, S, D)
-        tpos = sincos(d, torch.arange(-kl, fl, device=x.device))[:, None]  # local time: (Kl+Fl, 1, D)
+        tpos = sincos(d, torch.arange(-kl, fl, device=x.device) * time_scale)[:, None]  # (Kl+Fl, 1, D)
         spos = spatial_sincos(d, h // cfg.patch_hw, w // cfg.patch_hw, x.device)[None]  # (1, S, D)
-        tokens = rearrange(tokens + (tpos + spos).to(tokens.dtype), "b n f s d -> (b n) (f s) d")
-        length = tokens.shape[1]
+        return rearrange(tokens + (tpos + spos).to(tokens.dtype), "b n f s d -> (b n) (f s) d"), n
 
-        c = self.condition(timestep, labels).repeat_interleave(n, dim=0)  # (B*N, D)
-        zc = z.repeat_interleave(n, dim=0) if z is not None else None  # (B*N, M, D)
-        concat = cfg.coupling == "concat" and zc is not None
-        if concat:
-            tokens = torch.cat([tokens, zc], dim=1)
+    def run_blocks(
+        self, tokens: torch.Tensor, c: torch.Tensor, z: torch.Tensor | None, attend: Attend | None = None
+    ) -> torch.Tensor:
+        """The DiT blocks over windows: tokens (W, L, D), c (W, D), z (W, M, D) or None -> (W, L, D).
+
+        `attend(block, x)` may replace a block's self-attention (the spectral strategy does).
+        """
+        length = tokens.shape[1]
+        if self.config.coupling == "concat" and z is not None:
+            tokens = torch.cat([tokens, z], dim=1)
         for block in self.blocks:
-            tokens = block(tokens, c, zc)
-        tokens = tokens[:, :length]
+            tokens = block(tokens, c, z, None if attend is None else lambda h, block=block: attend(block, h))
+        return tokens[:, :length]
+
+    def decode_windows(self, tokens: torch.Tensor, c: torch.Tensor, batch: int, height: int, width: int) -> torch.Tensor:
+        """Tokens (B*N, L, D) -> pixels of each window (B, N, C, L/S * pt, H, W)."""
+        cfg = self.config
         shift, scale = self.adaLN_out(c).chunk(2, dim=-1)
         out = self.proj_out(modulate(self.norm_out(tokens), shift, scale))
         return rearrange(
             out,
             "(b n) (f hh ww) (pt ph pw c) -> b n c (f pt) (hh ph) (ww pw)",
-            b=b, hh=h // cfg.patch_hw, ww=w // cfg.patch_hw, pt=cfg.patch_t, ph=cfg.patch_hw, pw=cfg.patch_hw,
+            b=batch, hh=height // cfg.patch_hw, ww=width // cfg.patch_hw, pt=cfg.patch_t, ph=cfg.patch_hw, pw=cfg.patch_hw,
         )  # fmt: skip
+
+    def denoise_chunks(
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
+        chunk_frames: int | None = None,
+        context_frames: int | None = None,
+        time_scale: float = 1.0,
+        chunks: slice | None = None,
+    ) -> torch.Tensor:
+        """The fast path: every chunk's window through the DiT as one batch.
+
+        x: (B, C, T, H, W); z: (B, M, D) shared by all chunks, (B, N, M, D) one per chunk, or None.
+        Returns predictions for each window (B, N, C, K+F, H, W); with `chunks` (a slice of chunk
+        indices) only those windows are computed and returned.
+        """
+        f = chunk_frames or self.config.chunk_frames
+        k = self.config.context_frames if context_frames is None else context_frames
+        b, _, _, h, w = x.shape
+        tokens, n = self.embed_windows(x, f, k, time_scale)
+        if z is not None:
+            z = z if z.ndim == 4 else z.unsqueeze(1).expand(-1, n, -1, -1)  # (B, N, M, D)
+        if chunks is not None:
+            tokens = tokens.unflatten(0, (b, n))[:, chunks].flatten(0, 1)
+            z = z[:, chunks] if z is not None else None
+            n = tokens.shape[0] // b
+        c = self.condition(timestep, labels).repeat_interleave(n, dim=0)  # (B*N, D)
+        zc = z.flatten(0, 1) if z is not None else None  # (B*N, M, D)
+        return self.decode_windows(self.run_blocks(tokens, c, zc), c, b, h, w)
 
     def forward(
         self,

@@ -1,0 +1,319 @@
+"""Long-video generation strategies, all over the same trained model, scheduler, steps, seed and guidance.
+
+| strategy         | what it does                                                                         |
+| ---------------- | ------------------------------------------------------------------------------------ |
+| `vin`            | chunks in parallel, VIN tokens read the whole video every step, early fusion         |
+| `full`           | the whole video as one window (positions squeezed into the trained range)            |
+| `autoregressive` | chunk after chunk, each conditioned on the previous chunk's clean output             |
+| `independent`    | chunks in parallel, each a separate short video: nothing passes between chunks       |
+| `overlap`        | Gen-L-Video: overlapping windows, predictions averaged over overlaps at every step   |
+| `freenoise`      | FreeNoise: base-window noise shuffled into every window, plus `overlap`'s fusion     |
+| `spectral`       | FreeLong SpectralBlend: low temporal frequencies of global attention, high of local  |
+
+Baselines run the model as the short-video model it is: a window is a one-chunk video, with its own
+VIN read of its own frames (the model never saw a video without VIN tokens). Every strategy validates
+the request before any work (`plan`), counts its model calls, and returns a `StrategyOutput`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+
+from ..diffusion.objective import Objective
+from ..diffusion.sampling import GuidedModel, denoise, initial_noise
+from ..errors import VinError
+from ..model.vin import VINModel, assemble, check_geometry
+
+STRATEGIES = ("vin", "full", "autoregressive", "independent", "overlap", "freenoise", "spectral")
+FUSION_SCHEDULES = ("early", "mid", "late", "none")
+GLOBAL_TOKENS = ("global", "chunk", "none")
+SPECTRAL_BRANCHES = ("blend", "local", "global")
+
+
+@dataclass
+class GenerationOptions:
+    """What to generate and how; `None` means the model's own value."""
+
+    frames: int = 256
+    steps: int = 25
+    seed: int = 0
+    label: int | None = None
+    guidance: float = 1.0
+    chunk_frames: int | None = None  # F
+    context_frames: int | None = None  # K (vin, autoregressive, and the windows of the baselines)
+    keyframe_stride: int | None = None  # s
+    fusion: str = "early"  # vin: which steps blend overlapping frames: early | mid | late | none
+    fusion_fraction: float = 0.4  # vin: the fraction of the steps that fuse (paper: 20 of 50)
+    global_tokens: str = "global"  # vin: global (the method) | chunk (each chunk reads only itself) | none
+    overlap_frames: int | None = None  # overlap / freenoise: frames shared by neighbouring windows [F/2]
+    cutoff: float = 0.25  # spectral: fraction of the temporal frequency band taken from the global branch
+    spectral_branch: str = "blend"  # spectral: blend | local | global (the branches alone, for ablation)
+    position_interpolation: bool = True  # full / spectral: squeeze a long window's positions into the trained range
+    progress: bool = True
+
+
+@dataclass
+class StrategyOutput:
+    sample: torch.Tensor  # (B, C, T, H, W) in [-1, 1]
+    strategy: str
+    model_calls: int  # forward passes of the model (a guided pass counts once)
+    window_calls: int  # windows (chunk-sized or longer sequences) evaluated over all calls
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A request resolved against the model: every size the strategies need."""
+
+    frames: int
+    chunk_frames: int
+    context_frames: int
+    keyframe_stride: int
+    chunks: int
+    window_starts: tuple[int, ...]  # overlap / freenoise windows
+    time_scale: float  # full / spectral
+
+
+def fusion_steps(schedule: str, fraction: float, steps: int) -> set[int]:
+    """Indices of the steps that fuse: the first, middle or last `fraction` of the steps, or none."""
+    count = round(fraction * steps)
+    if schedule == "none" or count == 0:
+        return set()
+    start = {"early": 0, "mid": (steps - count) // 2, "late": steps - count}[schedule]
+    return set(range(start, start + count))
+
+
+def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = False) -> Plan:
+    """Checks a request for `strategy` and resolves it; raises a one-line VinError before any work.
+
+    `labelled`: class labels come with the request other than through `o.label` (a batch of them).
+    """
+    cfg = model.config
+    if strategy not in STRATEGIES:
+        raise VinError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    for name, value, allowed in (("fusion", o.fusion, FUSION_SCHEDULES), ("global_tokens", o.global_tokens, GLOBAL_TOKENS),
+                                 ("spectral_branch", o.spectral_branch, SPECTRAL_BRANCHES)):  # fmt: skip
+        if value not in allowed:
+            raise VinError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    if o.steps < 1:
+        raise VinError(f"steps must be at least 1, got {o.steps}")
+    if not 0.0 <= o.fusion_fraction <= 1.0:
+        raise VinError(f"fusion fraction must be in [0, 1], got {o.fusion_fraction}")
+    if not 0.0 <= o.cutoff <= 1.0:
+        raise VinError(f"spectral cutoff must be in [0, 1], got {o.cutoff}")
+    if o.label is not None:
+        if cfg.num_classes == 0:
+            raise VinError("this model is unconditional: drop the label")
+        if not 0 <= o.label < cfg.num_classes:
+            raise VinError(f"label must be in [0, {cfg.num_classes - 1}], got {o.label}")
+    if o.guidance != 1.0 and (cfg.num_classes == 0 or (o.label is None and not labelled)):
+        raise VinError("classifier-free guidance needs a class-conditional model and a label; use guidance 1")
+    f = o.chunk_frames or cfg.chunk_frames
+    k = cfg.context_frames if o.context_frames is None else o.context_frames
+    s = o.keyframe_stride or cfg.keyframe_stride
+    t = o.frames
+    starts: tuple[int, ...] = ()
+    if strategy in ("overlap", "freenoise"):
+        check_geometry(f, f, k, cfg.patch_t, s)
+        overlap = f // 2 if o.overlap_frames is None else o.overlap_frames
+        overlap -= overlap % cfg.patch_t if o.overlap_frames is None else 0
+        if not 0 <= overlap < f or overlap % cfg.patch_t:
+            raise VinError(f"overlap_frames={overlap} must be a multiple of {cfg.patch_t} in [0, {f})")
+        stride = f - overlap
+        if t < f or (t - f) % stride:
+            fit = f + max(0, -(-(t - f) // stride)) * stride
+            raise VinError(f"{strategy}: {t} frames do not tile into windows of {f} frames every {stride} frames; use {fit}")
+        starts = tuple(range(0, t - f + 1, stride))
+        n = len(starts)
+    elif strategy == "full":
+        if t <= 0 or t % cfg.patch_t:
+            raise VinError(f"full: frames={t} must be a positive multiple of the temporal patch size {cfg.patch_t}")
+        n = 1
+    else:
+        n = check_geometry(t, f, k, cfg.patch_t, s)
+    trained = cfg.chunk_frames // cfg.patch_t  # own-frame positions the model was trained on
+    length = t // cfg.patch_t
+    scale = (trained - 1) / (length - 1) if o.position_interpolation and length > trained else 1.0
+    return Plan(t, f, k, s, n, starts, scale)
+
+
+# --------------------------------------------------------------------------------------------------
+# How each strategy runs the model on one noisy video x: (B, C, T, H, W) -> prediction (B, C, T, H, W)
+
+
+def _per_chunk(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, n: int):
+    """A video of n chunks as n one-chunk videos: (B, C, n*F, H, W) -> (B*n, C, F, H, W)."""
+    xs = rearrange(x, "b c (n f) h w -> (b n) c f h w", n=n)
+    return xs, t.repeat_interleave(n), (y.repeat_interleave(n) if y is not None else None)
+
+
+def _short_videos(model: VINModel, xs, ts, ys, p: Plan, tokens: str) -> torch.Tensor:
+    """Each of B*n sequences as a one-chunk video (own VIN read, placeholder context) -> own frames."""
+    z = model.read_interface(xs, ts, ys, p.keyframe_stride) if tokens != "none" else None
+    return model.denoise_chunks(xs, ts, ys, z, p.chunk_frames, p.context_frames)[:, 0, :, p.context_frames :]
+
+
+def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) -> torch.Tensor:
+    fused = fusion_steps(o.fusion, o.fusion_fraction, o.steps)
+
+    def fn(x, t, y):
+        if o.global_tokens == "global":
+            z = model.read_interface(x, t, y, p.keyframe_stride)  # (B, M, D): one read of the whole video
+        elif o.global_tokens == "chunk":
+            z = model.read_interface(*_per_chunk(x, t, y, p.chunks), p.keyframe_stride).unflatten(0, (x.shape[0], p.chunks))
+        else:
+            z = None
+        return model.denoise_chunks(x, t, y, z, p.chunk_frames, p.context_frames)
+
+    def predict(x, t, i):
+        return assemble(call(fn, x, t, p.chunks), p.context_frames, fuse=i in fused)
+
+    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "vin")
+
+
+def _full(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
+    def fn(x, t, y):
+        z = model.read_interface(x, t, y, p.keyframe_stride)
+        return model.denoise_chunks(x, t, y, z, p.frames, 0, p.time_scale)[:, 0]
+
+    return denoise(model.config.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "full")
+
+
+def _independent(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
+    def fn(x, t, y):
+        own = _short_videos(model, *_per_chunk(x, t, y, p.chunks), p, o.global_tokens)
+        return rearrange(own, "(b n) c f h w -> b c (n f) h w", n=p.chunks)
+
+    predict = lambda x, t, i: call(fn, x, t, p.chunks)  # noqa: E731
+    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "independent")
+
+
+def _windows_fused(model, p: Plan, o, noise, call, gen, desc: str) -> torch.Tensor:
+    """Overlapping windows, each a one-chunk video; every frame's prediction is the mean over its windows."""
+    f = p.chunk_frames
+    index = torch.cat([torch.arange(a, a + f) for a in p.window_starts]).to(noise.device)  # (W*F,)
+    counts = torch.bincount(index, minlength=p.frames).float().view(1, 1, -1, 1, 1)
+
+    def fn(x, t, y):
+        xs = torch.stack([x[:, :, a : a + f] for a in p.window_starts], dim=1).flatten(0, 1)  # (B*W, C, F, H, W)
+        w = len(p.window_starts)
+        own = _short_videos(model, xs, t.repeat_interleave(w), y.repeat_interleave(w) if y is not None else None, p, o.global_tokens)
+        own = rearrange(own, "(b w) c f h w2 -> b c (w f) h w2", w=w)
+        out = torch.zeros(x.shape, dtype=own.dtype, device=x.device).index_add_(2, index, own)
+        return out / counts
+
+    predict = lambda x, t, i: call(fn, x, t, len(p.window_starts))  # noqa: E731
+    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, desc)
+
+
+def freenoise_noise(noise: torch.Tensor, window: int, generator: torch.Generator | None) -> torch.Tensor:
+    """FreeNoise's rescheduling: every block of `window` frames is a random permutation of the first block."""
+    out = noise.clone()
+    base = noise[:, :, :window]
+    for start in range(window, noise.shape[2], window):
+        length = min(window, noise.shape[2] - start)
+        perm = torch.randperm(window, generator=generator)[:length].to(noise.device)
+        out[:, :, start : start + length] = base[:, :, perm]
+    return out
+
+
+def _autoregressive(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
+    """N sampling chains one after the other; chunk i sees chunk i-1's clean output, re-noised to the
+    current level (the model was trained with context at the chunk's own noise level)."""
+    f, objective = p.chunk_frames, Objective(model.config.objective)
+    context_noise = torch.randn(noise.shape, generator=gen).to(noise.device)  # drawn after the main noise
+    chunks: list[torch.Tensor] = []
+    for i in range(p.chunks):
+        xi = noise[:, :, i * f : (i + 1) * f]
+        if i == 0:
+            fn = lambda x, t, y: model(x, t, y, f, p.context_frames, p.keyframe_stride)[:, 0, :, p.context_frames :]  # noqa: E731
+        else:
+            prev, eps = chunks[-1], context_noise[:, :, (i - 1) * f : i * f]
+
+            def fn(x, t, y, prev=prev, eps=eps):
+                reps = x.shape[0] // prev.shape[0]  # guidance doubles the batch
+                context = objective.add_noise(prev.repeat(reps, 1, 1, 1, 1), eps.repeat(reps, 1, 1, 1, 1), t).to(x.dtype)
+                video = torch.cat([context, x], dim=2)  # (B, C, 2F, H, W): previous chunk, then this one
+                z = model.read_interface(video, t, y, p.keyframe_stride)
+                return model.denoise_chunks(video, t, y, z, f, p.context_frames, chunks=slice(1, 2))[:, 0, :, p.context_frames :]
+
+        predict = lambda x, t, step, fn=fn: call(fn, x, t, 1)  # noqa: E731
+        chunks.append(denoise(model.config.objective, o.steps, xi, predict, gen, o.progress, f"chunk {i + 1}/{p.chunks}"))
+    return torch.cat(chunks, dim=2)
+
+
+def _spectral(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
+    """FreeLong's SpectralBlend in every block: the whole video attends globally and within windows of
+    F frames; low temporal frequencies of the attention output come from the global branch, high from the local."""
+    cfg = model.config
+    tl = p.frames // cfg.patch_t
+    n_local = p.frames // p.chunk_frames
+    freqs = torch.fft.rfftfreq(tl).to(noise.device) * 2  # 0 .. 1 (Nyquist)
+    low = ((freqs < o.cutoff) | (o.cutoff >= 1.0)).view(1, -1, 1, 1)
+    if o.spectral_branch != "blend":
+        low = torch.full_like(low, o.spectral_branch == "global")
+
+    def blend(block, h, video_len):  # h: (B, Tl*S [+ M VIN tokens], D)
+        global_out = block.attn(h)  # global branch; the VIN token rows (concat) always come from it
+        if bool(low.all()):
+            return global_out
+        b, d = h.shape[0], h.shape[2]
+        extra = h[:, video_len:]  # VIN tokens (concat) or nothing
+        local_in = h[:, :video_len].reshape(b * n_local, video_len // n_local, d)
+        if extra.shape[1]:
+            local_in = torch.cat([local_in, extra.repeat_interleave(n_local, dim=0)], dim=1)
+        local = block.attn(local_in)[:, : video_len // n_local].reshape(b, video_len, d)
+        g = global_out[:, :video_len].unflatten(1, (tl, -1)).float()  # (B, Tl, S, D)
+        loc = local.unflatten(1, (tl, -1)).float()
+        blended = torch.fft.irfft(torch.where(low, torch.fft.rfft(g, dim=1), torch.fft.rfft(loc, dim=1)), n=tl, dim=1)
+        return torch.cat([blended.flatten(1, 2).to(h.dtype), global_out[:, video_len:]], dim=1)
+
+    def fn(x, t, y):
+        z = model.read_interface(x, t, y, p.keyframe_stride)
+        tokens, _ = model.embed_windows(x, p.frames, 0, p.time_scale)  # (B, Tl*S, D): one window
+        video_len = tokens.shape[1]
+        c = model.condition(t, y)
+        tokens = model.run_blocks(tokens, c, z, lambda block, h: blend(block, h, video_len))
+        return model.decode_windows(tokens, c, x.shape[0], x.shape[3], x.shape[4])[:, 0]
+
+    return denoise(cfg.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "spectral")
+
+
+RUNNERS = {
+    "vin": _vin,
+    "full": _full,
+    "autoregressive": _autoregressive,
+    "independent": _independent,
+    "overlap": lambda *a: _windows_fused(*a, desc="overlap"),
+    "freenoise": lambda *a: _windows_fused(*a, desc="freenoise"),
+    "spectral": _spectral,
+}
+
+
+@torch.no_grad()
+def run_strategy(
+    model: VINModel,
+    strategy: str,
+    options: GenerationOptions,
+    generator: torch.Generator | None = None,
+    batch: int = 1,
+    labels: torch.Tensor | None = None,
+    size: int | None = None,
+) -> StrategyOutput:
+    """Samples `batch` videos with `strategy`. The noise is drawn frame by frame, so the first frames of a
+    long video's noise are those of a short one with the same seed."""
+    p = plan(model, strategy, options, labelled=labels is not None)
+    generator = generator if generator is not None else torch.Generator().manual_seed(options.seed)
+    if labels is None and options.label is not None:
+        labels = torch.full((batch,), options.label, dtype=torch.long)
+    call = GuidedModel(model, labels.to(model.device) if labels is not None else None, options.guidance)
+    noise = initial_noise(model, batch, p.frames, size or model.config.sample_size, generator)
+    if strategy == "freenoise":
+        noise = freenoise_noise(noise, p.chunk_frames, generator)
+    start = time.perf_counter()
+    sample = RUNNERS[strategy](model, p, options, noise, call, generator)
+    return StrategyOutput(sample, strategy, call.model_calls, call.window_calls, time.perf_counter() - start)

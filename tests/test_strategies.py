@@ -1,0 +1,145 @@
+import pytest
+import torch
+
+from vin.errors import VinError
+from vin.generation import STRATEGIES, GenerationOptions, generate, run_strategy
+from vin.generation.strategies import freenoise_noise, fusion_steps, plan
+
+from .conftest import tiny_model
+
+F = 4  # the tiny model's chunk frames
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+def sample(model, strategy: str, frames: int, seed: int = 0, steps: int = 3, **options) -> torch.Tensor:
+    o = GenerationOptions(frames=frames, steps=steps, seed=seed, progress=False, **options)
+    return run_strategy(model, strategy, o).sample
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("chunks", [1, 2, 4, 8])
+def test_every_strategy_shapes_and_dtypes(model, strategy, chunks):
+    g = generate(model, frames=chunks * F, steps=2, seed=1, strategy=strategy)
+    assert g.video.shape == (chunks * F, 16, 16, 3) and g.video.dtype == torch.uint8
+    assert g.strategy == strategy and g.model_calls >= 2 and g.seconds >= 0
+
+
+def test_model_calls_match_the_method(model):
+    steps, n = 3, 4
+    calls = {s: generate(model, frames=n * F, steps=steps, strategy=s) for s in STRATEGIES}
+    assert calls["vin"].model_calls == steps and calls["vin"].window_calls == n * steps  # one batched call per step
+    assert calls["autoregressive"].model_calls == n * steps  # N chains, one after the other
+    assert calls["autoregressive"].window_calls == n * steps
+    assert calls["independent"].model_calls == steps and calls["independent"].window_calls == n * steps
+    assert calls["full"].model_calls == steps and calls["full"].window_calls == steps  # one window: the whole video
+    assert calls["spectral"].model_calls == steps
+    windows = len(range(0, n * F - F + 1, F // 2))  # windows of F frames every F/2
+    assert calls["overlap"].window_calls == windows * steps and calls["overlap"].model_calls == steps
+
+
+def test_overlap_with_zero_overlap_equals_independent(model):
+    torch.testing.assert_close(sample(model, "overlap", 4 * F, overlap_frames=0), sample(model, "independent", 4 * F))
+
+
+def test_freenoise_noise_is_a_permutation_of_the_base_window():
+    noise = torch.randn(1, 3, 5 * F + 2, 2, 2)
+    out = freenoise_noise(noise, F, torch.Generator().manual_seed(0))
+    base = noise[:, :, :F]
+    torch.testing.assert_close(out[:, :, :F], base)
+    shuffled = False
+    for start in range(F, out.shape[2], F):
+        block = out[:, :, start : start + F]
+        # every frame of the block is one of the base window's frames, each used at most once
+        matches = [[torch.equal(block[:, :, i], base[:, :, j]) for j in range(F)] for i in range(block.shape[2])]
+        assert all(sum(row) == 1 for row in matches)
+        used = [row.index(True) for row in matches]
+        assert len(set(used)) == len(used)
+        shuffled |= used != list(range(len(used)))
+    assert shuffled
+
+
+def test_freenoise_uses_rescheduled_noise(model):
+    a = sample(model, "freenoise", 4 * F, overlap_frames=0)
+    b = sample(model, "overlap", 4 * F, overlap_frames=0)
+    torch.testing.assert_close(a[:, :, :F], b[:, :, :F])  # the base window keeps its noise
+    assert (a[:, :, F:] - b[:, :, F:]).abs().max() > 1e-3
+
+
+def test_spectral_cutoffs_give_its_branches(model):
+    local = sample(model, "spectral", 4 * F, spectral_branch="local")
+    glob = sample(model, "spectral", 4 * F, spectral_branch="global")
+    torch.testing.assert_close(sample(model, "spectral", 4 * F, cutoff=0.0), local, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(sample(model, "spectral", 4 * F, cutoff=1.0), glob)
+    torch.testing.assert_close(glob, sample(model, "full", 4 * F))  # the global branch is full attention
+    assert (local - glob).abs().max() > 1e-3
+    mid = sample(model, "spectral", 4 * F, cutoff=0.5)
+    assert (mid - local).abs().max() > 1e-4 and (mid - glob).abs().max() > 1e-4
+
+
+def test_autoregressive_first_chunk_equals_a_one_chunk_generation(model):
+    long = sample(model, "autoregressive", 3 * F, seed=5)
+    one = sample(model, "vin", F, seed=5)
+    torch.testing.assert_close(long[:, :, :F], one)
+
+
+@pytest.mark.parametrize("tokens", ["chunk", "none"])
+def test_vin_without_fusion_context_or_global_tokens_equals_independent(model, tokens):
+    ablated = sample(model, "vin", 4 * F, fusion="none", context_frames=0, global_tokens=tokens)
+    independent = sample(model, "independent", 4 * F, context_frames=0, global_tokens=tokens)
+    torch.testing.assert_close(ablated, independent, rtol=1e-4, atol=1e-4)
+    # with global tokens, the chunks are connected: the result differs
+    connected = sample(model, "vin", 4 * F, fusion="none", context_frames=0)
+    assert (connected - independent).abs().max() > 1e-4
+
+
+def test_fusion_schedules():
+    assert fusion_steps("early", 0.4, 50) == set(range(20))
+    assert fusion_steps("late", 0.4, 50) == set(range(30, 50))
+    assert fusion_steps("mid", 0.4, 50) == set(range(15, 35))
+    assert fusion_steps("none", 0.4, 50) == set()
+    assert fusion_steps("early", 0.0, 50) == set()
+
+
+def test_fusion_schedule_changes_the_vin_sample(model):
+    early = sample(model, "vin", 4 * F, steps=4, fusion="early", fusion_fraction=0.5)
+    late = sample(model, "vin", 4 * F, steps=4, fusion="late", fusion_fraction=0.5)
+    none = sample(model, "vin", 4 * F, steps=4, fusion="none")
+    assert (early - none).abs().max() > 1e-4 and (late - none).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize(
+    "strategy, options, message",
+    [
+        ("nope", {}, "unknown strategy 'nope'"),
+        ("vin", {"frames": 10}, "10 frames cannot be cut into chunks of 4 frames"),
+        ("overlap", {"frames": 2}, "do not tile into windows of 4 frames"),
+        ("overlap", {"frames": 12, "overlap_frames": 4}, "overlap_frames=4 must be a multiple of 2 in \\[0, 4\\)"),
+        ("freenoise", {"frames": 10, "overlap_frames": 0}, "use 12"),
+        ("full", {"frames": 7}, "multiple of the temporal patch size"),
+        ("vin", {"frames": 8, "fusion": "sometimes"}, "fusion must be one of"),
+        ("spectral", {"frames": 8, "cutoff": 2.0}, "cutoff must be in"),
+        ("vin", {"frames": 8, "context_frames": 8}, "context_frames=8"),
+    ],
+)
+def test_impossible_requests_fail_before_any_work(model, strategy, options, message):
+    o = GenerationOptions(**{"frames": 8, **options})
+    with pytest.raises(VinError, match=message):
+        plan(model, strategy, o)
+
+
+def test_full_positions_are_squeezed_into_the_trained_range(model):
+    p = plan(model, "full", GenerationOptions(frames=8 * F))
+    assert p.time_scale == pytest.approx((F // 2 - 1) / (8 * F // 2 - 1))
+    assert plan(model, "full", GenerationOptions(frames=F)).time_scale == 1.0
+    assert plan(model, "full", GenerationOptions(frames=8 * F, position_interpolation=False)).time_scale == 1.0
+
+
+def test_class_conditional_guided_strategies():
+    m = tiny_model(num_classes=3)
+    for strategy in ("vin", "autoregressive", "overlap", "spectral"):
+        g = generate(m, frames=2 * F, steps=2, strategy=strategy, label=1, guidance=2.0)
+        assert g.video.shape == (2 * F, 16, 16, 3)
