@@ -3,8 +3,8 @@ import torch
 
 from vin.data.synthetic import SyntheticConfig, SyntheticVideos
 from vin.diffusion.objective import Objective
-from vin.diffusion.sampling import denoise, sample_video
-from vin.generation import generate
+from vin.diffusion.sampling import denoise
+from vin.generation import GenerationOptions, generate, run_strategy
 from vin.model.vin import VINModel
 
 from .conftest import TINY, tiny_model
@@ -64,13 +64,16 @@ def test_same_seed_same_video_different_seed_different_video(kind):
 
 def test_guidance_and_fusion_change_the_sample():
     model = tiny_model(num_classes=4)
-    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    base = sample_video(model, 16, 3, g(), labels=torch.tensor([1]), progress=False)
-    guided = sample_video(model, 16, 3, g(), labels=torch.tensor([1]), guidance=3.0, progress=False)
-    no_fusion = sample_video(model, 16, 3, g(), labels=torch.tensor([1]), fusion_fraction=0.0, progress=False)
+
+    def sample(**options):
+        o = GenerationOptions(frames=16, steps=3, progress=False, **options)
+        return run_strategy(model, "vin", o, labels=torch.tensor([1])).sample
+
+    base = sample()
     assert base.shape == (1, 3, 16, 16, 16)
-    assert (guided - base).abs().max() > 1e-3
-    assert (no_fusion - base).abs().max() > 1e-4
+    assert (sample(guidance=3.0) - base).abs().max() > 1e-3
+    assert (sample(fusion_fraction=0.0) - base).abs().max() > 1e-4
+    torch.testing.assert_close(sample(), base)
 
 
 def test_more_chunks_than_training_and_sampling_time_options():

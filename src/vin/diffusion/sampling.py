@@ -80,32 +80,3 @@ def initial_noise(model: VINModel, batch: int, frames: int, size: int, generator
     """
     shape = (batch, frames, model.config.in_channels, size, size)
     return torch.randn(shape, generator=generator, dtype=torch.float32).transpose(1, 2).contiguous().to(model.device)
-
-
-@torch.no_grad()
-def sample_video(
-    model: VINModel,
-    frames: int,
-    steps: int = 25,
-    generator: torch.Generator | None = None,
-    batch: int = 1,
-    labels: torch.Tensor | None = None,
-    guidance: float = 1.0,
-    fusion_fraction: float = 0.4,
-    chunk_frames: int | None = None,
-    context_frames: int | None = None,
-    keyframe_stride: int | None = None,
-    size: int | None = None,
-    progress: bool = True,
-) -> torch.Tensor:
-    """VIN sampling with early fusion for the first `fusion_fraction` of the steps: (B, C, T, H, W) in [-1, 1].
-
-    The `vin` strategy of `vin.generation` with its defaults; kept as the plain entry point.
-    """
-    from ..generation.strategies import GenerationOptions, run_strategy
-
-    options = GenerationOptions(
-        frames=frames, steps=steps, guidance=guidance, fusion="early", fusion_fraction=fusion_fraction,
-        chunk_frames=chunk_frames, context_frames=context_frames, keyframe_stride=keyframe_stride, progress=progress,
-    )  # fmt: skip
-    return run_strategy(model, "vin", options, generator, batch=batch, labels=labels, size=size).sample
