@@ -38,6 +38,7 @@ class ModelConfig:
     context_frames: int = 4  # K
     keyframe_stride: int = 4  # s
     objective: str = "flow"  # flow (rectified flow, velocity) | epsilon | v (DDPM schedule)
+    parameterization: str = "x0"  # x0: the network predicts the clean video (flow only) | direct: the target
 
 
 @dataclass

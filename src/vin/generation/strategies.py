@@ -278,7 +278,8 @@ def _spectral(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
         video_len = tokens.shape[1]
         c = model.condition(t, y)
         tokens = model.run_blocks(tokens, c, z, lambda block, h: blend(block, h, video_len))
-        return model.decode_windows(tokens, c, x.shape[0], x.shape[3], x.shape[4])[:, 0]
+        out = model.decode_windows(tokens, c, x.shape[0], x.shape[3], x.shape[4])  # (B, 1, C, T, H, W)
+        return model.to_target(out, x.unsqueeze(1), t)[:, 0]
 
     return denoise(cfg.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "spectral")
 

@@ -26,6 +26,8 @@ from .interface import VideoInterface
 
 COUPLINGS = ("concat", "cross")
 OBJECTIVES = ("flow", "epsilon", "v")
+PARAMETERIZATIONS = ("x0", "direct")
+MIN_SIGMA = 0.05  # x0 -> velocity divides by sigma; clamped as in JiT (Li & He, 2025)
 
 
 def check_geometry(
@@ -76,12 +78,17 @@ class VINModel(ModelMixin, ConfigMixin):
         context_frames: int = 4,
         keyframe_stride: int = 4,
         objective: str = "flow",
+        parameterization: str = "x0",
     ) -> None:
         super().__init__()
         if coupling not in COUPLINGS:
             raise VinError(f"model.coupling must be one of {COUPLINGS}, got {coupling!r}")
         if objective not in OBJECTIVES:
             raise VinError(f"model.objective must be one of {OBJECTIVES}, got {objective!r}")
+        if parameterization not in PARAMETERIZATIONS:
+            raise VinError(f"model.parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
+        if parameterization == "x0" and objective != "flow":
+            raise VinError("model.parameterization=x0 needs model.objective=flow; use parameterization=direct")
         if sample_size % patch_hw:
             raise VinError(f"model.sample_size={sample_size} must be a multiple of model.patch_hw={patch_hw}")
         check_geometry(chunk_frames, chunk_frames, context_frames, patch_t, keyframe_stride)
@@ -222,7 +229,20 @@ class VINModel(ModelMixin, ConfigMixin):
             n = tokens.shape[0] // b
         c = self.condition(timestep, labels).repeat_interleave(n, dim=0)  # (B*N, D)
         zc = z.flatten(0, 1) if z is not None else None  # (B*N, M, D)
-        return self.decode_windows(self.run_blocks(tokens, c, zc), c, b, h, w)
+        out = self.decode_windows(self.run_blocks(tokens, c, zc), c, b, h, w)
+        if self.config.parameterization == "direct":
+            return out
+        pixels = window_pixels(x, f, k)
+        return self.to_target(out, pixels[:, chunks] if chunks is not None else pixels, timestep)
+
+    def to_target(self, out: torch.Tensor, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        """The network's output -> the objective's target. With `x0` parameterisation the network predicts
+        the clean video (easy at high noise: no noise has to be copied through the network, as JiT shows
+        for pixel-space models) and the velocity is (x_t - x0) / sigma. out, x: (B, N, C, T, H, W)."""
+        if self.config.parameterization == "direct":
+            return out
+        sigma = (timestep.float() / 1000).clamp(min=MIN_SIGMA).view(-1, 1, 1, 1, 1, 1)
+        return (x.float() - out.float()) / sigma
 
     def forward(
         self,
@@ -236,6 +256,16 @@ class VINModel(ModelMixin, ConfigMixin):
         """One denoising evaluation: VIN read, then all chunks in parallel -> windows (B, N, C, K+F, H, W)."""
         z = self.read_interface(x, timestep, labels, keyframe_stride)
         return self.denoise_chunks(x, timestep, labels, z, chunk_frames, context_frames)
+
+
+def window_pixels(x: torch.Tensor, chunk_frames: int, context_frames: int) -> torch.Tensor:
+    """The frames of each chunk's window: (B, C, N*F, H, W) -> (B, N, C, K+F, H, W); chunk 0's context is zeros."""
+    k = context_frames
+    chunks = rearrange(x, "b c (n f) h w -> b n c f h w", f=chunk_frames)
+    if k == 0:
+        return chunks
+    context = torch.cat([torch.zeros_like(chunks[:, :1, :, :k]), chunks[:, :-1, :, chunk_frames - k :]], dim=1)
+    return torch.cat([context, chunks], dim=3)
 
 
 def assemble(windows: torch.Tensor, context_frames: int, fuse: bool) -> torch.Tensor:
