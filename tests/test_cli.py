@@ -113,3 +113,23 @@ def test_bad_generation_options(checkpoint, tmp_path):
     one_error_line(run("generate", "--checkpoint", str(checkpoint), "--frames", "8", "--out", str(tmp_path / "v.avi")),
                    "must end in one of")  # fmt: skip
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("strategy", ["autoregressive", "overlap", "spectral"])
+def test_generate_with_a_strategy(checkpoint, tmp_path, strategy):
+    out = tmp_path / "v.npy"
+    result = run("generate", "--checkpoint", str(checkpoint), "--strategy", strategy, "--frames", "12", "--steps", "2",
+                 "--out", str(out), "--quiet", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    import json
+
+    info = json.loads(result.stdout)
+    assert info["strategy"] == strategy and info["model_calls"] == (6 if strategy == "autoregressive" else 2)
+    assert read_video(out).shape == (12, 16, 16, 3)
+
+
+def test_strategy_that_cannot_run_says_so(checkpoint, tmp_path):
+    result = run("generate", "--checkpoint", str(checkpoint), "--strategy", "overlap", "--frames", "10",
+                 "--overlap-frames", "0", "--out", str(tmp_path / "v.mp4"))  # fmt: skip
+    one_error_line(result, "overlap: 10 frames do not tile into windows of 4 frames every 4 frames; use 12")
+    assert list(tmp_path.iterdir()) == []
