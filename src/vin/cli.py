@@ -6,6 +6,7 @@ Every user error is one line on stderr and exit code 2; no stack traces, no part
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
 
     cfg = load_config(config, overrides)
     out = run_training(cfg, progress=not quiet)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # rank 0 reports
     summary = json.loads((out / "summary.json").read_text())
     click.echo(f"trained {summary['steps']} steps in {summary['train_seconds']} s, "
                f"final loss {summary['final_loss_avg50']:.4f}; checkpoint in {out}")  # fmt: skip
@@ -85,38 +88,93 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
 @click.option("--threads", type=int, default=0, help="CPU threads [default: torch's].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a sentence.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--nproc", type=int, default=1, show_default=True,
+              help="Spread the chunks over N processes (launches torchrun; vin strategy only).")
+@click.option("--timeout", "timeout_s", type=int, default=300, show_default=True,
+              help="Seconds a rank waits on the others before giving up (several processes only).")
 def generate(checkpoint, strategy, frames, steps, seed, out, label, guidance, fusion, fusion_fraction, global_tokens,
              chunk_frames, context_frames, keyframe_stride, overlap_frames, cutoff, no_position_interpolation, fps,
-             upscale, device, threads, as_json, quiet) -> None:  # fmt: skip
+             upscale, device, threads, as_json, quiet, nproc, timeout_s) -> None:  # fmt: skip
     """Generate a long video (chunk-parallel with the VIN, or a baseline) and write it atomically to --out."""
     import torch
 
     from .generation import check_request, generate as run_generation
-    from .io import check_output_path, default_checkpoint, load_model, write_video
-    from .train import resolve_device
+    from .generation.api import make_options
+    from .generation.distributed import check_distributed, run_vin_distributed
+    from .io import check_output_path, default_checkpoint, load_model, to_uint8, write_video
+    from .generation.strategies import plan
+    from .parallel import Group, chunk_ranges, init_from_env, launched_by_torchrun, shutdown
 
     out_path = check_output_path(out)
     if upscale < 1:
         raise VinError(f"--upscale must be at least 1, got {upscale}")
-    if threads > 0:
-        torch.set_num_threads(threads)
+    if nproc < 1:
+        raise VinError(f"--nproc must be at least 1, got {nproc}")
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
-    model = load_model(ckpt, resolve_device(device))
     options = dict(label=label, guidance=guidance, fusion=fusion, fusion_fraction=fusion_fraction,
                    global_tokens=global_tokens, chunk_frames=chunk_frames, context_frames=context_frames,
                    keyframe_stride=keyframe_stride, overlap_frames=overlap_frames, cutoff=cutoff,
                    position_interpolation=not no_position_interpolation)  # fmt: skip
-    check_request(model, strategy, frames, steps, seed, **options)
-    result = run_generation(model, frames, steps, seed, strategy, progress=not quiet, **options)
-    write_video(result.video.numpy(), out_path, fps=fps, upscale=upscale)
-    t, h, w, _ = result.video.shape
+    if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
+        model = load_model(ckpt)
+        check_request(model, strategy, frames, steps, seed, **options)
+        check_distributed(strategy, Group(world=nproc))
+        chunk_ranges(plan(model, strategy, make_options(frames, steps, seed, **options)).chunks, nproc)
+        _relaunch_with_torchrun(nproc)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    group = init_from_env(device, timeout_s)
+    try:
+        check_distributed(strategy, group)
+        model = load_model(ckpt, group.device if group.distributed else _device(device))
+        check_request(model, strategy, frames, steps, seed, **options)
+        if group.distributed:  # every rank checks the request (and the chunk split) before any communication
+            shard = run_vin_distributed(model, make_options(frames, steps, seed, progress=not quiet, **options), group)
+            if group.rank != 0:
+                return
+            video = torch.from_numpy(to_uint8(shard.sample[0]))
+            calls, windows, seconds = shard.model_calls, shard.window_calls, shard.seconds
+        else:
+            result = run_generation(model, frames, steps, seed, strategy, progress=not quiet, **options)
+            video, calls, windows, seconds = result.video, result.model_calls, result.window_calls, result.seconds
+    except torch.distributed.DistError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VinError(f"rank {group.rank}: communication with the other ranks failed ({first_line}); "
+                       "another rank probably failed first, see its message") from None  # fmt: skip
+    finally:
+        shutdown()
+    write_video(video.numpy(), out_path, fps=fps, upscale=upscale)
+    t, h, w, _ = video.shape
     if as_json:
         click.echo(json.dumps({"path": str(out_path), "strategy": strategy, "frames": t, "height": h, "width": w,
-                               "steps": steps, "seed": seed, "checkpoint": str(ckpt), "model_calls": result.model_calls,
-                               "window_calls": result.window_calls, "seconds": round(result.seconds, 3)}))  # fmt: skip
+                               "steps": steps, "seed": seed, "checkpoint": str(ckpt), "model_calls": calls,
+                               "window_calls": windows, "seconds": round(seconds, 3), "ranks": group.world}))  # fmt: skip
     else:
+        ranks = f", {group.world} ranks" if group.distributed else ""
         click.echo(f"wrote {out_path} ({t} frames of {h}x{w}, {strategy}, {steps} steps, seed {seed}, "
-                   f"{result.model_calls} model calls) in {result.seconds:.1f} s")  # fmt: skip
+                   f"{calls} model calls{ranks}) in {seconds:.1f} s")  # fmt: skip
+
+
+def _device(name: str):
+    from .train import resolve_device
+
+    return resolve_device(name)
+
+
+def _relaunch_with_torchrun(nproc: int) -> None:
+    """Runs this very command again under torchrun with `nproc` processes, and exits with its status."""
+    import subprocess
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "vin", *args]
+    sys.exit(subprocess.call(cmd))
 
 
 if __name__ == "__main__":

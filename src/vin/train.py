@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .config import Config, save_config
@@ -27,6 +28,7 @@ from .data.synthetic import SyntheticVideos
 from .diffusion.objective import Objective
 from .errors import VinError
 from .model.vin import VINModel
+from .parallel import init_from_env, shutdown
 
 
 def resolve_device(name: str) -> torch.device:
@@ -59,7 +61,7 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.lerp_(p.detach(), 1 - decay)
 
 
-def check_config(config: Config) -> None:
+def check_config(config: Config, world: int = 1) -> None:
     m, d, t = config.model, config.data, config.train
     if (d.height, d.width) != (m.sample_size, m.sample_size):
         raise VinError(f"data.height/width ({d.height}x{d.width}) must equal model.sample_size ({m.sample_size})")
@@ -69,21 +71,36 @@ def check_config(config: Config) -> None:
         raise VinError(f"train.windows_per_step={t.windows_per_step} must be at least max(train.chunk_counts)={max(t.chunk_counts)}")
     if t.steps < 1:
         raise VinError(f"train.steps must be positive, got {t.steps}")
+    for n in t.chunk_counts:
+        if (t.windows_per_step // n) % world:
+            raise VinError(f"train.windows_per_step={t.windows_per_step} gives {t.windows_per_step // n} clips of {n} chunks, "
+                           f"which {world} ranks cannot share evenly; use a multiple of {world * max(t.chunk_counts)}")  # fmt: skip
 
 
 def train(config: Config, progress: bool = True) -> Path:
-    """Trains a model from scratch as `config` says and returns the checkpoint directory."""
-    check_config(config)
+    """Trains a model from scratch as `config` says and returns the checkpoint directory.
+
+    Under torchrun (`torchrun --nproc-per-node R -m vin train CONFIG`) it trains with
+    DistributedDataParallel: every rank draws the same global batch (seeds, times, noise) and renders
+    and runs only its share, so R ranks compute what one process computes on the whole batch. Rank 0
+    writes the checkpoint and logs.
+    """
     tc = config.train
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
     device = resolve_device(tc.device)
+    check_config(config, int(os.environ.get("WORLD_SIZE", "1")))
+    group = init_from_env(str(device))
+    device = group.device if group.distributed else device
+    main = group.rank == 0
     out_dir = Path(tc.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, out_dir / "train.yaml")
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, out_dir / "train.yaml")
 
     model = build_model(config).to(device).train()
     ema = copy.deepcopy(model).requires_grad_(False).eval()
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if group.distributed else model
     objective = Objective(config.model.objective, tc.timestep_sampling)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, tc.warmup_steps)))
@@ -93,24 +110,30 @@ def train(config: Config, progress: bool = True) -> Path:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     params = sum(p.numel() for p in model.parameters())
 
-    log = open(out_dir / "log.jsonl", "w")
+    log = open(out_dir / "log.jsonl", "w") if main else None
     start = time.perf_counter()
-    bar = tqdm(range(1, tc.steps + 1), desc="training", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(1, tc.steps + 1), desc="training", disable=not (progress and main), dynamic_ncols=True)
     recent: list[float] = []
     try:
         for step in bar:
             n = tc.chunk_counts[int(torch.randint(len(tc.chunk_counts), (1,), generator=data_gen))]
-            clips = max(1, tc.windows_per_step // n)
-            x0, labels = data.batch(data_gen, clips, n * config.model.chunk_frames)
+            clips = max(1, tc.windows_per_step // n)  # the global batch
+            share = slice(group.rank * clips // group.world, (group.rank + 1) * clips // group.world)
+            x0, labels = data.batch(data_gen, clips, n * config.model.chunk_frames, share)
+            drop = torch.rand(clips, generator=data_gen)[share] < tc.label_dropout
             if config.model.num_classes > 0:
-                drop = torch.rand(clips, generator=data_gen) < tc.label_dropout
                 labels = torch.where(drop, torch.full_like(labels, config.model.num_classes), labels).to(device)
             else:
                 labels = None
+            t, noise = objective.draw((clips,) + tuple(x0.shape[1:]), noise_gen)
             with autocast:
-                loss = objective.loss(model, x0.to(device), labels, noise_gen)
-            if not math.isfinite(loss.item()):
-                raise VinError(f"loss became {loss.item()} at step {step}; lower train.lr or raise train.warmup_steps")
+                loss = objective.loss(net, x0.to(device), labels, t=t[share], noise=noise[share])
+            reported = loss.detach().clone()
+            if group.distributed:
+                torch.distributed.all_reduce(reported)
+                reported /= group.world
+            if not math.isfinite(reported.item()):
+                raise VinError(f"loss became {reported.item()} at step {step}; lower train.lr or raise train.warmup_steps")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
@@ -118,20 +141,23 @@ def train(config: Config, progress: bool = True) -> Path:
             scheduler.step()
             update_ema(ema, model, min(tc.ema_decay, (1 + step) / (10 + step)))
 
-            recent = (recent + [loss.item()])[-50:]
+            recent = (recent + [reported.item()])[-50:]
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", it_s=f"{step / elapsed:.2f}")
-            if step % tc.log_every == 0 or step == tc.steps:
-                row = {"step": step, "loss": loss.item(), "loss_avg50": sum(recent) / len(recent),
+            if main and (step % tc.log_every == 0 or step == tc.steps):
+                row = {"step": step, "loss": reported.item(), "loss_avg50": sum(recent) / len(recent),
                        "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0], "chunks": n,
                        "elapsed_s": round(elapsed, 2)}  # fmt: skip
                 log.write(json.dumps(row) + "\n")
                 log.flush()
-            if step % tc.save_every == 0 or step == tc.steps:
+            if main and (step % tc.save_every == 0 or step == tc.steps):
                 save_checkpoint(ema, out_dir)
     finally:
-        log.close()
+        if log is not None:
+            log.close()
+        shutdown()
     summary = {"steps": tc.steps, "params": params, "device": str(device), "train_seconds": round(time.perf_counter() - start, 1),
-               "final_loss_avg50": sum(recent) / len(recent), "torch": torch.__version__}  # fmt: skip
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+               "final_loss_avg50": sum(recent) / len(recent), "ranks": group.world, "torch": torch.__version__}  # fmt: skip
+    if main:
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return out_dir

@@ -185,11 +185,14 @@ class SyntheticVideos:
         x = torch.from_numpy(v.frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0
         return x, v.label
 
-    def batch(self, generator: torch.Generator, batch: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, generator: torch.Generator, batch: int, frames: int, shard: slice = slice(None)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`batch` clips from seeds drawn with `generator`: (B, 3, T, H, W), labels (B,).
 
         Training seeds are drawn from [2**20, 2**31); seeds below 2**20 are held out for evaluation.
+        `shard` renders only part of the batch (a rank's share); the seeds drawn are the same.
         """
-        seeds = torch.randint(2**20, 2**31 - 1, (batch,), generator=generator).tolist()
+        seeds = torch.randint(2**20, 2**31 - 1, (batch,), generator=generator).tolist()[shard]
         clips, labels = zip(*(self.clip(s, frames) for s in seeds))
         return torch.stack(clips), torch.tensor(labels)

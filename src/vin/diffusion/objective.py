@@ -59,20 +59,31 @@ class Objective:
         a, b = self._coefficients(t, x0.ndim)
         return a * noise - b * x0  # v-prediction
 
+    def draw(self, shape: tuple[int, ...], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Times (B,) and noise `shape` for a batch; drawn on the CPU, so any device gets the same."""
+        return self.sample_timesteps(shape[0], generator), torch.randn(shape, generator=generator)
+
     def loss(
         self,
-        model: VINModel,
+        model: VINModel | torch.nn.Module,
         x0: torch.Tensor,
         labels: torch.Tensor | None,
-        generator: torch.Generator,
+        generator: torch.Generator | None = None,
+        t: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Denoising loss of a batch of clips (B, C, T, H, W): VIN and DiT trained end to end."""
-        b = x0.shape[0]
-        t = self.sample_timesteps(b, generator).to(x0.device)
-        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        """Denoising loss of a batch of clips (B, C, T, H, W): VIN and DiT trained end to end.
+
+        `model` may be wrapped (DistributedDataParallel); `t` and `noise` are drawn from `generator`
+        unless given (a rank's slice of a global batch's draw).
+        """
+        if t is None or noise is None:
+            t, noise = self.draw(x0.shape, generator)
+        t, noise = t.to(x0.device), noise.to(x0.device)
         x_t = self.add_noise(x0, noise, t)
         windows = model(x_t, t, labels)  # (B, N, C, K+F, H, W)
-        pred = assemble(windows, model.config.context_frames, fuse=False)  # own frames only
+        config = getattr(model, "module", model).config
+        pred = assemble(windows, config.context_frames, fuse=False)  # own frames only
         return torch.nn.functional.mse_loss(pred.float(), self.target(x0, noise, t).float())
 
 

@@ -30,13 +30,39 @@ class Attention(nn.Module):
         self.k_norm = nn.RMSNorm(dim // heads, eps=1e-6)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        # x: (B, L, D), context: (B, S, Dc)
-        context = x if context is None else context
+    def _qkv(self, x: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         q = rearrange(self.to_q(x), "b l (h d) -> b h l d", h=self.heads)
         k, v = rearrange(self.to_kv(context), "b s (two h d) -> two b h s d", two=2, h=self.heads)
-        out = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v)
+        return self.q_norm(q), self.k_norm(k), v
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        # x: (B, L, D), context: (B, S, Dc)
+        q, k, v = self._qkv(x, x if context is None else context)
+        out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+
+    def partial(self, x: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention over a part of the context: (normalised output (B, H, L, Dh), log-sum-exp (B, H, L)).
+
+        Parts merged by `merge_partials` give exactly the attention over the whole context; the merged
+        output then goes through `finish`. An empty part gives zeros and a log-sum-exp of -inf.
+        """
+        q, k, v = self._qkv(x, context)
+        if k.shape[2] == 0:
+            return q.new_zeros(q.shape[:-1] + (v.shape[-1],)), q.new_full(q.shape[:-1], float("-inf"))
+        scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, L, S)
+        lse = torch.logsumexp(scores, dim=-1)
+        return torch.softmax(scores, dim=-1) @ v, lse
+
+    def finish(self, out: torch.Tensor) -> torch.Tensor:
+        """Merged head outputs (B, H, L, Dh) -> (B, L, D)."""
+        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+
+
+def merge_partials(outs: list[torch.Tensor], lses: list[torch.Tensor]) -> torch.Tensor:
+    """Merges attention over disjoint parts of a context: softmax-weighted by each part's log-sum-exp."""
+    lse = torch.logsumexp(torch.stack(lses), dim=0)  # (B, H, L)
+    return sum(torch.exp(part - lse).unsqueeze(-1) * out for out, part in zip(outs, lses))
 
 
 class Mlp(nn.Module):

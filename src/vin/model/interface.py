@@ -13,6 +13,8 @@ the video, so any number of chunks works.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from einops import rearrange
 from torch import nn
@@ -21,6 +23,9 @@ from .attention import Attention, DiTBlock, Mlp
 from .embed import sincos, spatial_sincos
 
 KEYFRAME_POSITIONS = ("none", "relative")
+
+# Combines partial reads across processes: (output (B, H, M, Dh), log-sum-exp (B, H, M)) -> merged output.
+Merge = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class VideoInterface(nn.Module):
@@ -50,27 +55,49 @@ class VideoInterface(nn.Module):
         self.process = nn.ModuleList(DiTBlock(dim, heads, mlp_ratio) for _ in range(process_blocks))
         self.norm_out = nn.LayerNorm(dim, eps=1e-6)
 
-    def keyframe_tokens(self, x: torch.Tensor, stride: int) -> torch.Tensor:
-        """Tokens of every `stride`-th frame: (B, C, T, H, W) -> (B, Tk * S, D)."""
-        keyframes = x[:, :, ::stride]  # (B, C, Tk, H, W)
+    def keyframe_tokens(self, x: torch.Tensor, stride: int, frame_offset: int = 0, total_frames: int | None = None) -> torch.Tensor:
+        """Tokens of every `stride`-th frame of the video: (B, C, T, H, W) -> (B, Tk * S, D).
+
+        `x` may be a slice of a longer video that starts at frame `frame_offset` and has `total_frames`
+        frames in all (a rank's share): keyframes are the frames whose index in the whole video is a
+        multiple of `stride`, and relative positions are taken in the whole video.
+        """
+        first = (-frame_offset) % stride
+        keyframes = x[:, :, first::stride]  # (B, C, Tk, H, W)
         b, _, tk, _, _ = keyframes.shape
+        h, w = x.shape[3] // self.key_embed.stride[0], x.shape[4] // self.key_embed.stride[1]
+        if tk == 0:
+            return x.new_zeros(b, 0, self.dim)
         tokens = self.key_embed(rearrange(keyframes, "b c t h w -> (b t) c h w"))  # (B*Tk, D, h, w)
-        h, w = tokens.shape[-2:]
         tokens = rearrange(tokens, "(b t) d h w -> b t (h w) d", b=b)
         pos = spatial_sincos(self.dim, h, w, x.device)[None, None]  # (1, 1, S, D)
         if self.keyframe_positions == "relative":
-            rel = torch.arange(tk, device=x.device, dtype=torch.float32) / tk  # in [0, 1)
-            pos = pos + sincos(self.dim, rel * 100.0)[None, :, None]
+            total = -(-(total_frames or x.shape[2]) // stride)  # keyframes in the whole video
+            index = torch.arange(tk, device=x.device, dtype=torch.float32) + (frame_offset + first) // stride
+            pos = pos + sincos(self.dim, index / total * 100.0)[None, :, None]  # position in [0, 1), scaled
         return (tokens + pos.to(tokens.dtype)).flatten(1, 2)
 
     def forward(
-        self, x: torch.Tensor, c: torch.Tensor, stride: int, cond_tokens: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        c: torch.Tensor,
+        stride: int,
+        cond_tokens: torch.Tensor | None = None,
+        frame_offset: int = 0,
+        total_frames: int | None = None,
+        merge: Merge | None = None,
     ) -> torch.Tensor:
         # x: (B, C, T, H, W) noisy video, c: (B, D) timestep (+label) embedding,
-        # cond_tokens: (B, Nc, D) or None  ->  Z_t: (B, M, D)
-        keys = self.norm_keys(self.keyframe_tokens(x, stride))
+        # cond_tokens: (B, Nc, D) or None  ->  Z_t: (B, M, D).
+        # With `merge`, x is one rank's share of the video: the read runs over its keyframes only and
+        # `merge(out, lse)` combines the partial reads of all ranks (see vin.parallel).
+        keys = self.norm_keys(self.keyframe_tokens(x, stride, frame_offset, total_frames))
         z = self.latents.unsqueeze(0).expand(x.shape[0], -1, -1)
-        z = z + self.read(self.norm_latents(z), keys)
+        queries = self.norm_latents(z)
+        if merge is None:
+            z = z + self.read(queries, keys)
+        else:
+            z = z + self.read.finish(merge(*self.read.partial(queries, keys)))
         z = z + self.read_mlp(self.norm_read_mlp(z))
         m = z.shape[1]
         if cond_tokens is not None:

@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import VinError
 from .attention import Attend, DiTBlock, modulate
 from .embed import LabelEmbedder, PatchEmbed3D, TimestepEmbedder, sincos, spatial_sincos
-from .interface import VideoInterface
+from .interface import Merge, VideoInterface
 
 COUPLINGS = ("concat", "cross")
 OBJECTIVES = ("flow", "epsilon", "v")
@@ -140,22 +140,41 @@ class VINModel(ModelMixin, ConfigMixin):
         return c
 
     def read_interface(
-        self, x: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None = None, keyframe_stride: int | None = None
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        keyframe_stride: int | None = None,
+        frame_offset: int = 0,
+        total_frames: int | None = None,
+        merge: Merge | None = None,
     ) -> torch.Tensor | None:
-        """The slow path: Z_t = VIN(keyframes of the whole noisy video). (B, C, T, H, W) -> (B, M, D)."""
+        """The slow path: Z_t = VIN(keyframes of the whole noisy video). (B, C, T, H, W) -> (B, M, D).
+
+        For a video spread over processes, `x` is this rank's share (starting at `frame_offset` of
+        `total_frames`) and `merge` combines the partial reads (see `vin.parallel.allreduce_merge`).
+        """
         if self.interface is None:
             return None
         c = self.condition(timestep, labels)
         cond_tokens = c.unsqueeze(1) if self.y_embedder is not None else None
-        return self.interface(x, c, keyframe_stride or self.config.keyframe_stride, cond_tokens)
+        stride = keyframe_stride or self.config.keyframe_stride
+        return self.interface(x, c, stride, cond_tokens, frame_offset, total_frames, merge)
 
     def embed_windows(
-        self, x: torch.Tensor, chunk_frames: int, context_frames: int, time_scale: float = 1.0
+        self,
+        x: torch.Tensor,
+        chunk_frames: int,
+        context_frames: int,
+        time_scale: float = 1.0,
+        context: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, int]:
         """Tokens of every chunk's window: (B, C, T, H, W) -> ((B*N, (K+F)/pt * S, D), N).
 
         Temporal positions are local to the window: context at -K..-1, own frames at 0..F-1 (in latent
         steps, times `time_scale`; a scale below 1 squeezes a long window into the trained range).
+        The first chunk's context is `context` (B, C, K, H, W), the frames before `x` when `x` is a
+        part of a longer video, or else a learned placeholder.
         """
         cfg = self.config
         f, k = chunk_frames, context_frames
@@ -168,7 +187,10 @@ class VINModel(ModelMixin, ConfigMixin):
         s, d = tokens.shape[2], tokens.shape[3]
         tokens = rearrange(tokens, "b (n f) s d -> b n f s d", n=n)
         if kl > 0:
-            first = self.context_placeholder.to(tokens.dtype).expand(b, 1, kl, s, d)
+            if context is not None:
+                first = self.patch_embed(context.to(tokens.dtype)).unsqueeze(1)  # (B, 1, Kl, S, D)
+            else:
+                first = self.context_placeholder.to(tokens.dtype).expand(b, 1, kl, s, d)
             context = torch.cat([first, tokens[:, :-1, fl - kl :]], dim=1)  # (B, N, Kl, S, D)
             tokens = torch.cat([context, tokens], dim=2)  # (B, N, Kl+Fl, S, D)
         tpos = sincos(d, torch.arange(-kl, fl, device=x.device) * time_scale)[:, None]  # (Kl+Fl, 1, D)
@@ -210,17 +232,18 @@ class VINModel(ModelMixin, ConfigMixin):
         context_frames: int | None = None,
         time_scale: float = 1.0,
         chunks: slice | None = None,
+        context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The fast path: every chunk's window through the DiT as one batch.
 
         x: (B, C, T, H, W); z: (B, M, D) shared by all chunks, (B, N, M, D) one per chunk, or None.
         Returns predictions for each window (B, N, C, K+F, H, W); with `chunks` (a slice of chunk
-        indices) only those windows are computed and returned.
+        indices) only those windows are computed and returned. `context`: see `embed_windows`.
         """
         f = chunk_frames or self.config.chunk_frames
         k = self.config.context_frames if context_frames is None else context_frames
         b, _, _, h, w = x.shape
-        tokens, n = self.embed_windows(x, f, k, time_scale)
+        tokens, n = self.embed_windows(x, f, k, time_scale, context)
         if z is not None:
             z = z if z.ndim == 4 else z.unsqueeze(1).expand(-1, n, -1, -1)  # (B, N, M, D)
         if chunks is not None:
@@ -232,7 +255,7 @@ class VINModel(ModelMixin, ConfigMixin):
         out = self.decode_windows(self.run_blocks(tokens, c, zc), c, b, h, w)
         if self.config.parameterization == "direct":
             return out
-        pixels = window_pixels(x, f, k)
+        pixels = window_pixels(x, f, k, context)
         return self.to_target(out, pixels[:, chunks] if chunks is not None else pixels, timestep)
 
     def to_target(self, out: torch.Tensor, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
@@ -258,28 +281,41 @@ class VINModel(ModelMixin, ConfigMixin):
         return self.denoise_chunks(x, timestep, labels, z, chunk_frames, context_frames)
 
 
-def window_pixels(x: torch.Tensor, chunk_frames: int, context_frames: int) -> torch.Tensor:
-    """The frames of each chunk's window: (B, C, N*F, H, W) -> (B, N, C, K+F, H, W); chunk 0's context is zeros."""
+def window_pixels(
+    x: torch.Tensor, chunk_frames: int, context_frames: int, context: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The frames of each chunk's window: (B, C, N*F, H, W) -> (B, N, C, K+F, H, W).
+
+    Chunk 0's context is `context` (B, C, K, H, W) when given, else zeros (its placeholder has no pixels).
+    """
     k = context_frames
     chunks = rearrange(x, "b c (n f) h w -> b n c f h w", f=chunk_frames)
     if k == 0:
         return chunks
-    context = torch.cat([torch.zeros_like(chunks[:, :1, :, :k]), chunks[:, :-1, :, chunk_frames - k :]], dim=1)
-    return torch.cat([context, chunks], dim=3)
+    first = context.unsqueeze(1).to(chunks.dtype) if context is not None else torch.zeros_like(chunks[:, :1, :, :k])
+    return torch.cat([torch.cat([first, chunks[:, :-1, :, chunk_frames - k :]], dim=1), chunks], dim=3)
 
 
-def assemble(windows: torch.Tensor, context_frames: int, fuse: bool) -> torch.Tensor:
+def assemble(
+    windows: torch.Tensor, context_frames: int, fuse: bool, next_context: torch.Tensor | None = None
+) -> torch.Tensor:
     """Window predictions (B, N, C, K+F, H, W) -> one video prediction (B, C, N*F, H, W).
 
     Every frame has its owner's prediction. The last K frames of chunk i are also predicted as the
     context of chunk i+1; with `fuse` (early fusion) the two are blended linearly across the
     overlap: the owner's weight falls from K/(K+1) to 1/(K+1) towards the next chunk.
+    `next_context` (B, C, K, H, W): the context prediction of the chunk after the last one, when that
+    chunk lives elsewhere (another rank).
     """
     k = context_frames
     own = windows[:, :, :, k:].clone()  # (B, N, C, F, H, W)
-    if fuse and k > 0 and windows.shape[1] > 1:
-        w_next = torch.arange(1, k + 1, device=windows.device, dtype=windows.dtype) / (k + 1)  # (K,)
-        w_next = w_next.view(1, 1, 1, k, 1, 1)
-        tail = own[:, :-1, :, -k:]
-        own[:, :-1, :, -k:] = (1 - w_next) * tail + w_next * windows[:, 1:, :, :k]
+    if not fuse or k == 0:
+        return rearrange(own, "b n c f h w -> b c (n f) h w")
+    others = windows[:, 1:, :, :k]  # the context predictions of chunks 1..N-1
+    if next_context is not None:
+        others = torch.cat([others, next_context.unsqueeze(1).to(others.dtype)], dim=1)
+    m = others.shape[1]
+    if m > 0:
+        w_next = (torch.arange(1, k + 1, device=windows.device, dtype=windows.dtype) / (k + 1)).view(1, 1, 1, k, 1, 1)
+        own[:, :m, :, -k:] = (1 - w_next) * own[:, :m, :, -k:] + w_next * others
     return rearrange(own, "b n c f h w -> b c (n f) h w")
