@@ -99,11 +99,8 @@ def generate(checkpoint, strategy, frames, steps, seed, out, label, guidance, fu
     import torch
 
     from .generation import check_request, generate as run_generation
-    from .generation.api import make_options
-    from .generation.distributed import check_distributed, run_vin_distributed
-    from .io import check_output_path, default_checkpoint, load_model, to_uint8, write_video
-    from .generation.strategies import plan
-    from .parallel import Group, chunk_ranges, init_from_env, launched_by_torchrun, shutdown
+    from .io import check_output_path, default_checkpoint, load_model, write_video
+    from .parallel import init_from_env, launched_by_torchrun, shutdown
 
     out_path = check_output_path(out)
     if upscale < 1:
@@ -116,43 +113,34 @@ def generate(checkpoint, strategy, frames, steps, seed, out, label, guidance, fu
                    keyframe_stride=keyframe_stride, overlap_frames=overlap_frames, cutoff=cutoff,
                    position_interpolation=not no_position_interpolation)  # fmt: skip
     if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
-        model = load_model(ckpt)
-        check_request(model, strategy, frames, steps, seed, **options)
-        check_distributed(strategy, Group(world=nproc))
-        chunk_ranges(plan(model, strategy, make_options(frames, steps, seed, **options)).chunks, nproc)
+        check_request(load_model(ckpt), strategy, frames, steps, seed, nproc, **options)
         _relaunch_with_torchrun(nproc)
     if threads > 0:
         torch.set_num_threads(threads)
     group = init_from_env(device, timeout_s)
     try:
-        check_distributed(strategy, group)
         model = load_model(ckpt, group.device if group.distributed else _device(device))
-        check_request(model, strategy, frames, steps, seed, **options)
-        if group.distributed:  # every rank checks the request (and the chunk split) before any communication
-            shard = run_vin_distributed(model, make_options(frames, steps, seed, progress=not quiet, **options), group)
-            if group.rank != 0:
-                return
-            video = torch.from_numpy(to_uint8(shard.sample[0]))
-            calls, windows, seconds = shard.model_calls, shard.window_calls, shard.seconds
-        else:
-            result = run_generation(model, frames, steps, seed, strategy, progress=not quiet, **options)
-            video, calls, windows, seconds = result.video, result.model_calls, result.window_calls, result.seconds
+        check_request(model, strategy, frames, steps, seed, group.world, **options)
+        result = run_generation(model, frames, steps, seed, strategy, progress=not quiet, group=group, **options)
     except torch.distributed.DistError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise VinError(f"rank {group.rank}: communication with the other ranks failed ({first_line}); "
                        "another rank probably failed first, see its message") from None  # fmt: skip
     finally:
         shutdown()
-    write_video(video.numpy(), out_path, fps=fps, upscale=upscale)
-    t, h, w, _ = video.shape
+    if result is None:  # not rank 0
+        return
+    write_video(result.video.numpy(), out_path, fps=fps, upscale=upscale)
+    t, h, w, _ = result.video.shape
     if as_json:
         click.echo(json.dumps({"path": str(out_path), "strategy": strategy, "frames": t, "height": h, "width": w,
-                               "steps": steps, "seed": seed, "checkpoint": str(ckpt), "model_calls": calls,
-                               "window_calls": windows, "seconds": round(seconds, 3), "ranks": group.world}))  # fmt: skip
+                               "steps": steps, "seed": seed, "checkpoint": str(ckpt), "model_calls": result.model_calls,
+                               "window_calls": result.window_calls, "seconds": round(result.seconds, 3),
+                               "ranks": group.world}))  # fmt: skip
     else:
         ranks = f", {group.world} ranks" if group.distributed else ""
         click.echo(f"wrote {out_path} ({t} frames of {h}x{w}, {strategy}, {steps} steps, seed {seed}, "
-                   f"{calls} model calls{ranks}) in {seconds:.1f} s")  # fmt: skip
+                   f"{result.model_calls} model calls{ranks}) in {result.seconds:.1f} s")  # fmt: skip
 
 
 def _device(name: str):

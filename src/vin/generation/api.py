@@ -6,8 +6,11 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from ..errors import VinError
 from ..io import to_uint8
 from ..model.vin import VINModel
+from ..parallel import Group, chunk_ranges
+from .distributed import run_vin_distributed
 from .strategies import GenerationOptions, plan, run_strategy
 
 
@@ -30,9 +33,16 @@ def make_options(frames: int, steps: int, seed: int, **options) -> GenerationOpt
     return GenerationOptions(frames=frames, steps=steps, seed=seed, **options)
 
 
-def check_request(model: VINModel, strategy: str, frames: int, steps: int = 25, seed: int = 0, **options) -> None:
-    """Everything that can be wrong with a request, checked before any work starts (raises VinError)."""
-    plan(model, strategy, make_options(frames, steps, seed, **options))
+def check_request(model: VINModel, strategy: str, frames: int, steps: int = 25, seed: int = 0, world: int = 1, **options) -> None:
+    """Everything that can be wrong with a request, checked before any work starts (raises VinError).
+
+    `world`: the number of ranks that will share the work.
+    """
+    p = plan(model, strategy, make_options(frames, steps, seed, **options))
+    if world > 1:
+        if strategy != "vin":
+            raise VinError(f"strategy {strategy!r} runs in one process; only vin shards its chunks across ranks")
+        chunk_ranges(p.chunks, world)
 
 
 def generate(
@@ -42,14 +52,23 @@ def generate(
     seed: int = 0,
     strategy: str = "vin",
     progress: bool = False,
+    group: Group | None = None,
     **options,
-) -> Generation:
+) -> Generation | None:
     """Generates one video of `frames` frames with `strategy`; the same seed gives the same video.
 
     `options` are the fields of `GenerationOptions`: label, guidance, chunk_frames, context_frames,
     keyframe_stride, fusion, fusion_fraction, global_tokens, overlap_frames, cutoff, spectral_branch,
-    position_interpolation.
+    position_interpolation. With a distributed `group` (torchrun) the chunks are shared by the ranks;
+    rank 0 gets the video and the others None.
     """
-    result = run_strategy(model, strategy, make_options(frames, steps, seed, progress=progress, **options))
+    o = make_options(frames, steps, seed, progress=progress, **options)
+    if group is not None and group.distributed:
+        check_request(model, strategy, frames, steps, seed, group.world, **options)
+        result = run_vin_distributed(model, o, group)
+        if group.rank != 0:
+            return None
+    else:
+        result = run_strategy(model, strategy, o)
     video = torch.from_numpy(to_uint8(result.sample[0]))
     return Generation(video, result.strategy, result.model_calls, result.window_calls, result.seconds)

@@ -20,7 +20,6 @@ import time
 import torch
 
 from ..diffusion.sampling import GuidedModel, denoise, initial_noise
-from ..errors import VinError
 from ..model.vin import VINModel, assemble
 from ..parallel import Group, allreduce_merge, chunk_ranges, gather_frames, shift
 from .strategies import GenerationOptions, StrategyOutput, _per_chunk, fusion_steps, plan
@@ -76,7 +75,3 @@ def run_vin_distributed(
         torch.distributed.all_reduce(windows)  # the windows of all ranks
     return StrategyOutput(sample, "vin", call.model_calls, int(windows), seconds)
 
-
-def check_distributed(strategy: str, group: Group) -> None:
-    if group.distributed and strategy != "vin":
-        raise VinError(f"strategy {strategy!r} runs in one process; only vin shards its chunks across ranks")
