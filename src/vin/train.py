@@ -101,7 +101,7 @@ def train(config: Config, progress: bool = True) -> Path:
     model = build_model(config).to(device).train()
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if group.distributed else model
-    objective = Objective(config.model.objective, tc.timestep_sampling)
+    objective = Objective(config.model.objective, tc.timestep_sampling, tc.logit_mean, tc.logit_std)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, tc.warmup_steps)))
     data = SyntheticVideos(config.data)

@@ -17,13 +17,14 @@ BETA_SCHEDULE = "squaredcos_cap_v2"  # the cosine schedule: good for pixel-space
 
 
 class Objective:
-    def __init__(self, kind: str, timestep_sampling: str = "logit_normal") -> None:
+    def __init__(self, kind: str, timestep_sampling: str = "logit_normal", logit_mean: float = 0.0, logit_std: float = 1.0) -> None:
         if kind not in ("flow", "epsilon", "v"):
             raise ValueError(f"unknown objective {kind!r}")
         if timestep_sampling not in ("logit_normal", "uniform"):
             raise ValueError(f"unknown timestep_sampling {timestep_sampling!r}")
         self.kind = kind
         self.timestep_sampling = timestep_sampling
+        self.logit_mean, self.logit_std = logit_mean, logit_std
         if kind != "flow":
             ddpm = DDPMScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule=BETA_SCHEDULE)
             self.alphas_cumprod = ddpm.alphas_cumprod  # (1000,)
@@ -32,7 +33,7 @@ class Objective:
         """(B,) model times in [0, 1000]."""
         if self.kind == "flow":
             if self.timestep_sampling == "logit_normal":
-                sigma = torch.sigmoid(torch.randn(batch, generator=generator))
+                sigma = torch.sigmoid(self.logit_mean + self.logit_std * torch.randn(batch, generator=generator))
             else:
                 sigma = torch.rand(batch, generator=generator)
             return sigma.clamp(1e-3, 1.0) * NUM_TRAIN_TIMESTEPS
