@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -69,6 +70,9 @@ def test_write_and_read_back(tmp_path, suffix):
         small = back[:, ::2, ::2].astype(float)
         assert np.abs(small - video).mean() < 6  # lossy codecs, but the same picture
     assert [p.name for p in tmp_path.iterdir()] == [f"v{suffix}"]  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_write_errors_leave_nothing(tmp_path):

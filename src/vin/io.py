@@ -92,6 +92,9 @@ def write_video(frames: np.ndarray, path: str | Path, fps: int = 16, upscale: in
             images[0].save(tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
         else:
             _write_mp4(frames, tmp, fps)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions of any other
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
