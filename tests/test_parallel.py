@@ -30,8 +30,23 @@ def free_port() -> int:
 
 
 def join_group(rank: int, world: int, port: int) -> None:
+    """Joins a gloo group with a short timeout, so that a broken test fails instead of hanging."""
+    from datetime import timedelta
+
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
+
+
+def spawn(fn, *args, seconds: float = 180) -> None:
+    """mp.spawn with a deadline: the processes are killed and the test fails if they do not finish."""
+    context = mp.spawn(fn, args=(2, free_port(), *args), nprocs=2, join=False)
+    deadline = time.time() + seconds
+    while not context.join(timeout=1):
+        if time.time() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"{fn.__name__} did not finish in {seconds} s")
 
 
 def test_merged_partial_cross_attention_equals_full_attention():
@@ -73,7 +88,7 @@ def _sample_worker(rank: int, world: int, port: int, out: str) -> None:
 
 def test_two_ranks_sample_what_one_process_samples(tmp_path):
     out = str(tmp_path / "samples.pt")
-    mp.spawn(_sample_worker, args=(2, free_port(), out), nprocs=2)
+    spawn(_sample_worker, out)
     results = torch.load(out, weights_only=True)
     for chunks in (3, 4):  # uneven and even splits
         for kwargs in ({}, {"global_tokens": "chunk"}):
@@ -98,7 +113,7 @@ def test_two_rank_ddp_training_equals_one_process(tmp_path):
     from vin.config import load_config
     from vin.train import train
 
-    mp.spawn(_train_worker, args=(2, free_port(), str(tmp_path / "ddp")), nprocs=2)
+    spawn(_train_worker, str(tmp_path / "ddp"))
     overrides = ["train.steps=3", "train.windows_per_step=8", "train.chunk_counts=[1,2]", f"train.out_dir={tmp_path / 'one'}"]
     train(load_config(ROOT / "configs" / "tiny.yaml", overrides), progress=False)
     a = load_file(tmp_path / "ddp" / "diffusion_pytorch_model.safetensors")
@@ -114,7 +129,7 @@ def _failing_worker(rank: int, world: int, port: int, out: str) -> None:
     from vin.generation.distributed import run_vin_distributed
     from vin.parallel import init_from_env
 
-    group = init_from_env(timeout_s=30)
+    group = init_from_env()
     if rank == 1:
         raise SystemExit(3)  # dies before its first collective
     start = time.perf_counter()
@@ -129,7 +144,7 @@ def _failing_worker(rank: int, world: int, port: int, out: str) -> None:
 def test_a_failing_rank_brings_the_other_down_instead_of_hanging(tmp_path):
     out = tmp_path / "status.txt"
     with pytest.raises(mp.ProcessExitedException):
-        mp.spawn(_failing_worker, args=(2, free_port(), str(out)), nprocs=2)
+        spawn(_failing_worker, str(out))
     deadline = time.time() + 60
     while not out.exists() and time.time() < deadline:
         time.sleep(0.2)

@@ -152,6 +152,8 @@ def train(config: Config, progress: bool = True) -> Path:
                 log.flush()
             if main and (step % tc.save_every == 0 or step == tc.steps):
                 save_checkpoint(ema, out_dir)
+        if group.distributed:
+            torch.distributed.barrier()  # every rank done (rank 0 saves last) before the group goes away
     finally:
         if log is not None:
             log.close()
