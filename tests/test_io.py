@@ -44,7 +44,7 @@ def test_bad_checkpoints_fail_clearly(tmp_path):
     with pytest.raises(VinError, match="not valid JSON"):
         load_model(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel"}))
-    with pytest.raises(VinError, match="not a VINModel"):
+    with pytest.raises(VinError, match="not VINModel"):
         load_model(tmp_path)
 
 

@@ -39,8 +39,10 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         meta = json.loads((path / CONFIG_NAME).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise VinError(f"checkpoint {path}: {CONFIG_NAME} is not valid JSON ({err})") from None
-    if meta.get("_class_name") != VINModel.__name__:
-        raise VinError(f"checkpoint {path} holds a {meta.get('_class_name')!r}, not a VINModel ({hint})")
+    name = meta.get("_class_name")
+    if name != VINModel.__name__:
+        what = f"a {name!r}" if name else "no model class (_class_name)"
+        raise VinError(f"checkpoint {path}: its {CONFIG_NAME} names {what}, not VINModel; is it a vin checkpoint? ({hint})")
     try:
         model = VINModel.from_pretrained(path, use_safetensors=True, local_files_only=True, low_cpu_mem_usage=False)
     except VinError as err:

@@ -56,12 +56,8 @@ class GuidedModel:
         self.model_calls = 0
         self.window_calls = 0
 
-    def __call__(
-        self, fn: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tensor, windows: int, labels: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        labels = self.labels if labels is None else labels
-        if labels is not None and labels.shape[0] != x.shape[0]:  # a batch of chunks or windows per video
-            labels = labels.repeat_interleave(x.shape[0] // labels.shape[0])
+    def __call__(self, fn: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tensor, windows: int) -> torch.Tensor:
+        labels = self.labels
         self.model_calls += 1
         self.window_calls += windows
         dtype = self.model.dtype
