@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -132,4 +133,50 @@ def test_strategy_that_cannot_run_says_so(checkpoint, tmp_path):
     result = run("generate", "--checkpoint", str(checkpoint), "--strategy", "overlap", "--frames", "10",
                  "--overlap-frames", "0", "--out", str(tmp_path / "v.mp4"))  # fmt: skip
     one_error_line(result, "overlap: 10 frames do not tile into windows of 4 frames every 4 frames; use 12")
+    assert list(tmp_path.iterdir()) == []
+
+
+REQUIRED_EVAL_FIELDS = {"video", "strategy", "frames", "seed", "mawe", "scene_cuts", "subject_consistency",
+                        "background_consistency", "dynamic_degree", "temporal_flickering", "boundary_jump", "flops"}  # fmt: skip
+
+
+def test_eval_generates_and_reports(checkpoint, tmp_path):
+    j, m, p = tmp_path / "e.json", tmp_path / "e.md", tmp_path / "e.png"
+    result = run("eval", "--checkpoint", str(checkpoint), "--strategies", "data,vin,independent", "--frames", "8,16",
+                 "--seeds", "0,1", "--steps", "2", "--features", "pixels", "--json", str(j), "--markdown", str(m),
+                 "--plot", str(p), "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(j.read_text())
+    assert report["schema"] == "vin.eval/1" and len(report["rows"]) == 12
+    assert all(REQUIRED_EVAL_FIELDS <= set(row) for row in report["rows"])
+    assert {(s["strategy"], s["frames"]) for s in report["summary"]} == {(s, f) for s in ("data", "vin", "independent") for f in (8, 16)}
+    assert "| 16 | vin | 2 |" in m.read_text() and "| 16 | vin | 2 |" in result.output
+    assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_video_files(tmp_path):
+    from vin.data.synthetic import SyntheticVideos
+    from vin.io import write_video
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for seed in range(2):
+        write_video(SyntheticVideos().video(seed, 16).frames, folder / f"v{seed}.npy")
+    (folder / "notes.txt").write_text("not a video")
+    result = run("eval", str(folder), "--features", "pixels", "--chunk-frames", "8", "--json", str(tmp_path / "e.json"))
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "e.json").read_text())["rows"]
+    assert [Path(r["video"]).name for r in rows] == ["v0.npy", "v1.npy"]
+    assert all(r["strategy"] == "file" and r["flops"] is None and r["background_drift"] is None for r in rows)
+
+
+def test_eval_bad_input(checkpoint, tmp_path):
+    one_error_line(run("eval"), "either video files")
+    one_error_line(run("eval", str(tmp_path / "missing.mp4")), "does not exist")
+    one_error_line(run("eval", "--checkpoint", str(checkpoint), "--strategies", "vin,best"), "unknown strategy 'best'")
+    one_error_line(run("eval", "--checkpoint", str(checkpoint), "--frames", "8", "--seeds", str(2**21)), "training seeds")
+    one_error_line(run("eval", "--checkpoint", str(checkpoint), "--frames", "eight"), "comma-separated integers")
+    one_error_line(run("eval", "--checkpoint", str(checkpoint), "--frames", "10"), "chunks")
+    one_error_line(run("eval", "--checkpoint", str(checkpoint), "--json", str(tmp_path / "no" / "e.json")), "does not exist")
+    one_error_line(run("eval", "--checkpoint", str(checkpoint), "--plot", str(tmp_path / "e.jpg")), "should end in .png")
     assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,4 @@
-"""The `vin` command line: train, generate.
+"""The `vin` command line: train, generate, eval.
 
 Every user error is one line on stderr and exit code 2; no stack traces, no partial files.
 """
@@ -141,6 +141,134 @@ def generate(checkpoint, strategy, frames, steps, seed, out, label, guidance, fu
         ranks = f", {group.world} ranks" if group.distributed else ""
         click.echo(f"wrote {out_path} ({t} frames of {h}x{w}, {strategy}, {steps} steps, seed {seed}, "
                    f"{result.model_calls} model calls{ranks}) in {result.seconds:.1f} s")  # fmt: skip
+
+
+VIDEO_FILES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif", ".npy")
+
+
+@main.command("eval")
+@click.argument("videos", nargs=-1, type=click.Path())
+@click.option("--checkpoint", type=click.Path(), default=None,
+              help="Generate with this checkpoint and evaluate ('default' for the shipped model), instead of files.")
+@click.option("--strategies", default="data,vin,full,autoregressive,independent,overlap,freenoise,spectral", show_default=True,
+              help="With --checkpoint: comma-separated strategies; 'data' = real procedural videos, for reference.")
+@click.option("--frames", "frame_list", default="64,128,256,512", show_default=True, help="With --checkpoint: lengths.")
+@click.option("--seeds", default="0,1,2,3", show_default=True, help="With --checkpoint: seeds (held out: below 2**20).")
+@click.option("--steps", type=int, default=25, show_default=True, help="With --checkpoint: denoising steps.")
+@click.option("--chunk-frames", type=int, default=None,
+              help="Chunk length for the boundary and drift figures [default: the model's; 16 for files].")
+@click.option("--features", default="efficientnet-lite0", show_default=True,
+              help="Feature model for consistency: efficientnet-lite0, pixels, or export:PATH (a torch.export-ed local DINO/CLIP).")
+@click.option("--flow", "flow_method", type=click.Choice(["dis", "farneback"]), default="dis", show_default=True,
+              help="OpenCV optical flow.")
+@click.option("--fps", type=float, default=16.0, show_default=True, help="Frame rate (dynamic degree samples ~8 fps).")
+@click.option("--procedural/--no-procedural", default=None,
+              help="Ground-truth checks of the procedural domain [default: on with --checkpoint, off for files].")
+@click.option("--json", "json_out", type=click.Path(), default=None, help="Write every figure as JSON (schema vin.eval/1).")
+@click.option("--markdown", "md_out", type=click.Path(), default=None, help="Write the table as markdown.")
+@click.option("--plot", "plot_out", type=click.Path(), default=None, help="Write metric-vs-length plots (PNG).")
+@click.option("--save-videos", type=click.Path(file_okay=False), default=None, help="With --checkpoint: keep the videos (.npy).")
+@click.option("--guidance", type=float, default=1.0, show_default=True)
+@click.option("--fusion-schedule", "fusion", type=click.Choice(FUSION_SCHEDULES), default="early", show_default=True)
+@click.option("--fusion", "fusion_fraction", type=float, default=0.4, show_default=True)
+@click.option("--global-tokens", type=click.Choice(GLOBAL_TOKENS), default="global", show_default=True)
+@click.option("--context-frames", type=int, default=None)
+@click.option("--keyframe-stride", type=int, default=None)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=int, default=0, help="CPU threads [default: torch's].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def evaluate(videos, checkpoint, strategies, frame_list, seeds, steps, chunk_frames, features, flow_method, fps, procedural,
+             json_out, md_out, plot_out, save_videos, guidance, fusion, fusion_fraction, global_tokens, context_frames,
+             keyframe_stride, device, threads, quiet) -> None:  # fmt: skip
+    """Measure videos: MAWE, scene cuts, consistency, dynamic degree, flicker, seams, ground truth, FLOPs.
+
+    Either VIDEOS (files or folders of .mp4/.webm/.avi/.mov/.mkv/.gif/.npy), or --checkpoint to generate
+    every strategy x length x seed and evaluate them. Prints a markdown table; --json/--markdown/--plot save.
+    """
+    import torch
+    from tqdm import tqdm
+
+    if bool(videos) == bool(checkpoint):
+        raise VinError("give either video files/folders or --checkpoint (to generate and evaluate), not both or neither")
+    for path, suffix in ((json_out, ".json"), (md_out, ".md"), (plot_out, ".png")):
+        if path is not None:
+            _check_report_path(Path(path), suffix)
+    if save_videos is not None and not Path(save_videos).is_dir():
+        raise VinError(f"--save-videos folder {save_videos} does not exist; create it first")
+    if threads > 0:
+        torch.set_num_threads(threads)
+    from .io import default_checkpoint, load_model, read_video
+    from .metrics.evaluate import evaluate_video
+    from .metrics.features import FeatureExtractor
+    from .metrics.report import markdown_table, plot, report_json, summarize, write_json, write_text
+
+    if checkpoint:
+        from .metrics.suite import check_suite, run_suite
+
+        ckpt = default_checkpoint() if checkpoint == "default" else Path(checkpoint)
+        model = load_model(ckpt, _device(device))
+        names = [s.strip() for s in strategies.split(",") if s.strip()]
+        lengths, seed_list = _int_list(frame_list, "--frames"), _int_list(seeds, "--seeds")
+        options = dict(guidance=guidance, fusion=fusion, fusion_fraction=fusion_fraction, global_tokens=global_tokens,
+                       chunk_frames=chunk_frames, context_frames=context_frames, keyframe_stride=keyframe_stride)  # fmt: skip
+        check_suite(model, names, lengths, seed_list, steps, **options)
+        extractor = FeatureExtractor(features)
+        rows = run_suite(model, names, lengths, seed_list, steps, extractor, fps=fps, flow_method=flow_method,
+                         procedural=True if procedural is None else procedural,
+                         save_videos=Path(save_videos) if save_videos else None, progress=not quiet, **options)  # fmt: skip
+        title = f"{ckpt}: {steps} steps, seeds {seeds}"
+    else:
+        files = _video_files(videos)
+        extractor = FeatureExtractor(features)
+        rows = []
+        for f in tqdm(files, desc="eval", unit="video", disable=quiet or len(files) < 2):
+            rows.append(evaluate_video(read_video(f), extractor, chunk_frames or 16, video=str(f), fps=fps,
+                                       flow_method=flow_method, procedural=bool(procedural)))  # fmt: skip
+        title = f"{len(files)} video files"
+    summary = summarize(rows)
+    table = markdown_table(summary, extractor.name)
+    if json_out:
+        write_json(report_json(rows, extractor.name, flow_method), json_out)
+    if md_out:
+        write_text(f"# vin eval: {title}\n\n{table}", md_out)
+    if plot_out:
+        plot(summary, plot_out, title=title)
+    click.echo(table)
+
+
+def _check_report_path(path: Path, suffix: str) -> None:
+    if path.suffix.lower() != suffix:
+        raise VinError(f"{path} should end in {suffix}")
+    if not path.parent.is_dir():
+        raise VinError(f"output folder {path.parent} does not exist; create it first (mkdir -p {path.parent})")
+    if path.is_dir():
+        raise VinError(f"{path} is a directory; give a file name")
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise VinError(f"{flag} takes comma-separated integers, got {text!r}") from None
+    if not values:
+        raise VinError(f"{flag} is empty")
+    return values
+
+
+def _video_files(paths: tuple[str, ...]) -> list[Path]:
+    """The files named, and the video files inside the folders named (sorted)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_FILES)
+            if not found:
+                raise VinError(f"folder {p} holds no video files ({', '.join(VIDEO_FILES)})")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise VinError(f"video {p} does not exist")
+    return files
 
 
 def _device(name: str):

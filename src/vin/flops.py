@@ -71,6 +71,24 @@ def count_flops(modules: torch.nn.Module | list[torch.nn.Module] | None = None) 
     result.by_module = {name: {str(op): int(n) for op, n in ops.items()} for name, ops in counts.items()}
 
 
+@contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Parameters without requires_grad inside the block.
+
+    FlopCounterMode's module tracker hooks every module input that requires grad; in `no_grad` code, views
+    of parameters (a learned token expanded over the batch) require grad but have no grad function, which
+    makes the tracker fail. Counting inference code on a frozen model avoids it.
+    """
+    flags = [p.requires_grad for p in module.parameters()]
+    try:
+        for p in module.parameters():
+            p.requires_grad_(False)
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
 def flops_of(fn: Callable[[], object]) -> FlopCount:
     """FLOPs of calling `fn()` once."""
     with count_flops() as result:

@@ -65,6 +65,28 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Writes `data` to `path` through a temporary file in the same folder and a rename: never half a file."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise VinError(f"output folder {path.parent} does not exist; create it first (mkdir -p {path.parent})")
+    if path.is_dir():
+        raise VinError(f"output {path} is a directory; give a file name")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
 def to_uint8(video: torch.Tensor) -> np.ndarray:
     """(C, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
     x = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -1,0 +1,102 @@
+"""Generate with several strategies, lengths and seeds, and evaluate every video (`vin eval --checkpoint`).
+
+The pseudo-strategy `data` evaluates real procedural videos of the model's size (held-out seeds, never
+drawn in training) as the reference every figure is read against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vin.data.synthetic import SyntheticConfig, SyntheticVideos
+from vin.errors import VinError
+from vin.flops import count_flops, frozen
+from vin.generation.api import check_request, generate
+from vin.generation.strategies import STRATEGIES
+from vin.metrics.evaluate import VideoMetrics, evaluate_video
+from vin.metrics.features import FeatureExtractor
+from vin.model.vin import VINModel
+
+REFERENCE = "data"
+
+
+def check_suite(model: VINModel, strategies: list[str], frame_counts: list[int], seeds: list[int], steps: int, **options) -> None:
+    """Every (strategy, length) request is checked before anything is generated."""
+    if not strategies or not frame_counts or not seeds:
+        raise VinError("give at least one strategy, one length and one seed")
+    for s in strategies:
+        if s != REFERENCE and s not in STRATEGIES:
+            raise VinError(f"unknown strategy {s!r}: choose from {', '.join((REFERENCE, *STRATEGIES))}")
+    if any(seed < 0 or seed >= 2**20 for seed in seeds):
+        raise VinError("evaluation seeds must lie in [0, 2**20): seeds above are training seeds")
+    for frames in frame_counts:
+        for s in strategies:
+            if s != REFERENCE:
+                check_request(model, s, frames, steps, seeds[0], **options)
+
+
+def generation_flops(model: VINModel, strategy: str, frames: int, steps: int, seed: int = 0, **options) -> int:
+    """FLOPs of generating one video (matrix products, convolutions and attention)."""
+    with frozen(model), count_flops() as counted:
+        generate(model, frames, steps, seed, strategy, **options)
+    return counted.total
+
+
+def run_suite(
+    model: VINModel,
+    strategies: list[str],
+    frame_counts: list[int],
+    seeds: list[int],
+    steps: int,
+    features: FeatureExtractor,
+    *,
+    fps: float = 16.0,
+    flow_method: str = "dis",
+    procedural: bool = True,
+    save_videos: Path | None = None,
+    progress: bool = True,
+    on_row: Callable[[VideoMetrics], None] | None = None,
+    **options,
+) -> list[VideoMetrics]:
+    """Generates every (length, strategy, seed) video, evaluates it and returns the rows.
+
+    FLOPs are counted (FlopCounterMode) once per (strategy, length), on a one-step generation times the
+    number of steps: every strategy makes the same model calls at every step, and the scheduler's
+    element-wise updates are not counted. Wall times come from the uncounted runs.
+    `options` are generation options (see `vin.generate`).
+    """
+    check_suite(model, strategies, frame_counts, seeds, steps, **options)
+    cfg = model.config
+    chunk = options.get("chunk_frames") or cfg.chunk_frames
+    data = SyntheticVideos(SyntheticConfig(height=cfg.sample_size, width=cfg.sample_size))
+    jobs = [(f, s, seed) for f in frame_counts for s in strategies for seed in seeds]
+    rows: list[VideoMetrics] = []
+    flops: dict[tuple[str, int], int] = {}
+    bar = tqdm(jobs, desc="eval", unit="video", disable=not progress, dynamic_ncols=True)
+    for frames, strategy, seed in bar:
+        bar.set_postfix_str(f"{strategy} {frames} frames seed {seed}")
+        if strategy == REFERENCE:
+            video, seconds, calls = data.video(seed, frames).frames, None, None
+        else:
+            if (strategy, frames) not in flops:
+                flops[(strategy, frames)] = steps * generation_flops(model, strategy, frames, 1, seed, **options)
+            gen = generate(model, frames, steps, seed, strategy, **options)
+            video, seconds, calls = gen.video.numpy(), gen.seconds, gen.model_calls
+        name = f"{strategy}/{frames}/{seed}"
+        if save_videos is not None:
+            from vin.io import write_video
+
+            write_video(video, save_videos / f"{strategy}-{frames}-{seed}.npy")
+        row = evaluate_video(
+            np.ascontiguousarray(video), features, chunk, video=name, strategy=strategy, seed=seed, fps=fps,
+            flow_method=flow_method, procedural=procedural, flops=flops.get((strategy, frames)), seconds=seconds,
+            model_calls=calls,
+        )  # fmt: skip
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    return rows
