@@ -206,3 +206,12 @@ def test_video_frames_map_to_latent_frames():
     assert s.latent_frames(64) == 20 and s.frame_size() == (8, 12)
     with pytest.raises(Exception, match="multiple of 16"):
         s.latent_frames(40)
+
+
+def test_paper_config_has_the_papers_shapes():
+    s = BenchSetup(load_config(ROOT / "configs" / "paper.yaml"))
+    m = s.config.model
+    assert (m.width, m.depth, m.heads, m.vin_tokens, m.vin_process_blocks, m.chunk_frames) == (1152, 28, 16, 512, 4, 20)
+    assert s.frame_size() == (24, 40) and s.latent_frames(64) == 20  # 192x320 / 8; 16 -> 5 frames
+    (row,) = flops_table(s, parse_strategies("full"), [64], steps=1)  # on the meta device: no memory
+    assert row.tokens == 20 * 240 and row.flops_step > 8e12

@@ -110,9 +110,12 @@ def _plot(path: str | Path, draw: Callable) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     draw(axes)
+    for ax in axes:
+        ax.xaxis.set_minor_formatter(NullFormatter())  # the lengths are labelled; no 2x10^2 in between
     fig.tight_layout()
     try:
         return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format=Path(path).suffix[1:]))
