@@ -39,6 +39,8 @@ class ModelConfig:
     keyframe_stride: int = 4  # s
     objective: str = "flow"  # flow (rectified flow, velocity) | epsilon | v (DDPM schedule)
     parameterization: str = "x0"  # x0: the network predicts the clean video (flow only) | direct: the target
+    context_mode: str = "recompute"  # recompute (paper: context frames run through the DiT again) | shared (borrowed keys/values)
+    attention: str = "3d"  # 3d (all tokens of a window) | factorised (spatial then temporal, as STDiT; needs coupling=cross)
 
 
 @dataclass
@@ -64,10 +66,27 @@ class TrainConfig:
 
 
 @dataclass
+class LatentConfig:
+    """How the model's frames relate to video frames, for cost accounting (`vin bench`).
+
+    A latent video model sees frames compressed by an autoencoder: `video_frames` video frames become
+    `latent_frames` latent frames, and each latent frame is `height` x `width`. The defaults describe a
+    pixel-space model: one frame per frame, `model.sample_size` square (height/width 0).
+    """
+
+    height: int = 0  # latent frame height; 0: model.sample_size
+    width: int = 0  # latent frame width; 0: model.sample_size
+    video_frames: int = 1  # this many video frames ...
+    latent_frames: int = 1  # ... make this many latent frames (paper: 16 -> 5)
+    fps: int = 16  # video frames per second
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: SyntheticConfig = field(default_factory=SyntheticConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -81,7 +100,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             with open(path) as fh:
                 data = yaml.safe_load(fh) or {}
             if not isinstance(data, dict):
-                raise VinError(f"config file {path} must hold a mapping of sections (model, data, train)")
+                raise VinError(f"config file {path} must hold a mapping of sections (model, data, train, latent)")
             base = OmegaConf.merge(base, OmegaConf.create(data))
         for item in overrides:
             if "=" not in item:
@@ -91,7 +110,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         key = getattr(err, "full_key", None)
         detail = str(err).splitlines()[0]
         where = f" ({key})" if key else ""
-        raise VinError(f"bad config{where}: {detail} (sections: model, data, train; see configs/tiny.yaml)") from None
+        raise VinError(f"bad config{where}: {detail} (sections: model, data, train, latent; see configs/tiny.yaml)") from None
     except yaml.YAMLError as err:
         raise VinError(f"config file {path} is not valid YAML: {err}") from None
     return OmegaConf.to_object(base)

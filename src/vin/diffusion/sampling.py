@@ -69,10 +69,14 @@ class GuidedModel:
         return uncond + self.guidance * (cond - uncond)
 
 
-def initial_noise(model: VINModel, batch: int, frames: int, size: int, generator: torch.Generator | None) -> torch.Tensor:
+def initial_noise(
+    model: VINModel, batch: int, frames: int, size: int | tuple[int, int], generator: torch.Generator | None
+) -> torch.Tensor:
     """Noise drawn on the CPU from `generator`, so a seed gives the same video on any device: (B, C, T, H, W).
 
     Drawn frame-major, so the first F frames of a long video's noise are a short video's noise.
+    `size`: the frame size, square or (height, width).
     """
-    shape = (batch, frames, model.config.in_channels, size, size)
+    h, w = (size, size) if isinstance(size, int) else size
+    shape = (batch, frames, model.config.in_channels, h, w)
     return torch.randn(shape, generator=generator, dtype=torch.float32).transpose(1, 2).contiguous().to(model.device)

@@ -42,6 +42,9 @@ def check_request(model: VINModel, strategy: str, frames: int, steps: int = 25, 
     if world > 1:
         if strategy != "vin":
             raise VinError(f"strategy {strategy!r} runs in one process; only vin shards its chunks across ranks")
+        if model.config.context_mode == "shared":
+            raise VinError("model.context_mode=shared borrows each chunk's context inside one pass; "
+                           "chunk-parallel sampling across ranks needs context_mode=recompute")  # fmt: skip
         chunk_ranges(p.chunks, world)
 
 

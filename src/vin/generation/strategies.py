@@ -99,6 +99,8 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
                                  ("spectral_branch", o.spectral_branch, SPECTRAL_BRANCHES)):  # fmt: skip
         if value not in allowed:
             raise VinError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    if strategy == "spectral" and cfg.attention == "factorised":
+        raise VinError("spectral blends 3D attention outputs; this model has factorised attention (model.attention=factorised)")
     if o.steps < 1:
         raise VinError(f"steps must be at least 1, got {o.steps}")
     if not 0.0 <= o.fusion_fraction <= 1.0:
@@ -195,8 +197,9 @@ def _independent(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
 def _windows_fused(model, p: Plan, o, noise, call, gen, desc: str) -> torch.Tensor:
     """Overlapping windows, each a one-chunk video; every frame's prediction is the mean over its windows."""
     f = p.chunk_frames
-    index = torch.cat([torch.arange(a, a + f) for a in p.window_starts]).to(noise.device)  # (W*F,)
-    counts = torch.bincount(index, minlength=p.frames).float().view(1, 1, -1, 1, 1)
+    index = torch.cat([torch.arange(a, a + f) for a in p.window_starts])  # (W*F,)
+    counts = torch.bincount(index, minlength=p.frames).float().view(1, 1, -1, 1, 1).to(noise.device)
+    index = index.to(noise.device)  # counted on the CPU: works on the `meta` device too
 
     def fn(x, t, y):
         xs = torch.stack([x[:, :, a : a + f] for a in p.window_starts], dim=1).flatten(0, 1)  # (B*W, C, F, H, W)
@@ -252,14 +255,16 @@ def _spectral(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
     cfg = model.config
     tl = p.frames // cfg.patch_t
     n_local = p.frames // p.chunk_frames
-    freqs = torch.fft.rfftfreq(tl).to(noise.device) * 2  # 0 .. 1 (Nyquist)
+    freqs = torch.fft.rfftfreq(tl) * 2  # 0 .. 1 (Nyquist)
     low = ((freqs < o.cutoff) | (o.cutoff >= 1.0)).view(1, -1, 1, 1)
     if o.spectral_branch != "blend":
         low = torch.full_like(low, o.spectral_branch == "global")
+    all_low = bool(low.all())  # decided on the CPU: works on the `meta` device too
+    low = low.to(noise.device)
 
     def blend(block, h, video_len):  # h: (B, Tl*S [+ M VIN tokens], D)
         global_out = block.attn(h)  # global branch; the VIN token rows (concat) always come from it
-        if bool(low.all()):
+        if all_low:
             return global_out
         b, d = h.shape[0], h.shape[2]
         extra = h[:, video_len:]  # VIN tokens (concat) or nothing
@@ -303,10 +308,11 @@ def run_strategy(
     generator: torch.Generator | None = None,
     batch: int = 1,
     labels: torch.Tensor | None = None,
-    size: int | None = None,
+    size: int | tuple[int, int] | None = None,
 ) -> StrategyOutput:
     """Samples `batch` videos with `strategy`. The noise is drawn frame by frame, so the first frames of a
-    long video's noise are those of a short one with the same seed."""
+    long video's noise are those of a short one with the same seed. `size`: frame size, square or
+    (height, width) [default: the model's sample size]."""
     p = plan(model, strategy, options, labelled=labels is not None)
     generator = generator if generator is not None else torch.Generator().manual_seed(options.seed)
     if labels is None and options.label is not None:

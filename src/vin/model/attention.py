@@ -54,6 +54,30 @@ class Attention(nn.Module):
         lse = torch.logsumexp(scores, dim=-1)
         return torch.softmax(scores, dim=-1) @ v, lse
 
+    def banded(self, x: torch.Tensor, own: int, borrow: int, shared: torch.Tensor) -> torch.Tensor:
+        """Self-attention banded by chunk: each chunk also attends to its predecessor's last `borrow` tokens.
+
+        x: (B, N, G, L, D), N chunks of a video in order, G independent groups per chunk (1 for 3D
+        attention, the spatial positions for temporal attention). Chunk i's queries attend to their own L
+        keys/values and to the keys/values of tokens `own-borrow .. own-1` of chunk i-1, taken from this
+        same pass (nothing is recomputed). Chunk 0 attends to a learned placeholder instead.
+        shared: (3, D) = placeholder key, placeholder value, and a key offset that marks borrowed keys.
+        Returns (B, N, G, L, D).
+        """
+        b, n, g, length, d = x.shape
+        flat = x.flatten(0, 2)
+        q, k, v = self._qkv(flat, flat)  # (B*N*G, H, L, Dh)
+        hd = (self.heads, 1, d // self.heads)
+        place_k, place_v, offset = (p.view(hd).to(k.dtype) for p in shared)
+        k, v = k.unflatten(0, (b, n, g)), v.unflatten(0, (b, n, g))  # (B, N, G, H, L, Dh)
+        first = (b, 1, g, self.heads, borrow, d // self.heads)
+        lent_k = torch.cat([place_k.expand(first), k[:, :-1, :, :, own - borrow : own] + offset], dim=1)
+        lent_v = torch.cat([place_v.expand(first), v[:, :-1, :, :, own - borrow : own]], dim=1)
+        keys = torch.cat([lent_k, k], dim=4).flatten(0, 2)  # (B*N*G, H, borrow + L, Dh)
+        values = torch.cat([lent_v, v], dim=4).flatten(0, 2)
+        out = F.scaled_dot_product_attention(q, keys, values)
+        return self.proj(rearrange(out, "w h l d -> w l (h d)")).unflatten(0, (b, n, g))
+
     def finish(self, out: torch.Tensor) -> torch.Tensor:
         """Merged head outputs (B, H, L, Dh) -> (B, L, D)."""
         return self.proj(rearrange(out, "b h l d -> b l (h d)"))
@@ -88,13 +112,21 @@ Attend = Callable[["DiTBlock", torch.Tensor], torch.Tensor]
 class DiTBlock(nn.Module):
     """A DiT block with adaLN-Zero conditioning and an optional cross-attention to VIN tokens.
 
+    With `temporal` the block is factorised as in Open-Sora's STDiT: `attn` runs within each frame
+    (the caller's `attend` does the reshaping) and a second residual branch `attn_temporal` runs
+    across frames at each spatial position (the caller's `attend_temporal`); both share the
+    adaLN shift/scale/gate of the attention branch.
     At initialisation every residual branch is gated to zero, so the block is the identity.
     """
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, cross: bool = False) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, cross: bool = False, temporal: bool = False) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(dim, heads)
+        self.temporal = temporal
+        if temporal:
+            self.norm_temporal = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+            self.attn_temporal = Attention(dim, heads)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.mlp = Mlp(dim, mlp_ratio)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
@@ -109,12 +141,18 @@ class DiTBlock(nn.Module):
         c: torch.Tensor,
         z: torch.Tensor | None = None,
         attend: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        attend_temporal: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         # x: (B, L, D) tokens, c: (B, D) conditioning, z: (B, M, D) VIN tokens for `cross`;
-        # attend: replaces self.attn (strategies that change who attends to whom)
+        # attend: replaces self.attn (strategies that change who attends to whom, banded or spatial attention)
+        # attend_temporal: the temporal branch of a factorised block, (B, L, D) -> (B, L, D)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, dim=-1)
         h = modulate(self.norm1(x), shift_msa, scale_msa)
         x = x + gate_msa.unsqueeze(1) * (self.attn(h) if attend is None else attend(h))
+        if self.temporal:
+            if attend_temporal is None:
+                raise ValueError("a factorised block needs attend_temporal: the frame layout of its tokens")
+            x = x + gate_msa.unsqueeze(1) * attend_temporal(modulate(self.norm_temporal(x), shift_msa, scale_msa))
         if self.cross:
             x = x + self.cross_attn(self.norm_cross(x), z)
         x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))

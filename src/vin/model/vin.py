@@ -9,9 +9,19 @@ itself and to the VIN's tokens `Z_t`, which read the whole video once per step.
 
 Couplings: `concat` appends Z_t's M tokens to every window's self-attention sequence (only window
 tokens are decoded); `cross` adds a cross-attention to Z_t in each block.
+
+Context (`context_mode`): `recompute` (the paper) runs each chunk's K context frames through the DiT
+again inside its window; `shared` runs every chunk's own F frames only, and in each layer chunk i's
+queries attend to the keys/values chunk i-1 computes for its last K frames in the same pass
+(attention banded by chunk, nothing recomputed; chunk 0 gets learned placeholder keys/values).
+
+Attention (`attention`): `3d` attends over all tokens of a window; `factorised` (Open-Sora's STDiT)
+attends within each frame, then across frames at each spatial position.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from diffusers import ConfigMixin, ModelMixin
@@ -20,11 +30,13 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import VinError
-from .attention import Attend, DiTBlock, modulate
+from .attention import Attend, Attention, DiTBlock, modulate
 from .embed import LabelEmbedder, PatchEmbed3D, TimestepEmbedder, sincos, spatial_sincos
 from .interface import Merge, VideoInterface
 
 COUPLINGS = ("concat", "cross")
+CONTEXT_MODES = ("recompute", "shared")
+ATTENTIONS = ("3d", "factorised")
 OBJECTIVES = ("flow", "epsilon", "v")
 PARAMETERIZATIONS = ("x0", "direct")
 MIN_SIGMA = 0.05  # x0 -> velocity divides by sigma; clamped as in JiT (Li & He, 2025)
@@ -79,10 +91,19 @@ class VINModel(ModelMixin, ConfigMixin):
         keyframe_stride: int = 4,
         objective: str = "flow",
         parameterization: str = "x0",
+        context_mode: str = "recompute",
+        attention: str = "3d",
     ) -> None:
         super().__init__()
         if coupling not in COUPLINGS:
             raise VinError(f"model.coupling must be one of {COUPLINGS}, got {coupling!r}")
+        if context_mode not in CONTEXT_MODES:
+            raise VinError(f"model.context_mode must be one of {CONTEXT_MODES}, got {context_mode!r}")
+        if attention not in ATTENTIONS:
+            raise VinError(f"model.attention must be one of {ATTENTIONS}, got {attention!r}")
+        if attention == "factorised" and coupling == "concat" and vin_tokens > 0:
+            raise VinError("model.attention=factorised couples the VIN tokens by cross-attention (as STDiT does text): "
+                           "set model.coupling=cross")  # fmt: skip
         if objective not in OBJECTIVES:
             raise VinError(f"model.objective must be one of {OBJECTIVES}, got {objective!r}")
         if parameterization not in PARAMETERIZATIONS:
@@ -101,7 +122,11 @@ class VINModel(ModelMixin, ConfigMixin):
             if vin_tokens > 0
             else None
         )
-        self.blocks = nn.ModuleList(DiTBlock(width, heads, mlp_ratio, cross=coupling == "cross") for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            DiTBlock(width, heads, mlp_ratio, cross=coupling == "cross", temporal=attention == "factorised") for _ in range(depth)
+        )
+        # shared context: per block, the placeholder key and value of chunk 0 and the offset of borrowed keys
+        self.shared_context = nn.Parameter(torch.zeros(depth, 3, width)) if context_mode == "shared" else None
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.adaLN_out = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
         self.proj_out = nn.Linear(width, patch_t * patch_hw * patch_hw * in_channels)
@@ -198,17 +223,38 @@ class VINModel(ModelMixin, ConfigMixin):
         return rearrange(tokens + (tpos + spos).to(tokens.dtype), "b n f s d -> (b n) (f s) d"), n
 
     def run_blocks(
-        self, tokens: torch.Tensor, c: torch.Tensor, z: torch.Tensor | None, attend: Attend | None = None
+        self,
+        tokens: torch.Tensor,
+        c: torch.Tensor,
+        z: torch.Tensor | None,
+        attend: Attend | None = None,
+        layout: WindowLayout | None = None,
     ) -> torch.Tensor:
         """The DiT blocks over windows: tokens (W, L, D), c (W, D), z (W, M, D) or None -> (W, L, D).
 
         `attend(block, x)` may replace a block's self-attention (the spectral strategy does).
+        `layout` says how the tokens fall into frames and chunks: factorised attention and shared
+        context need it.
         """
         length = tokens.shape[1]
         if self.config.coupling == "concat" and z is not None:
             tokens = torch.cat([tokens, z], dim=1)
-        for block in self.blocks:
-            tokens = block(tokens, c, z, None if attend is None else lambda h, block=block: attend(block, h))
+        factorised = self.config.attention == "factorised"
+        shared = layout is not None and layout.borrow_frames > 0
+        if (factorised or shared) and attend is not None:
+            raise VinError("a strategy that replaces attention cannot run factorised attention or shared context")
+        if factorised and layout is None:
+            raise VinError("factorised attention needs the frame layout of the tokens")
+        for i, block in enumerate(self.blocks):
+            spatial = None if attend is None else lambda h, block=block: attend(block, h)
+            temporal = None
+            if factorised:
+                spatial = lambda h, block=block: layout.spatial(block.attn, h)  # noqa: E731
+                lent = self.shared_context[i] if shared else None
+                temporal = lambda h, block=block, lent=lent: layout.temporal(block.attn_temporal, h, lent)  # noqa: E731
+            elif shared:
+                spatial = lambda h, block=block, i=i: layout.banded(block.attn, h, length, self.shared_context[i])  # noqa: E731
+            tokens = block(tokens, c, z, spatial, temporal)
         return tokens[:, :length]
 
     def decode_windows(self, tokens: torch.Tensor, c: torch.Tensor, batch: int, height: int, width: int) -> torch.Tensor:
@@ -240,20 +286,34 @@ class VINModel(ModelMixin, ConfigMixin):
         Returns predictions for each window (B, N, C, K+F, H, W); with `chunks` (a slice of chunk
         indices) only those windows are computed and returned. `context`: see `embed_windows`.
         """
-        f = chunk_frames or self.config.chunk_frames
-        k = self.config.context_frames if context_frames is None else context_frames
-        b, _, _, h, w = x.shape
-        tokens, n = self.embed_windows(x, f, k, time_scale, context)
+        cfg = self.config
+        f = chunk_frames or cfg.chunk_frames
+        k = cfg.context_frames if context_frames is None else context_frames
+        b, _, t, h, w = x.shape
+        shared = cfg.context_mode == "shared" and k > 0
+        if shared:
+            check_geometry(t, f, k, cfg.patch_t, cfg.keyframe_stride)
+            if context is not None:
+                raise VinError("model.context_mode=shared borrows context inside one pass: it takes no context "
+                               "frames from outside the video (chunk-parallel ranks need context_mode=recompute)")  # fmt: skip
+        # shared: windows hold only the chunk's own frames; the context is borrowed in every layer
+        tokens, n = self.embed_windows(x, f, 0 if shared else k, time_scale, context)
         if z is not None:
             z = z if z.ndim == 4 else z.unsqueeze(1).expand(-1, n, -1, -1)  # (B, N, M, D)
-        if chunks is not None:
+        if chunks is not None and not shared:
             tokens = tokens.unflatten(0, (b, n))[:, chunks].flatten(0, 1)
             z = z[:, chunks] if z is not None else None
             n = tokens.shape[0] // b
         c = self.condition(timestep, labels).repeat_interleave(n, dim=0)  # (B*N, D)
         zc = z.flatten(0, 1) if z is not None else None  # (B*N, M, D)
-        out = self.decode_windows(self.run_blocks(tokens, c, zc), c, b, h, w)
-        if self.config.parameterization == "direct":
+        s = (h // cfg.patch_hw) * (w // cfg.patch_hw)
+        layout = WindowLayout(b, n, tokens.shape[1] // s, s, k // cfg.patch_t if shared else 0)
+        out = self.decode_windows(self.run_blocks(tokens, c, zc, layout=layout), c, b, h, w)
+        if shared:  # the context frames' predictions are their owners': (B, N, C, F, ...) -> (B, N, C, K+F, ...)
+            lent = torch.cat([torch.zeros_like(out[:, :1, :, :k]), out[:, :-1, :, f - k :]], dim=1)
+            out = torch.cat([lent, out], dim=3)
+            out = out[:, chunks] if chunks is not None else out
+        if cfg.parameterization == "direct":
             return out
         pixels = window_pixels(x, f, k, context)
         return self.to_target(out, pixels[:, chunks] if chunks is not None else pixels, timestep)
@@ -279,6 +339,38 @@ class VINModel(ModelMixin, ConfigMixin):
         """One denoising evaluation: VIN read, then all chunks in parallel -> windows (B, N, C, K+F, H, W)."""
         z = self.read_interface(x, timestep, labels, keyframe_stride)
         return self.denoise_chunks(x, timestep, labels, z, chunk_frames, context_frames)
+
+
+@dataclass(frozen=True)
+class WindowLayout:
+    """How a batch of windows (B*N, L [+ M], D) falls into frames: B videos of N chunks in order, each
+    window `frames` frames of `frame_tokens` tokens (frame-major), borrowing `borrow_frames` frames of
+    its predecessor in shared-context mode. Tokens past frames * frame_tokens are VIN tokens (concat)."""
+
+    batch: int
+    chunks: int
+    frames: int
+    frame_tokens: int
+    borrow_frames: int = 0
+
+    def banded(self, attn: Attention, h: torch.Tensor, length: int, lent: torch.Tensor) -> torch.Tensor:
+        """3D attention banded by chunk: (B*N, L, D) -> (B*N, L, D); `length` window tokens, then VIN tokens."""
+        x = h.unflatten(0, (self.batch, self.chunks)).unsqueeze(2)  # (B, N, 1, L, D)
+        return attn.banded(x, length, self.borrow_frames * self.frame_tokens, lent).squeeze(2).flatten(0, 1)
+
+    def spatial(self, attn: Attention, h: torch.Tensor) -> torch.Tensor:
+        """Attention within each frame: (W, T*S, D) -> (W, T*S, D)."""
+        x = rearrange(h, "w (t s) d -> (w t) s d", s=self.frame_tokens)
+        return rearrange(attn(x), "(w t) s d -> w (t s) d", t=self.frames)
+
+    def temporal(self, attn: Attention, h: torch.Tensor, lent: torch.Tensor | None) -> torch.Tensor:
+        """Attention across frames at each spatial position, banded by chunk when `lent`: (W, T*S, D) -> same."""
+        if lent is None:
+            x = rearrange(h, "w (t s) d -> (w s) t d", s=self.frame_tokens)
+            return rearrange(attn(x), "(w s) t d -> w (t s) d", s=self.frame_tokens)
+        x = rearrange(h, "(b n) (t s) d -> b n s t d", b=self.batch, s=self.frame_tokens)
+        out = attn.banded(x, self.frames, self.borrow_frames, lent)  # (B, N, S, T, D)
+        return rearrange(out, "b n s t d -> (b n) (t s) d")
 
 
 def window_pixels(
