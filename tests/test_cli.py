@@ -179,4 +179,5 @@ def test_eval_bad_input(checkpoint, tmp_path):
     one_error_line(run("eval", "--checkpoint", str(checkpoint), "--frames", "10"), "chunks")
     one_error_line(run("eval", "--checkpoint", str(checkpoint), "--json", str(tmp_path / "no" / "e.json")), "does not exist")
     one_error_line(run("eval", "--checkpoint", str(checkpoint), "--plot", str(tmp_path / "e.jpg")), "should end in .png")
+    one_error_line(run("eval", "--checkpoint", str(checkpoint), "--feature-size", "8"), "--feature-size")
     assert list(tmp_path.iterdir()) == []
