@@ -184,6 +184,17 @@ def test_generation_flops_scale_with_steps_and_vin_is_cheaper_than_full():
     assert generation_flops(model, "full", 16, 1) > 0
 
 
+def test_suite_ablation_specs(pixels):
+    model = tiny_model()
+    rows = run_suite(model, ["vin", "vin:global_tokens=chunk", "vin:k0"], [16], [0], 2, pixels, progress=False)
+    assert [r.strategy for r in rows] == ["vin", "vin:global_tokens=chunk", "vin:k0"]
+    assert rows[0].flops > rows[2].flops  # no context frames to recompute
+    with pytest.raises(VinError, match="architecture is fixed"):
+        run_suite(model, ["vin:shared"], [16], [0], 2, pixels, progress=False)
+    with pytest.raises(VinError, match="unknown strategy 'best'"):
+        run_suite(model, ["best:k2"], [16], [0], 2, pixels, progress=False)
+
+
 def test_suite_report_and_plot(tmp_path, pixels):
     model = tiny_model()
     rows = run_suite(model, ["data", "vin", "independent"], [8, 16], [0, 1], 2, pixels, progress=False)

@@ -151,7 +151,8 @@ VIDEO_FILES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif", ".npy")
 @click.option("--checkpoint", type=click.Path(), default=None,
               help="Generate with this checkpoint and evaluate ('default' for the shipped model), instead of files.")
 @click.option("--strategies", default="data,vin,full,autoregressive,independent,overlap,freenoise,spectral", show_default=True,
-              help="With --checkpoint: comma-separated strategies; 'data' = real procedural videos, for reference.")
+              help="With --checkpoint: comma-separated strategies, with settings as in vin bench (vin:k8, "
+                   "vin:global_tokens=chunk); 'data' = real procedural videos, for reference.")
 @click.option("--frames", "frame_list", default="64,128,256,512", show_default=True, help="With --checkpoint: lengths.")
 @click.option("--seeds", default="0,1,2,3", show_default=True, help="With --checkpoint: seeds (held out: below 2**20).")
 @click.option("--steps", type=int, default=25, show_default=True, help="With --checkpoint: denoising steps.")

@@ -1,7 +1,10 @@
 """Generate with several strategies, lengths and seeds, and evaluate every video (`vin eval --checkpoint`).
 
 The pseudo-strategy `data` evaluates real procedural videos of the model's size (held-out seeds, never
-drawn in training) as the reference every figure is read against.
+drawn in training) as the reference every figure is read against. Strategies are specs as in `vin bench`
+(`vin:k8`, `vin:global_tokens=chunk`, `vin:fusion=late`): the settings are generation options, so one
+run holds an ablation; the spec is the row's label. A trained model's architecture cannot change, so
+model settings (`shared`, `factorised`, ...) are refused.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vin.bench.spec import StrategySpec, parse_strategy
 from vin.data.synthetic import SyntheticConfig, SyntheticVideos
 from vin.errors import VinError
 from vin.flops import count_flops, frozen
@@ -24,19 +28,36 @@ from vin.model.vin import VINModel
 REFERENCE = "data"
 
 
+def parse_specs(strategies: list[str]) -> dict[str, StrategySpec | None]:
+    """Label -> spec (None for the `data` reference); generation options only."""
+    if len(set(strategies)) != len(strategies):
+        raise VinError(f"a strategy is listed twice in {','.join(strategies)!r}")
+    specs: dict[str, StrategySpec | None] = {}
+    for text in strategies:
+        if text == REFERENCE:
+            specs[text] = None
+            continue
+        if text.split(":")[0] not in STRATEGIES:
+            raise VinError(f"unknown strategy {text.split(':')[0]!r}: choose from {', '.join((REFERENCE, *STRATEGIES))}")
+        spec = parse_strategy(text)
+        if spec.model:
+            raise VinError(f"{text!r} changes the model ({', '.join(k for k, _ in spec.model)}); a trained checkpoint's "
+                           "architecture is fixed: use generation settings such as kN or global_tokens=chunk")  # fmt: skip
+        specs[text] = spec
+    return specs
+
+
 def check_suite(model: VINModel, strategies: list[str], frame_counts: list[int], seeds: list[int], steps: int, **options) -> None:
     """Every (strategy, length) request is checked before anything is generated."""
     if not strategies or not frame_counts or not seeds:
         raise VinError("give at least one strategy, one length and one seed")
-    for s in strategies:
-        if s != REFERENCE and s not in STRATEGIES:
-            raise VinError(f"unknown strategy {s!r}: choose from {', '.join((REFERENCE, *STRATEGIES))}")
+    specs = parse_specs(strategies)
     if any(seed < 0 or seed >= 2**20 for seed in seeds):
         raise VinError("evaluation seeds must lie in [0, 2**20): seeds above are training seeds")
     for frames in frame_counts:
-        for s in strategies:
-            if s != REFERENCE:
-                check_request(model, s, frames, steps, seeds[0], **options)
+        for spec in specs.values():
+            if spec is not None:
+                check_request(model, spec.strategy, frames, steps, seeds[0], **{**options, **dict(spec.options)})
 
 
 def generation_flops(model: VINModel, strategy: str, frames: int, steps: int, seed: int = 0, **options) -> int:
@@ -70,6 +91,7 @@ def run_suite(
     `options` are generation options (see `vin.generate`).
     """
     check_suite(model, strategies, frame_counts, seeds, steps, **options)
+    specs = parse_specs(strategies)
     cfg = model.config
     chunk = options.get("chunk_frames") or cfg.chunk_frames
     data = SyntheticVideos(SyntheticConfig(height=cfg.sample_size, width=cfg.sample_size))
@@ -79,18 +101,20 @@ def run_suite(
     bar = tqdm(jobs, desc="eval", unit="video", disable=not progress, dynamic_ncols=True)
     for frames, strategy, seed in bar:
         bar.set_postfix_str(f"{strategy} {frames} frames seed {seed}")
-        if strategy == REFERENCE:
+        spec = specs[strategy]
+        if spec is None:
             video, seconds, calls = data.video(seed, frames).frames, None, None
         else:
+            opts = {**options, **dict(spec.options)}
             if (strategy, frames) not in flops:
-                flops[(strategy, frames)] = steps * generation_flops(model, strategy, frames, 1, seed, **options)
-            gen = generate(model, frames, steps, seed, strategy, **options)
+                flops[(strategy, frames)] = steps * generation_flops(model, spec.strategy, frames, 1, seed, **opts)
+            gen = generate(model, frames, steps, seed, spec.strategy, **opts)
             video, seconds, calls = gen.video.numpy(), gen.seconds, gen.model_calls
         name = f"{strategy}/{frames}/{seed}"
         if save_videos is not None:
             from vin.io import write_video
 
-            write_video(video, save_videos / f"{strategy}-{frames}-{seed}.npy")
+            write_video(video, save_videos / f"{strategy.replace(':', '_')}-{frames}-{seed}.npy")
         row = evaluate_video(
             np.ascontiguousarray(video), features, chunk, video=name, strategy=strategy, seed=seed, fps=fps,
             flow_method=flow_method, procedural=procedural, flops=flops.get((strategy, frames)), seconds=seconds,
