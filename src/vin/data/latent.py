@@ -64,7 +64,9 @@ class Autoencoder:
         self.kind = self.meta["_class_name"]
         self.channels, self.spatial, self.temporal = geometry(self.meta)
         try:
-            vae = getattr(diffusers, self.kind).from_pretrained(self.path, use_safetensors=True, local_files_only=True)
+            vae = getattr(diffusers, self.kind).from_pretrained(
+                self.path, use_safetensors=True, local_files_only=True, low_cpu_mem_usage=False
+            )
         except Exception as err:  # missing or mismatched weights: one line, not diffusers' stack
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise VinError(f"data.autoencoder={str(self.path)!r} could not be loaded: {reason}") from None
