@@ -126,6 +126,10 @@ def test_resuming_with_another_config_fails_clearly(short_run, tmp_path):
     config = load_config(TINY, ["train.steps=4", "model.width=64", f"train.out_dir={tmp_path}", f"train.resume={ckpt}"])
     with pytest.raises(VinError, match=r"is from another config \(model\.width: 32 in the checkpoint, 64 now"):
         train(config, progress=False)
+    with pytest.raises(VinError, match=r"is from another config \(train\.seed: 0 in the checkpoint, 1 now"):
+        check_state(ckpt, load_config(TINY, ["train.steps=2", "train.seed=1"]))
+    # a longer run, or a lower learning rate after a divergence, may continue from it
+    assert check_state(ckpt, load_config(TINY, ["train.steps=40", "train.lr=1e-4", f"train.out_dir={tmp_path}"]))["step"] == 2
 
 
 def test_a_fresh_run_does_not_overwrite_a_run(short_run):

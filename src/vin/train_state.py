@@ -34,11 +34,14 @@ from .errors import VinError
 FORMAT = 1
 FILES = ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors", "state.json", "train.yaml")
 PREFIX = "step_"
-# Settings that may change between a run and its resumption without changing what it computes.
+# Settings that may change when a run is resumed: those that do not change what it computes, `steps`
+# (to train on), and the optimisation knobs one turns down to recover from a diverged run. Any other
+# difference (the model, the data, the seed, the batch) means the checkpoint is from another run.
 RUN_KEYS = {
     "data": {"cache_dir", "workers"},
     "train": {"out_dir", "resume", "stop_at", "save_every", "keep_checkpoints", "log_every", "sample_every",
-              "sample_frames", "sample_steps", "device", "threads", "steps"},
+              "sample_frames", "sample_steps", "device", "threads", "steps", "lr", "warmup_steps", "grad_clip",
+              "min_lr_ratio"},
 }  # fmt: skip
 
 
