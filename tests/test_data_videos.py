@@ -94,3 +94,15 @@ def test_a_folder_without_videos_is_a_clear_error(tmp_path):
         folder(tmp_path)
     with pytest.raises(VinError, match="is not a folder"):
         folder(tmp_path / "missing")
+
+
+def test_videos_too_large_for_the_cache_are_decoded_as_drawn(folder_root, tmp_path, monkeypatch):
+    import vin.data.video_folder as video_folder
+
+    monkeypatch.setattr(video_folder, "CACHE_MAX_BYTES", 1000)  # every video is "too long" to cache
+    cache = ShardCache(tmp_path / "cache")
+    cached = VideoFolder(DataConfig(source="folder", root=str(folder_root), height=16, width=16), 16, 16, cache)
+    x1, _ = cached.batch(torch.Generator().manual_seed(1), 2, 8)
+    x2, _ = folder(folder_root).batch(torch.Generator().manual_seed(1), 2, 8)
+    torch.testing.assert_close(x1, x2, rtol=0, atol=0)
+    assert not list((tmp_path / "cache").rglob("*.npy"))

@@ -130,7 +130,11 @@ class LatentVideos:
         return cached
 
     def _read_latents(self, spec: ClipSpec) -> np.ndarray:
-        return np.asarray(self._latents(spec.video)[spec.indices])
+        """A clip's latents (T, C, h, w): from the video's cached latents, or encoded now if it is too long to cache."""
+        if self.folder.cacheable(spec.video):
+            return np.asarray(self._latents(spec.video)[spec.indices])
+        x = torch.from_numpy(self.folder.read(spec)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+        return self.ae.encode(x)[0].transpose(0, 1).to(torch.float16).cpu().numpy()
 
     def batch(
         self, generator: torch.Generator, batch: int, frames: int, shard: slice = slice(None)

@@ -33,6 +33,7 @@ from .cache import ShardCache, file_key, write_json_atomic
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv")
 MAX_DRAWS = 1000  # redraws for one clip before giving up (every draw hit a bad or too short file)
 HOLD_TOLERANCE = 2  # frames a stream may end early (metadata often over-counts by one or two)
+CACHE_MAX_BYTES = 2**31  # a longer video (decoded at the training size) is not cached: its clips are decoded as drawn
 logger = logging.getLogger("vin.data")
 
 
@@ -362,9 +363,15 @@ class VideoFolder:
                 self.cache.put(key, cached)
         return cached
 
+    def cacheable(self, video: int) -> bool:
+        """Whether a video fits the cache (a whole decoded video is held in memory once, then written)."""
+        info = self.videos[video]
+        long_side = round(self.size * max(info.width, info.height) / max(1, min(info.width, info.height)))
+        return self.cache is not None and info.frames * self.size * long_side * 3 <= CACHE_MAX_BYTES
+
     def read(self, spec: ClipSpec) -> np.ndarray:
         """A clip's frames, cropped: (T, size, size, 3) uint8."""
-        if self.cache is not None:
+        if self.cacheable(spec.video):
             frames = self.frames(spec.video)
             if spec.indices[-1] >= len(frames):
                 raise BadVideo(f"the stream ends before frame {len(frames)} (truncated file?)")
