@@ -47,6 +47,9 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
     """Train a model from CONFIG (YAML), with optional section.key=value OVERRIDES.
 
     Example: vin train configs/tiny.yaml train.steps=100 train.out_dir=runs/mine
+
+    On your videos: vin train configs/videos.yaml data.root=path/to/videos (see the README).
+    Continue a stopped or crashed run: the same command with train.resume=auto.
     """
     from .config import load_config
     from .train import train as run_training
@@ -56,8 +59,16 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
     if int(os.environ.get("RANK", "0")) != 0:
         return  # rank 0 reports
     summary = json.loads((out / "summary.json").read_text())
-    click.echo(f"trained {summary['steps']} steps in {summary['train_seconds']} s, "
-               f"final loss {summary['final_loss_avg50']:.4f}; checkpoint in {out}")  # fmt: skip
+    data = summary.get("data")
+    if data and data["skipped"]:
+        click.echo(f"skipped {data['skipped']} of {data['videos']} videos (unreadable, corrupt or too short); "
+                   f"see {out / 'data_report.json'}")  # fmt: skip
+    if summary["stopped_early"]:
+        click.echo(f"stopped at step {summary['steps']} of {summary['of_steps']} (train.stop_at); "
+                   f"continue with train.resume=auto; checkpoint in {out}")  # fmt: skip
+    else:
+        click.echo(f"trained {summary['steps']} steps in {summary['train_seconds']} s, "
+                   f"final loss {summary['final_loss_avg50']:.4f}; checkpoint in {out}")  # fmt: skip
 
 
 @main.command()

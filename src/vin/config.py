@@ -41,6 +41,23 @@ class ModelConfig:
     parameterization: str = "x0"  # x0: the network predicts the clean video (flow only) | direct: the target
     context_mode: str = "recompute"  # recompute (paper: context frames run through the DiT again) | shared (borrowed keys/values)
     attention: str = "3d"  # 3d (all tokens of a window) | factorised (spatial then temporal, as STDiT; needs coupling=cross)
+    text_dim: int = 0  # > 0: conditioned on a text embedding of this size (precomputed offline; data.captions)
+
+
+@dataclass
+class DataConfig(SyntheticConfig):
+    """Where clips come from. `synthetic` (procedural, the fields above) or a `folder` of video files."""
+
+    source: str = "synthetic"  # synthetic | folder
+    root: str = ""  # folder: a folder tree of .mp4 / .webm / .avi / .mov / .mkv files
+    frame_stride: int = 1  # folder: take every n-th source frame ...
+    fps: float = 0.0  # ... or, when > 0, resample every video to this frame rate
+    crop: str = "center"  # folder: center | random (after resizing the short side to height/width)
+    labels: str = "none"  # folder: none | folders (class id = sorted index of the top-level sub-folder)
+    captions: str = ""  # folder: a .safetensors of precomputed text embeddings, keyed by path relative to root
+    cache_dir: str = ""  # folder: keep decoded (and encoded) videos here, so later epochs do not decode again
+    workers: int = 0  # folder: threads that decode a batch's clips in parallel (0: in the training thread)
+    autoencoder: str = ""  # a local diffusers autoencoder folder: train in its latent space (default: pixels)
 
 
 @dataclass
@@ -48,7 +65,10 @@ class TrainConfig:
     steps: int = 1000
     windows_per_step: int = 8  # chunks per batch; a clip of N chunks gives batch = windows_per_step / N clips
     chunk_counts: list[int] = field(default_factory=lambda: [1, 2, 4])  # clips of 1, 2 or 4 chunks, mixed
+    grad_accum: int = 1  # batches of windows_per_step windows accumulated per optimizer step
     lr: float = 3e-4
+    lr_schedule: str = "constant"  # constant | cosine (after the linear warm-up)
+    min_lr_ratio: float = 0.1  # cosine: the last step's lr, as a fraction of lr
     weight_decay: float = 0.0
     warmup_steps: int = 200
     grad_clip: float = 1.0
@@ -60,9 +80,16 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "auto"  # auto | cpu | cuda
+    activation_checkpointing: bool = False  # recompute the DiT blocks' activations in backward: less memory, ~30% slower
     out_dir: str = "runs/vin"
-    save_every: int = 500
+    save_every: int = 500  # also a resumable checkpoint in out_dir/checkpoints/step_NNNNNNN
+    keep_checkpoints: int = 3  # resumable checkpoints kept (the newest)
+    resume: str = ""  # "": start fresh | auto: the newest checkpoint in out_dir, if any | a checkpoint folder
+    stop_at: int = 0  # > 0: save and stop after this step (a time-limited job); resume later with resume=auto
     log_every: int = 10
+    sample_every: int = 0  # > 0: write out_dir/samples/step_NNNNNNN.mp4 from the EMA model every this many steps
+    sample_frames: int = 0  # frames per sample video (0: twice the longest training clip)
+    sample_steps: int = 10  # denoising steps per sample
 
 
 @dataclass
@@ -84,7 +111,7 @@ class LatentConfig:
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
-    data: SyntheticConfig = field(default_factory=SyntheticConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
 

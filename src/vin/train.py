@@ -1,19 +1,25 @@
 """The training loop: VIN and DiT trained end to end on the denoising loss.
 
-Plain PyTorch: AdamW with linear warm-up, gradient clipping, an EMA of the weights (the EMA is what
-gets saved and sampled), clips of 1, 2 or 4 chunks mixed as the paper does, bf16 autocast on CUDA.
+Plain PyTorch: AdamW with linear warm-up then a constant or cosine learning rate, gradient
+accumulation and clipping, an EMA of the weights (the EMA is what gets exported and sampled), clips
+of 1, 2 or 4 chunks mixed as the paper does, bf16 autocast on CUDA, optional activation
+checkpointing, DDP under torchrun. Clips come from the procedural data or a folder of videos
+(`data.source`), in pixels or in an autoencoder's latent space (`data.autoencoder`).
+
 The output directory is a loadable checkpoint at every save: config.json and
-diffusion_pytorch_model.safetensors (EMA weights), train.yaml (the full config), log.jsonl
-(one line per logged step) and summary.json.
+diffusion_pytorch_model.safetensors (EMA weights), train.yaml (the full config), log.jsonl (one line
+per logged step), loss.png, samples/, data_report.json and summary.json. Beside it,
+checkpoints/step_NNNNNNN hold what an exact resume needs (`vin.train_state`). A non-finite loss stops
+the run with a message that names the last good checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import asdict
@@ -23,12 +29,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .config import Config, save_config
+from .config import Config, TrainConfig, save_config
 from .data.synthetic import SyntheticVideos
 from .diffusion.objective import Objective
 from .errors import VinError
 from .model.vin import VINModel
+from .monitor import plot_loss, read_log, write_sample
 from .parallel import init_from_env, shutdown
+from .train_state import list_checkpoints, load_state, save_state
 
 
 def resolve_device(name: str) -> torch.device:
@@ -52,6 +60,7 @@ def save_checkpoint(model: VINModel, out_dir: Path) -> None:
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tmp-") as tmp:
         model.save_pretrained(tmp)
         for name in os.listdir(tmp):
+            os.chmod(os.path.join(tmp, name), 0o644)  # not the temporary folder's private permissions
             os.replace(os.path.join(tmp, name), out_dir / name)
 
 
@@ -62,104 +71,293 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 def check_config(config: Config, world: int = 1) -> None:
+    """Everything about a config that can be checked before any work; raises a VinError that says how to fix it."""
     m, d, t = config.model, config.data, config.train
-    if (d.height, d.width) != (m.sample_size, m.sample_size):
+    if d.source not in ("synthetic", "folder"):
+        raise VinError(f"data.source must be synthetic or folder, got {d.source!r}")
+    if d.autoencoder:
+        from .data.latent import autoencoder_meta, geometry
+
+        if d.source != "folder":
+            raise VinError("data.autoencoder (latent space) needs data.source=folder")
+        channels, spatial, _ = geometry(autoencoder_meta(d.autoencoder))
+        if (d.height, d.width) != (m.sample_size * spatial, m.sample_size * spatial):
+            raise VinError(f"data.height/width ({d.height}x{d.width}) must be model.sample_size ({m.sample_size}) times the "
+                           f"autoencoder's spatial factor {spatial} = {m.sample_size * spatial}")  # fmt: skip
+        if m.in_channels != channels:
+            raise VinError(f"model.in_channels={m.in_channels} must equal the autoencoder's latent channels ({channels})")
+    elif (d.height, d.width) != (m.sample_size, m.sample_size):
         raise VinError(f"data.height/width ({d.height}x{d.width}) must equal model.sample_size ({m.sample_size})")
+    elif d.source == "folder" and m.in_channels != 3:
+        raise VinError(f"model.in_channels={m.in_channels}: video frames in pixel space have 3 channels")
+    if m.text_dim > 0 and not (d.source == "folder" and d.captions):
+        raise VinError("model.text_dim > 0 needs text embeddings: data.source=folder and data.captions=<file>.safetensors")
+    if m.num_classes > 0 and d.source == "folder" and d.labels != "folders":
+        raise VinError("a class-conditional model (model.num_classes > 0) on a video folder needs data.labels=folders")
     if not t.chunk_counts or min(t.chunk_counts) < 1:
         raise VinError(f"train.chunk_counts must be a non-empty list of positive integers, got {t.chunk_counts}")
     if t.windows_per_step < max(t.chunk_counts):
         raise VinError(f"train.windows_per_step={t.windows_per_step} must be at least max(train.chunk_counts)={max(t.chunk_counts)}")
     if t.steps < 1:
         raise VinError(f"train.steps must be positive, got {t.steps}")
+    if t.grad_accum < 1:
+        raise VinError(f"train.grad_accum must be at least 1, got {t.grad_accum}")
+    if t.lr_schedule not in ("constant", "cosine"):
+        raise VinError(f"train.lr_schedule must be constant or cosine, got {t.lr_schedule!r}")
+    if t.save_every < 1 or t.keep_checkpoints < 1 or t.log_every < 1:
+        raise VinError("train.save_every, train.keep_checkpoints and train.log_every must be at least 1")
+    if t.stop_at < 0 or t.sample_every < 0:
+        raise VinError("train.stop_at and train.sample_every must be 0 (off) or positive")
     for n in t.chunk_counts:
         if (t.windows_per_step // n) % world:
             raise VinError(f"train.windows_per_step={t.windows_per_step} gives {t.windows_per_step // n} clips of {n} chunks, "
                            f"which {world} ranks cannot share evenly; use a multiple of {world * max(t.chunk_counts)}")  # fmt: skip
 
 
+def lr_factor(step: int, tc: TrainConfig) -> float:
+    """The learning rate at optimizer step `step` (1-based), as a fraction of train.lr.
+
+    Linear warm-up over train.warmup_steps, then constant or a half cosine down to train.min_lr_ratio
+    at train.steps. A pure function of the step: restoring the step restores the schedule.
+    """
+    warm = min(1.0, step / max(1, tc.warmup_steps))
+    if tc.lr_schedule == "constant" or step <= tc.warmup_steps:
+        return warm
+    progress = min(1.0, (step - tc.warmup_steps) / max(1, tc.steps - tc.warmup_steps))
+    return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def enable_activation_checkpointing(model: VINModel) -> None:
+    """Each DiT block recomputes its activations in the backward pass instead of keeping them."""
+    from torch.utils.checkpoint import checkpoint
+
+    for block in model.blocks:
+        inner = block.forward
+
+        def forward(*args, _inner=inner, **kwargs):
+            return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+
+        block.forward = forward
+
+
+def make_data(config: Config, device: torch.device):
+    """The clip source `config.data` describes, and the autoencoder (or None) its latents come from.
+
+    A source has `batch(generator, clips, frames, shard) -> (x0 (B, C, T, H, W), condition or None)`.
+    """
+    d = config.data
+    if d.source == "synthetic":
+        return SyntheticVideos(d), None
+    from .data.cache import ShardCache
+    from .data.video_folder import VideoFolder
+
+    cache = ShardCache(Path(d.cache_dir).expanduser()) if d.cache_dir else None
+    longest = max(config.train.chunk_counts) * config.model.chunk_frames
+    ae = None
+    if d.autoencoder:
+        from .data.latent import Autoencoder, LatentVideos
+
+        ae = Autoencoder(d.autoencoder, device)
+        folder = VideoFolder(d, d.height, ae.pixel_frames(longest), cache, config.model.text_dim)
+        source = LatentVideos(folder, ae, cache)
+    else:
+        source = folder = VideoFolder(d, d.height, longest, cache, config.model.text_dim)
+    m = config.model
+    if m.num_classes > 0 and m.num_classes != len(folder.classes):
+        raise VinError(f"model.num_classes={m.num_classes} but {folder.root} has {len(folder.classes)} class folders")
+    return source, ae
+
+
+def drop_condition(cond: torch.Tensor | None, drop: torch.Tensor, config: Config) -> torch.Tensor | None:
+    """Replaces dropped rows by the null condition (for classifier-free guidance); None if the model is unconditional."""
+    if config.model.num_classes > 0 and cond is not None:
+        return torch.where(drop, torch.full_like(cond, config.model.num_classes), cond)
+    if config.model.text_dim > 0 and cond is not None:
+        return torch.where(drop[:, None], torch.full_like(cond, float("nan")), cond)  # NaN rows: the null embedding
+    return None
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _resume_point(config: Config, out_dir: Path) -> Path | None:
+    tc = config.train
+    if tc.resume == "auto":
+        found = list_checkpoints(out_dir)
+        return found[-1] if found else None
+    if tc.resume:
+        return Path(tc.resume).expanduser()
+    if list_checkpoints(out_dir):
+        raise VinError(f"{out_dir} already holds a run's checkpoints; continue it with train.resume=auto, "
+                       "or start fresh in another train.out_dir")  # fmt: skip
+    return None
+
+
 def train(config: Config, progress: bool = True) -> Path:
-    """Trains a model from scratch as `config` says and returns the checkpoint directory.
+    """Trains a model as `config` says (from scratch, or resumed) and returns the output directory.
 
     Under torchrun (`torchrun --nproc-per-node R -m vin train CONFIG`) it trains with
     DistributedDataParallel: every rank draws the same global batch (seeds, times, noise) and renders
-    and runs only its share, so R ranks compute what one process computes on the whole batch. Rank 0
-    writes the checkpoint and logs.
+    or decodes and runs only its share, so R ranks compute what one process computes on the whole
+    batch. Rank 0 writes the checkpoints and logs.
     """
     tc = config.train
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
     device = resolve_device(tc.device)
     check_config(config, int(os.environ.get("WORLD_SIZE", "1")))
+    out_dir = Path(tc.out_dir)
+    resume_from = _resume_point(config, out_dir)
     group = init_from_env(str(device))
     device = group.device if group.distributed else device
+    data = None
+    try:
+        data, autoencoder = make_data(config, device)
+        return _run(config, group, device, out_dir, resume_from, data, autoencoder, progress)
+    finally:
+        if data is not None and hasattr(data, "close"):
+            data.close()
+        shutdown()
+
+
+def _run(config, group, device, out_dir, resume_from, data, autoencoder, progress) -> Path:
+    tc = config.train
     main = group.rank == 0
-    out_dir = Path(tc.out_dir)
+    model = build_model(config).to(device).train()
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    objective = Objective(config.model.objective, tc.timestep_sampling, tc.logit_mean, tc.logit_std)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
+    data_gen = torch.Generator().manual_seed(tc.seed)
+    noise_gen = torch.Generator().manual_seed(tc.seed + 1)
+    generators = {"data": data_gen, "noise": noise_gen}
+    start_step, recent, elapsed0, clips_seen = 0, [], 0.0, 0
+    if resume_from is not None:
+        state = load_state(resume_from, config, model, ema, optimizer, generators)
+        start_step, recent = state["step"], state["recent_losses"]
+        elapsed0, clips_seen = state["elapsed_s"], state["clips"]
+    folder = getattr(data, "folder", data) if hasattr(data, "report") else None  # a VideoFolder, or None
+    if resume_from is not None and folder is not None:
+        names = {v.name: i for i, v in enumerate(folder.videos)}
+        for name, reason in state.get("broken_videos", {}).items():  # known bad: skipped without trying again
+            if name in names:
+                folder.mark_bad(names[name], reason)
+    if tc.activation_checkpointing:
+        enable_activation_checkpointing(model)
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if group.distributed else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    params = sum(p.numel() for p in model.parameters())
+    last_step = min(tc.steps, tc.stop_at) if tc.stop_at > 0 else tc.steps
+    if start_step >= last_step:
+        raise VinError(f"{resume_from} is at step {start_step}, which is already train.steps={tc.steps}"
+                       f"{f' / train.stop_at={tc.stop_at}' if tc.stop_at else ''}; raise train.steps to train on")  # fmt: skip
+
+    log = None
+    saved: tuple[int, Path] | None = (start_step, resume_from) if resume_from is not None else None
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, out_dir / "train.yaml")
+        kept = [r for r in read_log(out_dir / "log.jsonl") if r.get("step", 0) <= start_step] if resume_from else []
+        _atomic_text(out_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+        log = open(out_dir / "log.jsonl", "a")
 
-    model = build_model(config).to(device).train()
-    ema = copy.deepcopy(model).requires_grad_(False).eval()
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if group.distributed else model
-    objective = Objective(config.model.objective, tc.timestep_sampling, tc.logit_mean, tc.logit_std)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, tc.warmup_steps)))
-    data = SyntheticVideos(config.data)
-    data_gen = torch.Generator().manual_seed(tc.seed)
-    noise_gen = torch.Generator().manual_seed(tc.seed + 1)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    params = sum(p.numel() for p in model.parameters())
+    def save(step: int) -> Path:
+        save_checkpoint(ema, out_dir)
+        extra = {"recent_losses": recent, "elapsed_s": elapsed0 + time.perf_counter() - start, "clips": clips_seen,
+                 "broken_videos": dict(folder.broken) if folder is not None else {}}  # fmt: skip
+        path = save_state(out_dir, step, model, ema, optimizer, generators, config, extra, tc.keep_checkpoints)
+        log.flush()
+        plot_loss(out_dir / "log.jsonl", out_dir / "loss.png")
+        if folder is not None:
+            _atomic_text(out_dir / "data_report.json", json.dumps(data.report(), indent=1) + "\n")
+        return path
 
-    log = open(out_dir / "log.jsonl", "w") if main else None
+    def stop(step: int, what: str) -> VinError:
+        where = (f"the last good checkpoint is {saved[1]} (step {saved[0]}), and the exported model in {out_dir} is its EMA"
+                 if saved is not None else "no checkpoint was written yet")  # fmt: skip
+        if log is not None:
+            log.write(json.dumps({"step": step, "stopped": what}) + "\n")
+            log.flush()
+        return VinError(f"training stopped at step {step}: {what}; {where}. Lower train.lr (now {tc.lr:g}) or raise "
+                        f"train.warmup_steps, then continue with train.resume=auto")  # fmt: skip
+
+    frames_per_chunk = config.model.chunk_frames
+    sample_frames = tc.sample_frames or 2 * max(tc.chunk_counts) * frames_per_chunk
+    decode = autoencoder.decode if autoencoder is not None else None
     start = time.perf_counter()
-    bar = tqdm(range(1, tc.steps + 1), desc="training", disable=not (progress and main), dynamic_ncols=True)
-    recent: list[float] = []
+    data_seconds, clips_before = 0.0, clips_seen
+    bar = tqdm(range(start_step + 1, last_step + 1), initial=start_step, total=tc.steps, desc="training",
+               disable=not (progress and main), dynamic_ncols=True)  # fmt: skip
     try:
         for step in bar:
-            n = tc.chunk_counts[int(torch.randint(len(tc.chunk_counts), (1,), generator=data_gen))]
-            clips = max(1, tc.windows_per_step // n)  # the global batch
-            share = slice(group.rank * clips // group.world, (group.rank + 1) * clips // group.world)
-            x0, labels = data.batch(data_gen, clips, n * config.model.chunk_frames, share)
-            drop = torch.rand(clips, generator=data_gen)[share] < tc.label_dropout
-            if config.model.num_classes > 0:
-                labels = torch.where(drop, torch.full_like(labels, config.model.num_classes), labels).to(device)
-            else:
-                labels = None
-            t, noise = objective.draw((clips,) + tuple(x0.shape[1:]), noise_gen)
-            with autocast:
-                loss = objective.loss(net, x0.to(device), labels, t=t[share], noise=noise[share])
-            reported = loss.detach().clone()
-            if group.distributed:
-                torch.distributed.all_reduce(reported)
-                reported /= group.world
-            if not math.isfinite(reported.item()):
-                raise VinError(f"loss became {reported.item()} at step {step}; lower train.lr or raise train.warmup_steps")
+            lr = tc.lr * lr_factor(step, tc)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            total, chunk_counts = 0.0, []
+            for micro in range(tc.grad_accum):
+                n = tc.chunk_counts[int(torch.randint(len(tc.chunk_counts), (1,), generator=data_gen))]
+                clips = max(1, tc.windows_per_step // n)  # the global batch
+                share = slice(group.rank * clips // group.world, (group.rank + 1) * clips // group.world)
+                t_data = time.perf_counter()
+                x0, cond = data.batch(data_gen, clips, n * frames_per_chunk, share)
+                data_seconds += time.perf_counter() - t_data
+                drop = torch.rand(clips, generator=data_gen)[share] < tc.label_dropout
+                cond = drop_condition(cond, drop, config)
+                t, noise = objective.draw((clips,) + tuple(x0.shape[1:]), noise_gen)
+                sync = net.no_sync() if group.distributed and micro < tc.grad_accum - 1 else contextlib.nullcontext()
+                with sync:
+                    with autocast:
+                        loss = objective.loss(net, x0.to(device), cond.to(device) if cond is not None else None,
+                                              t=t[share], noise=noise[share])  # fmt: skip
+                    reported = loss.detach().clone()
+                    if group.distributed:
+                        torch.distributed.all_reduce(reported)
+                        reported /= group.world
+                    if not math.isfinite(reported.item()):
+                        raise stop(step, f"the loss is {reported.item()}")
+                    (loss / tc.grad_accum).backward()
+                total += reported.item() / tc.grad_accum
+                chunk_counts.append(n)
+                clips_seen += clips
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            if not math.isfinite(float(grad_norm)):
+                raise stop(step, f"the gradient norm is {float(grad_norm)}")
             optimizer.step()
-            scheduler.step()
             update_ema(ema, model, min(tc.ema_decay, (1 + step) / (10 + step)))
 
-            recent = (recent + [reported.item()])[-50:]
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", it_s=f"{step / elapsed:.2f}")
-            if main and (step % tc.log_every == 0 or step == tc.steps):
-                row = {"step": step, "loss": reported.item(), "loss_avg50": sum(recent) / len(recent),
-                       "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0], "chunks": n,
+            recent = (recent + [total])[-50:]
+            elapsed = elapsed0 + time.perf_counter() - start
+            done = step - start_step
+            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", it_s=f"{done / (time.perf_counter() - start):.2f}")
+            if main and (step % tc.log_every == 0 or step == last_step):
+                row = {"step": step, "loss": total, "loss_avg50": sum(recent) / len(recent), "grad_norm": float(grad_norm),
+                       "lr": lr, "chunks": chunk_counts[0] if len(chunk_counts) == 1 else chunk_counts,
                        "elapsed_s": round(elapsed, 2)}  # fmt: skip
                 log.write(json.dumps(row) + "\n")
                 log.flush()
-            if main and (step % tc.save_every == 0 or step == tc.steps):
-                save_checkpoint(ema, out_dir)
+            if main and (step % tc.save_every == 0 or step == last_step):
+                saved = (step, save(step))
+            if main and tc.sample_every > 0 and (step % tc.sample_every == 0 or step == last_step):
+                (out_dir / "samples").mkdir(exist_ok=True)
+                write_sample(ema, out_dir / "samples" / f"step_{step:07d}.mp4", sample_frames, tc.sample_steps, tc.seed, decode)
         if group.distributed:
             torch.distributed.barrier()  # every rank done (rank 0 saves last) before the group goes away
     finally:
         if log is not None:
             log.close()
-        shutdown()
-    summary = {"steps": tc.steps, "params": params, "device": str(device), "train_seconds": round(time.perf_counter() - start, 1),
-               "final_loss_avg50": sum(recent) / len(recent), "ranks": group.world, "torch": torch.__version__}  # fmt: skip
+    seconds = time.perf_counter() - start
+    summary = {"steps": last_step, "of_steps": tc.steps, "params": params, "device": str(device),
+               "train_seconds": round(elapsed0 + seconds, 1), "this_run_seconds": round(seconds, 1),
+               "data_seconds": round(data_seconds, 2), "clips_per_s": round((clips_seen - clips_before) / seconds, 3),
+               "final_loss_avg50": sum(recent) / len(recent), "ranks": group.world, "torch": torch.__version__,
+               "resumed_from": str(resume_from) if resume_from else None, "stopped_early": last_step < tc.steps}  # fmt: skip
+    if folder is not None:
+        summary["data"] = {k: v for k, v in data.report().items() if k != "skipped_files"}
     if main:
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        _atomic_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return out_dir

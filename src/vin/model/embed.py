@@ -1,4 +1,4 @@
-"""Embeddings: 3D patches, sin-cos positions, timesteps and class labels."""
+"""Embeddings: 3D patches, sin-cos positions, timesteps, class labels and text embeddings."""
 
 from __future__ import annotations
 
@@ -59,3 +59,22 @@ class LabelEmbedder(nn.Module):
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         return self.table(labels)
+
+
+class TextEmbedder(nn.Module):
+    """A text embedding computed offline (B, text_dim) -> a vector (B, D); None or NaN rows -> a learned null.
+
+    The null vector is what classifier-free guidance and caption dropout use.
+    """
+
+    def __init__(self, text_dim: int, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(text_dim, dim)
+        self.null = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, text: torch.Tensor | None, batch: int) -> torch.Tensor:
+        if text is None:
+            return self.null.expand(batch, -1)
+        text = text.to(self.proj.weight.dtype)
+        missing = torch.isnan(text).any(dim=-1, keepdim=True)  # (B, 1): no caption, or dropped
+        return torch.where(missing, self.null.to(text.dtype), self.proj(torch.nan_to_num(text)))

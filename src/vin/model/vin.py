@@ -31,7 +31,7 @@ from torch import nn
 
 from ..errors import VinError
 from .attention import Attend, Attention, DiTBlock, modulate
-from .embed import LabelEmbedder, PatchEmbed3D, TimestepEmbedder, sincos, spatial_sincos
+from .embed import LabelEmbedder, PatchEmbed3D, TextEmbedder, TimestepEmbedder, sincos, spatial_sincos
 from .interface import Merge, VideoInterface
 
 COUPLINGS = ("concat", "cross")
@@ -93,6 +93,7 @@ class VINModel(ModelMixin, ConfigMixin):
         parameterization: str = "x0",
         context_mode: str = "recompute",
         attention: str = "3d",
+        text_dim: int = 0,
     ) -> None:
         super().__init__()
         if coupling not in COUPLINGS:
@@ -110,6 +111,8 @@ class VINModel(ModelMixin, ConfigMixin):
             raise VinError(f"model.parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
         if parameterization == "x0" and objective != "flow":
             raise VinError("model.parameterization=x0 needs model.objective=flow; use parameterization=direct")
+        if num_classes > 0 and text_dim > 0:
+            raise VinError("a model is conditioned on class labels (model.num_classes) or text (model.text_dim), not both")
         if sample_size % patch_hw:
             raise VinError(f"model.sample_size={sample_size} must be a multiple of model.patch_hw={patch_hw}")
         check_geometry(chunk_frames, chunk_frames, context_frames, patch_t, keyframe_stride)
@@ -117,6 +120,7 @@ class VINModel(ModelMixin, ConfigMixin):
         self.context_placeholder = nn.Parameter(torch.zeros(width))  # context of the first chunk
         self.t_embedder = TimestepEmbedder(width)
         self.y_embedder = LabelEmbedder(num_classes, width) if num_classes > 0 else None
+        self.text_embedder = TextEmbedder(text_dim, width) if text_dim > 0 else None
         self.interface = (
             VideoInterface(in_channels, patch_hw, width, heads, vin_tokens, vin_process_blocks, mlp_ratio, keyframe_positions)
             if vin_tokens > 0
@@ -146,6 +150,8 @@ class VINModel(ModelMixin, ConfigMixin):
         nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
         if self.y_embedder is not None:
             nn.init.normal_(self.y_embedder.table.weight, std=0.02)
+        if self.text_embedder is not None:
+            nn.init.normal_(self.text_embedder.proj.weight, std=0.02)
         for module in self.modules():
             if isinstance(module, DiTBlock):
                 module.zero_init()
@@ -156,12 +162,18 @@ class VINModel(ModelMixin, ConfigMixin):
 
     # ----------------------------------------------------------------------------------------------
     def condition(self, timestep: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """Timestep (B,) in [0, 1000] and optional labels (B,) -> conditioning vector (B, D)."""
+        """Timestep (B,) in [0, 1000] and optional labels -> conditioning vector (B, D).
+
+        `labels` are class ids (B,) for a class-conditional model, text embeddings (B, text_dim) for a
+        text-conditioned one (None: the null condition, a learned vector).
+        """
         c = self.t_embedder(timestep)
         if self.y_embedder is not None:
             if labels is None:  # unconditional: the null label
                 labels = torch.full_like(timestep, self.config.num_classes, dtype=torch.long)
             c = c + self.y_embedder(labels)
+        if self.text_embedder is not None:
+            c = c + self.text_embedder(labels, timestep.shape[0])
         return c
 
     def read_interface(
@@ -182,7 +194,8 @@ class VINModel(ModelMixin, ConfigMixin):
         if self.interface is None:
             return None
         c = self.condition(timestep, labels)
-        cond_tokens = c.unsqueeze(1) if self.y_embedder is not None else None
+        conditioned = self.y_embedder is not None or self.text_embedder is not None
+        cond_tokens = c.unsqueeze(1) if conditioned else None
         stride = keyframe_stride or self.config.keyframe_stride
         return self.interface(x, c, stride, cond_tokens, frame_offset, total_frames, merge)
 

@@ -1,0 +1,423 @@
+"""Training clips from a folder tree of video files, read with PyAV.
+
+Every file under `root` ending in .mp4 / .webm / .avi / .mov / .mkv is probed once (opened, its
+first frame decoded, its length read); files that fail, and files too short for the longest clip,
+are skipped with a warning and listed in `report()`. A file that breaks later, while a clip is read
+from it (a truncated file, a corrupt packet), is skipped from then on and another clip is drawn in
+its place: training never stops on one file.
+
+A clip is `frames` frames taken every `frame_stride` source frames (or resampled to `fps`), each
+resized so that its short side is `size` (area filter) and cropped to size x size (centre or random).
+
+Determinism: each clip of a batch gets its own seed from the batch's generator, and every draw of a
+clip (the file, the start, the crop, the redraws after a bad file) comes from that seed. So the
+generator's state is the whole data position, a bad file costs the same draws whether or not it was
+already known to be bad (exact resume), and DDP ranks stay in step while each decodes only its share.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import VinError
+from .cache import ShardCache, file_key, write_json_atomic
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv")
+MAX_DRAWS = 1000  # redraws for one clip before giving up (every draw hit a bad or too short file)
+HOLD_TOLERANCE = 2  # frames a stream may end early (metadata often over-counts by one or two)
+CACHE_MAX_BYTES = 2**31  # a longer video (decoded at the training size) is not cached: its clips are decoded as drawn
+logger = logging.getLogger("vin.data")
+
+
+class BadVideo(Exception):
+    """A video file that cannot be used; the message says why."""
+
+
+@dataclass
+class VideoInfo:
+    path: Path
+    name: str  # path relative to root, with / separators
+    frames: int  # source frames (from the container's metadata, else counted)
+    fps: float
+    width: int
+    height: int
+
+
+@dataclass
+class ClipSpec:
+    """Where one clip comes from: a video, its source frame indices (T,), and a crop offset in [0, 1]^2."""
+
+    video: int
+    indices: np.ndarray
+    crop: tuple[float, float]
+
+
+def scan(root: Path) -> list[Path]:
+    """Video files under `root`, sorted; hidden files and folders are ignored."""
+    files = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+            files.append(path)
+    return sorted(files)
+
+
+def _frame_rate(stream) -> Fraction | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            return Fraction(rate)
+    return None
+
+
+def probe(path: Path) -> tuple[int, float, int, int]:
+    """(frames, fps, width, height) of a video file; raises BadVideo if it is not a usable video."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise BadVideo("no video stream")
+            stream = container.streams.video[0]
+            rate = _frame_rate(stream)
+            if rate is None:
+                raise BadVideo("no frame rate in the file")
+            frames = stream.frames
+            if frames <= 0 and stream.duration and stream.time_base:
+                frames = int(stream.duration * stream.time_base * rate)
+            if frames <= 0 and container.duration:
+                frames = int(container.duration / av.time_base * rate)
+            first = next(container.decode(stream), None)  # not a video after all? this fails
+            if first is None:
+                raise BadVideo("no decodable frames")
+            if frames <= 0:
+                frames = 1 + sum(1 for _ in container.decode(stream))
+            return frames, float(rate), first.width, first.height
+    except BadVideo:
+        raise
+    except Exception as err:  # PyAV raises many error types on bad input; each means "unusable"
+        raise BadVideo(_reason(err)) from None
+
+
+def _reason(err: Exception) -> str:
+    """One line: the error's kind and FFmpeg's words, without its errno and the path (the report names the file)."""
+    text = getattr(err, "strerror", None) or (str(err).strip().splitlines()[0] if str(err).strip() else "")
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _resized(frame, size: int) -> np.ndarray:
+    """A PyAV frame -> (H, W, 3) uint8 with its short side `size`."""
+    w, h = frame.width, frame.height
+    if w <= h:
+        nw, nh = size, max(size, round(h * size / w))
+    else:
+        nw, nh = max(size, round(w * size / h)), size
+    return frame.reformat(width=nw, height=nh, format="rgb24", interpolation="AREA").to_ndarray()
+
+
+def decode_frames(path: Path, indices: np.ndarray, size: int, partial: bool = False) -> np.ndarray:
+    """Source frames `indices` (non-decreasing) of a video, short side resized to `size`: (T, H, W, 3) uint8.
+
+    Seeks to the keyframe before the first frame wanted and decodes on. A frame's index is its time
+    times the frame rate; a wanted index without its own frame (variable frame rate) holds the frame
+    before it. Raises BadVideo when the stream ends early (a truncated file) or does not decode, or
+    with `partial`, returns the frames up to there (at least one): what a cache keeps of a truncated file.
+    """
+    import av
+
+    wanted = np.asarray(indices, dtype=np.int64)
+    first, last = int(wanted[0]), int(wanted[-1])
+    out: dict[int, np.ndarray] = {}
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            rate, tb = _frame_rate(stream), stream.time_base
+            t0 = stream.start_time or 0
+            seekable = tb is not None and rate is not None
+            if first > 0 and seekable:
+                container.seek(t0 + int(first / rate / tb), stream=stream, backward=True, any_frame=False)
+            pending = sorted(set(wanted.tolist()))
+            j = 0  # pending[j]: the next index to fill
+            held = None  # (index, count, frame): the last frame decoded, resized when first used
+            resized: dict[int, np.ndarray] = {}
+
+            def take(item) -> np.ndarray:
+                if item[1] not in resized:
+                    resized.clear()
+                    resized[item[1]] = _resized(item[2], size)
+                return resized[item[1]]
+
+            for count, frame in enumerate(container.decode(stream)):
+                if frame.pts is None and first > 0 and seekable:
+                    raise BadVideo("frames without timestamps cannot be sought")
+                index = round((frame.pts - t0) * tb * rate) if (frame.pts is not None and seekable) else count
+                while j < len(pending) and held is not None and pending[j] < index:
+                    out[pending[j]] = take(held)  # no frame of its own (variable frame rate): hold
+                    j += 1
+                if j == len(pending):
+                    break
+                held = (index, count, frame)
+                if index >= pending[j]:  # this frame, or the first after an imprecise seek
+                    out[pending[j]] = take(held)
+                    j += 1
+                    if j == len(pending):
+                        break
+            while j < len(pending) and held is not None and pending[j] - held[0] <= HOLD_TOLERANCE:
+                out[pending[j]] = take(held)  # metadata counted a frame or two more than the stream holds
+                j += 1
+            if j < len(pending):
+                raise BadVideo(f"the stream ends before frame {pending[j]} (truncated file?)")
+    except Exception as err:
+        reason = str(err) if isinstance(err, BadVideo) else _reason(err)
+        got = 0
+        while got < len(wanted) and int(wanted[got]) in out:
+            got += 1
+        if not partial or got == 0:
+            raise BadVideo(reason) from None
+        return np.stack([out[int(i)] for i in wanted[:got]])
+    return np.stack([out[int(i)] for i in wanted])
+
+
+class VideoFolder:
+    """Clips of a folder of videos as (B, 3, T, size, size) in [-1, 1], with their conditions.
+
+    `max_frames`: the longest clip training asks for; videos too short for it are skipped.
+    `cache`: decoded videos are kept there (every frame, short side resized), so a video is decoded
+    once; clips are then cut from the memory-mapped shard.
+    """
+
+    def __init__(self, config, size: int, max_frames: int, cache: ShardCache | None = None, text_dim: int = 0) -> None:
+        self.config = config
+        self.root = Path(config.root).expanduser()
+        self.size = size
+        self.max_frames = max_frames
+        self.cache = cache
+        if not config.root or not self.root.is_dir():
+            raise VinError(f"data.root={config.root!r} is not a folder; point it at a folder of video files (data.source=folder)")
+        if config.frame_stride < 1:
+            raise VinError(f"data.frame_stride must be at least 1, got {config.frame_stride}")
+        if config.fps < 0:
+            raise VinError(f"data.fps must be 0 (use data.frame_stride) or positive, got {config.fps}")
+        if config.crop not in ("center", "random"):
+            raise VinError(f"data.crop must be center or random, got {config.crop!r}")
+        if config.labels not in ("none", "folders"):
+            raise VinError(f"data.labels must be none or folders, got {config.labels!r}")
+        files = scan(self.root)
+        if not files:
+            raise VinError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) under {self.root}")
+        self.skipped: dict[str, str] = {}  # name -> why; found while scanning
+        self.broken: dict[str, str] = {}  # name -> why; found while training
+        self._lock = threading.Lock()
+        self.videos = self._index(files)
+        self.classes = sorted({v.name.split("/")[0] for v in self.videos}) if config.labels == "folders" else []
+        self.captions = self._captions(text_dim) if config.captions else None
+        if not self.videos:
+            reasons = "; ".join(f"{k}: {v}" for k, v in list(self.skipped.items())[:5])
+            raise VinError(f"none of the {len(files)} video files under {self.root} is usable ({reasons})")
+        self._bad: set[int] = set()
+        self._pool = ThreadPoolExecutor(config.workers) if config.workers > 0 else None
+
+    # ----------------------------------------------------------------------------------------------
+    def _index(self, files: list[Path]) -> list[VideoInfo]:
+        """Probes every file (in parallel with data.workers threads), reusing cache_dir/index.json."""
+        known = self._load_index()
+        keys = [file_key(f, "probe") for f in files]
+
+        def one(item: tuple[Path, str]) -> dict:
+            path, key = item
+            if key in known:
+                return known[key]
+            try:
+                frames, fps, width, height = probe(path)
+                return {"frames": frames, "fps": fps, "width": width, "height": height}
+            except BadVideo as err:
+                return {"error": str(err)}
+
+        workers = max(1, self.config.workers)
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(one, zip(files, keys)))
+        if self.cache is not None:
+            write_json_atomic(self.cache.root / "index.json", dict(zip(keys, results)))
+        videos = []
+        for path, meta in zip(files, results):
+            name = path.relative_to(self.root).as_posix()
+            if "error" in meta:
+                self._skip(name, meta["error"])
+                continue
+            needed = self.span(self.max_frames, meta["fps"])
+            if meta["frames"] < needed:
+                self._skip(name, f"too short: {meta['frames']} frames, the longest clip needs {needed}")
+                continue
+            if self.config.labels == "folders" and "/" not in name:
+                self._skip(name, "not inside a class folder (data.labels=folders)")
+                continue
+            videos.append(VideoInfo(path, name, meta["frames"], meta["fps"], meta["width"], meta["height"]))
+        return videos
+
+    def _load_index(self) -> dict:
+        if self.cache is None:
+            return {}
+        import json
+
+        try:
+            return json.loads((self.cache.root / "index.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _skip(self, name: str, reason: str) -> None:
+        self.skipped[name] = reason
+        logger.warning("skipping video %s: %s", name, reason)
+
+    def _captions(self, text_dim: int) -> torch.Tensor:
+        """One embedding per video (V, text_dim); NaN rows for videos without a caption (the null condition)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = Path(self.config.captions).expanduser()
+        if not path.is_file():
+            raise VinError(f"data.captions={self.config.captions!r} does not exist; give a .safetensors of embeddings keyed by video path relative to data.root")  # fmt: skip
+        if text_dim <= 0:
+            raise VinError("data.captions needs a text-conditioned model: set model.text_dim to the embeddings' size")
+        try:
+            table = load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise VinError(f"data.captions={path} could not be read as safetensors: {err}") from None
+        out = torch.full((len(self.videos), text_dim), float("nan"))
+        for i, video in enumerate(self.videos):
+            emb = table.get(video.name)
+            if emb is None:
+                continue
+            emb = emb.float().reshape(-1, emb.shape[-1]).mean(0)  # (D,) or (L, D) -> (D,): token embeddings are mean-pooled
+            if emb.shape[0] != text_dim:
+                raise VinError(f"data.captions: the embedding of {video.name} has size {emb.shape[0]}, model.text_dim is {text_dim}")
+            out[i] = emb
+        missing = int(torch.isnan(out[:, 0]).sum())
+        if missing:
+            logger.warning("%d of %d videos have no caption in %s; they train with the null condition", missing, len(self.videos), path)  # fmt: skip
+        return out
+
+    # ----------------------------------------------------------------------------------------------
+    def step(self, fps: float) -> float:
+        """Source frames between two clip frames."""
+        return fps / self.config.fps if self.config.fps > 0 else float(self.config.frame_stride)
+
+    def span(self, frames: int, fps: float) -> int:
+        """Source frames a clip of `frames` frames covers."""
+        return int(np.floor((frames - 1) * self.step(fps) + 1e-6)) + 1
+
+    def spec(self, video: int, frames: int, rng: np.random.Generator) -> ClipSpec:
+        info = self.videos[video]
+        start = int(rng.integers(0, info.frames - self.span(frames, info.fps) + 1))
+        indices = start + np.floor(np.arange(frames) * self.step(info.fps) + 1e-6).astype(np.int64)
+        return ClipSpec(video, indices, (float(rng.random()), float(rng.random())))
+
+    def sample(self, seed: int, frames: int, read=None) -> tuple[ClipSpec, np.ndarray]:
+        """One clip from its own seed: (spec, read(spec)); `read` defaults to `self.read` (pixels).
+
+        A video that fails to read is reported, marked bad, and another clip is drawn from the same seed.
+        """
+        read = read or self.read
+        rng = np.random.default_rng(seed)
+        for _ in range(MAX_DRAWS):
+            video = int(rng.integers(len(self.videos)))
+            spec = self.spec(video, frames, rng)  # drawn even for a bad video: the same draws either way
+            if video in self._bad:
+                continue
+            try:
+                return spec, read(spec)
+            except BadVideo as err:
+                self.mark_bad(video, str(err))
+        raise VinError(f"no readable video left under {self.root} after {MAX_DRAWS} draws; see the warnings above")
+
+    def mark_bad(self, video: int, reason: str) -> None:
+        with self._lock:
+            if video in self._bad:
+                return
+            self._bad.add(video)
+            name = self.videos[video].name
+            self.broken[name] = reason
+        logger.warning("skipping video %s from now on: %s", name, reason)
+
+    def frames(self, video: int) -> np.ndarray:
+        """Every frame of a video, short side resized: (N, H, W, 3) uint8, from the cache when it has it.
+
+        A truncated video gives the frames it has (N is then less than its length): clips within them
+        are read as without the cache, clips past them fail as they would without it.
+        """
+        info = self.videos[video]
+        key = file_key(info.path, f"frames-{self.size}")
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is None:
+            cached = decode_frames(info.path, np.arange(info.frames), self.size, partial=True)
+            if self.cache is not None:
+                self.cache.put(key, cached)
+        return cached
+
+    def cacheable(self, video: int) -> bool:
+        """Whether a video fits the cache (a whole decoded video is held in memory once, then written)."""
+        info = self.videos[video]
+        long_side = round(self.size * max(info.width, info.height) / max(1, min(info.width, info.height)))
+        return self.cache is not None and info.frames * self.size * long_side * 3 <= CACHE_MAX_BYTES
+
+    def read(self, spec: ClipSpec) -> np.ndarray:
+        """A clip's frames, cropped: (T, size, size, 3) uint8."""
+        if self.cacheable(spec.video):
+            frames = self.frames(spec.video)
+            if spec.indices[-1] >= len(frames):
+                raise BadVideo(f"the stream ends before frame {len(frames)} (truncated file?)")
+            frames = frames[spec.indices]
+        else:
+            frames = decode_frames(self.videos[spec.video].path, spec.indices, self.size)
+        return self.crop(frames, spec.crop)
+
+    def crop(self, frames: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
+        """(T, H, W, ...) -> (T, size, size, ...): centred, or at `offset` (fractions of the slack) with crop=random."""
+        h, w = frames.shape[1], frames.shape[2]
+        fy, fx = offset if self.config.crop == "random" else (0.5, 0.5)
+        y, x = round(fy * (h - self.size)), round(fx * (w - self.size))
+        return np.ascontiguousarray(frames[:, y : y + self.size, x : x + self.size])
+
+    def condition(self, videos: list[int]) -> torch.Tensor | None:
+        """Class ids (B,) with data.labels=folders, text embeddings (B, D) with captions, else None."""
+        if self.captions is not None:
+            return self.captions[videos]
+        if self.classes:
+            return torch.tensor([self.classes.index(self.videos[v].name.split("/")[0]) for v in videos])
+        return None
+
+    def batch(
+        self, generator: torch.Generator, batch: int, frames: int, shard: slice = slice(None)
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`batch` clips drawn with `generator`: (B, 3, T, size, size) in [-1, 1], condition (B, ...) or None.
+
+        `shard` reads only part of the batch (a rank's share); the draws are the same.
+        """
+        seeds = torch.randint(0, 2**62, (batch,), generator=generator).tolist()[shard]
+        mapper = self._pool.map if self._pool is not None else map
+        results = list(mapper(lambda s: self.sample(s, frames), seeds))
+        clips = torch.from_numpy(np.stack([r[1] for r in results]))  # (B, T, H, W, 3) uint8
+        return clips.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0, self.condition([r[0].video for r in results])
+
+    def report(self) -> dict:
+        """What was used and what was skipped, and why."""
+        out = {"root": str(self.root), "videos": len(self.videos) + len(self.skipped), "usable": len(self.videos) - len(self.broken),
+               "skipped": len(self.skipped) + len(self.broken), "skipped_files": {**self.skipped, **self.broken}}  # fmt: skip
+        if self.classes:
+            out["classes"] = self.classes
+        if self.cache is not None:
+            out["cache"] = {"dir": str(self.cache.root), "hits": self.cache.hits, "misses": self.cache.misses}
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()

@@ -1,0 +1,80 @@
+"""What a run shows while it trains: a loss-curve PNG and sample videos from the EMA model."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .io import to_uint8, write_video
+
+
+def read_log(path: Path) -> list[dict]:
+    """The rows of a log.jsonl (lines that do not parse, e.g. a half-written last line, are ignored)."""
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def plot_loss(log_path: Path, png_path: Path) -> Path | None:
+    """Plots loss (each logged step) and its 50-step average against the step; written atomically."""
+    rows = [r for r in read_log(log_path) if isinstance(r.get("loss"), (int, float))]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    ax = fig.add_subplot()
+    steps = [r["step"] for r in rows]
+    ax.plot(steps, [r["loss"] for r in rows], lw=0.8, alpha=0.5, label="loss")
+    ax.plot(steps, [r["loss_avg50"] for r in rows], lw=1.6, label="50-step average")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if min(r["loss"] for r in rows) > 0:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=png_path.parent, prefix=f".{png_path.stem}-", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, png_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return png_path
+
+
+@torch.no_grad()
+def write_sample(model, path: Path, frames: int, steps: int, seed: int = 0, decode=None, fps: int = 8) -> Path:
+    """A video of `frames` frames from `model` with the vin strategy, written to `path` (.mp4).
+
+    `decode`: latents (B, C, T, h, w) -> pixels (B, 3, T, H, W), for a model trained in latent space.
+    Runs on its own seeded generator and restores torch's RNG, so training continues unchanged.
+    """
+    from .generation.strategies import GenerationOptions, run_strategy
+
+    with torch.random.fork_rng(devices=[]):
+        label = 0 if model.config.num_classes > 0 else None
+        options = GenerationOptions(frames=frames, steps=steps, seed=seed, label=label, progress=False)
+        sample = run_strategy(model, "vin", options).sample  # (1, C, T, h, w)
+        if decode is not None:
+            sample = decode(sample)
+    video = to_uint8(sample[0])  # (T, H, W, 3)
+    upscale = max(1, 128 // video.shape[1])
+    return write_video(np.ascontiguousarray(video), path, fps=fps, upscale=upscale)
