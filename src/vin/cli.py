@@ -73,6 +73,8 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
 
 @main.command()
 @click.option("--checkpoint", type=click.Path(), default=None, help="Checkpoint directory [default: the shipped model].")
+@click.option("--autoencoder", type=click.Path(), default=None,
+              help="Latent-space models: the autoencoder folder to decode with [default: the one recorded at training].")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="vin", show_default=True, help="How to make a long video.")
 @click.option("--frames", type=int, default=256, show_default=True, help="Video length; a multiple of the chunk size.")
 @click.option("--steps", type=int, default=25, show_default=True, help="Denoising steps.")
@@ -103,7 +105,7 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
               help="Spread the chunks over N processes (launches torchrun; vin strategy only).")
 @click.option("--timeout", "timeout_s", type=int, default=300, show_default=True,
               help="Seconds a rank waits on the others before giving up (several processes only).")
-def generate(checkpoint, strategy, frames, steps, seed, out, label, guidance, fusion, fusion_fraction, global_tokens,
+def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label, guidance, fusion, fusion_fraction, global_tokens,
              chunk_frames, context_frames, keyframe_stride, overlap_frames, cutoff, no_position_interpolation, fps,
              upscale, device, threads, as_json, quiet, nproc, timeout_s) -> None:  # fmt: skip
     """Generate a long video (chunk-parallel with the VIN, or a baseline) and write it atomically to --out."""
@@ -124,13 +126,13 @@ def generate(checkpoint, strategy, frames, steps, seed, out, label, guidance, fu
                    keyframe_stride=keyframe_stride, overlap_frames=overlap_frames, cutoff=cutoff,
                    position_interpolation=not no_position_interpolation)  # fmt: skip
     if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
-        check_request(load_model(ckpt), strategy, frames, steps, seed, nproc, **options)
+        check_request(load_model(ckpt, autoencoder=autoencoder), strategy, frames, steps, seed, nproc, **options)
         _relaunch_with_torchrun(nproc)
     if threads > 0:
         torch.set_num_threads(threads)
     group = init_from_env(device, timeout_s)
     try:
-        model = load_model(ckpt, group.device if group.distributed else _device(device))
+        model = load_model(ckpt, group.device if group.distributed else _device(device), autoencoder)
         check_request(model, strategy, frames, steps, seed, group.world, **options)
         result = run_generation(model, frames, steps, seed, strategy, progress=not quiet, group=group, **options)
     except torch.distributed.DistError as err:
@@ -161,6 +163,8 @@ VIDEO_FILES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif", ".npy")
 @click.argument("videos", nargs=-1, type=click.Path())
 @click.option("--checkpoint", type=click.Path(), default=None,
               help="Generate with this checkpoint and evaluate ('default' for the shipped model), instead of files.")
+@click.option("--autoencoder", type=click.Path(), default=None,
+              help="With --checkpoint, a latent-space model: the autoencoder folder to decode with [default: the recorded one].")
 @click.option("--strategies", default="data,vin,full,autoregressive,independent,overlap,freenoise,spectral", show_default=True,
               help="With --checkpoint: comma-separated strategies, with settings as in vin bench (vin:k8, "
                    "vin:global_tokens=chunk); 'data' = real procedural videos, for reference.")
@@ -191,7 +195,7 @@ VIDEO_FILES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif", ".npy")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=0, help="CPU threads [default: torch's].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(videos, checkpoint, strategies, frame_list, seeds, steps, chunk_frames, features, feature_size, flow_method, fps, procedural,
+def evaluate(videos, checkpoint, autoencoder, strategies, frame_list, seeds, steps, chunk_frames, features, feature_size, flow_method, fps, procedural,
              json_out, md_out, plot_out, save_videos, guidance, fusion, fusion_fraction, global_tokens, context_frames,
              keyframe_stride, device, threads, quiet) -> None:  # fmt: skip
     """Measure videos: MAWE, scene cuts, consistency, dynamic degree, flicker, seams, ground truth, FLOPs.
@@ -204,6 +208,8 @@ def evaluate(videos, checkpoint, strategies, frame_list, seeds, steps, chunk_fra
 
     if bool(videos) == bool(checkpoint):
         raise VinError("give either video files/folders or --checkpoint (to generate and evaluate), not both or neither")
+    if autoencoder and not checkpoint:
+        raise VinError("--autoencoder decodes a latent-space checkpoint's videos: use it with --checkpoint")
     if feature_size < 32:
         raise VinError(f"--feature-size must be at least 32, got {feature_size}")
     for path, suffix in ((json_out, ".json"), (md_out, ".md"), (plot_out, ".png")):
@@ -222,7 +228,7 @@ def evaluate(videos, checkpoint, strategies, frame_list, seeds, steps, chunk_fra
         from .metrics.suite import check_suite, run_suite
 
         ckpt = default_checkpoint() if checkpoint == "default" else Path(checkpoint)
-        model = load_model(ckpt, _device(device))
+        model = load_model(ckpt, _device(device), autoencoder)
         names = [s.strip() for s in strategies.split(",") if s.strip()]
         lengths, seed_list = _int_list(frame_list, "--frames"), _int_list(seeds, "--seeds")
         options = dict(guidance=guidance, fusion=fusion, fusion_fraction=fusion_fraction, global_tokens=global_tokens,

@@ -23,10 +23,15 @@ def default_checkpoint() -> Path:
     return Path(__file__).parent / "checkpoints" / "default"
 
 
-def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> VINModel:
+def load_model(
+    path: str | Path | None = None, device: str | torch.device = "cpu", autoencoder: str | Path | None = None
+) -> VINModel:
     """Loads a checkpoint directory (config.json + diffusion_pytorch_model.safetensors) in eval mode.
 
     Never unpickles: weights are read with safetensors. Any problem is a VinError naming the file.
+    A model trained in latent space (its folder holds autoencoder.json, or its train.yaml names
+    data.autoencoder) gets `model.latent_decoder`, which decodes its samples with that autoencoder
+    (loaded on first use); `autoencoder` points to another copy of it (a folder, as save_pretrained writes).
     """
     path = Path(path) if path is not None else default_checkpoint()
     hint = "a checkpoint directory holds config.json and diffusion_pytorch_model.safetensors, as written by `vin train`"
@@ -50,7 +55,25 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     except Exception as err:  # corrupt or mismatched weights: report, never show diffusers' stack
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise VinError(f"checkpoint {path} could not be loaded: {reason} (is {WEIGHTS_NAME} complete and from this config?)") from None
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    model.latent_decoder = _latent_decoder(path, model, autoencoder)
+    return model
+
+
+def _latent_decoder(path: Path, model: VINModel, autoencoder: str | Path | None):
+    from .data.latent import LatentDecoder, LatentSpace
+
+    space = LatentSpace.read(path)
+    if space is None and autoencoder is None:
+        return None
+    if space is None:  # no record, but an autoencoder given: scaled as its config.json says
+        space = LatentSpace.of_folder(autoencoder)
+    decoder = LatentDecoder(space, autoencoder)
+    channels = decoder.space.latent_channels
+    if channels and channels != model.config.in_channels:
+        raise VinError(f"checkpoint {path} makes {model.config.in_channels}-channel frames, but the autoencoder "
+                       f"{str(decoder.folder)!r} has {channels} latent channels; is it the one the model was trained with?")  # fmt: skip
+    return decoder
 
 
 def check_output_path(path: str | Path) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import to_uint8, write_video
+from .io import write_video
 
 
 def read_log(path: Path) -> list[dict]:
@@ -61,20 +61,16 @@ def plot_loss(log_path: Path, png_path: Path) -> Path | None:
 
 
 @torch.no_grad()
-def write_sample(model, path: Path, frames: int, steps: int, seed: int = 0, decode=None, fps: int = 8) -> Path:
+def write_sample(model, path: Path, frames: int, steps: int, seed: int = 0, fps: int = 8) -> Path:
     """A video of `frames` frames from `model` with the vin strategy, written to `path` (.mp4).
 
-    `decode`: latents (B, C, T, h, w) -> pixels (B, 3, T, H, W), for a model trained in latent space.
+    A model trained in latent space (with `model.latent_decoder`) is decoded to pixels.
     Runs on its own seeded generator and restores torch's RNG, so training continues unchanged.
     """
-    from .generation.strategies import GenerationOptions, run_strategy
+    from .generation.api import generate
 
     with torch.random.fork_rng(devices=[]):
         label = 0 if model.config.num_classes > 0 else None
-        options = GenerationOptions(frames=frames, steps=steps, seed=seed, label=label, progress=False)
-        sample = run_strategy(model, "vin", options).sample  # (1, C, T, h, w)
-        if decode is not None:
-            sample = decode(sample)
-    video = to_uint8(sample[0])  # (T, H, W, 3)
+        video = generate(model, frames, steps, seed, "vin", label=label).video.numpy()  # (T, H, W, 3)
     upscale = max(1, 128 // video.shape[1])
     return write_video(np.ascontiguousarray(video), path, fps=fps, upscale=upscale)

@@ -106,12 +106,57 @@ def check_config(config: Config, world: int = 1) -> None:
         raise VinError(f"train.lr_schedule must be constant or cosine, got {t.lr_schedule!r}")
     if t.save_every < 1 or t.keep_checkpoints < 1 or t.log_every < 1:
         raise VinError("train.save_every, train.keep_checkpoints and train.log_every must be at least 1")
+    if t.init_from:
+        check_init_from(config)
     if t.stop_at < 0 or t.sample_every < 0:
         raise VinError("train.stop_at and train.sample_every must be 0 (off) or positive")
     for n in t.chunk_counts:
         if (t.windows_per_step // n) % world:
             raise VinError(f"train.windows_per_step={t.windows_per_step} gives {t.windows_per_step // n} clips of {n} chunks, "
                            f"which {world} ranks cannot share evenly; use a multiple of {world * max(t.chunk_counts)}")  # fmt: skip
+
+
+def init_from_path(tc: TrainConfig) -> Path:
+    """train.init_from as a folder ("default": the shipped checkpoint)."""
+    from .io import default_checkpoint
+
+    return default_checkpoint() if tc.init_from == "default" else Path(tc.init_from).expanduser()
+
+
+def check_init_from(config: Config) -> Path:
+    """train.init_from is an exported model whose config.json is the run's model config; returns its folder."""
+    import inspect
+
+    from .io import CONFIG_NAME, WEIGHTS_NAME
+
+    path = init_from_path(config.train)
+    hint = ("train.init_from must be a folder exported by vin train (config.json + diffusion_pytorch_model.safetensors) "
+            "or 'default'")  # fmt: skip
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (path / name).is_file():
+            raise VinError(f"train.init_from={str(path)!r} has no {name} ({hint})")
+    try:
+        meta = json.loads((path / CONFIG_NAME).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise VinError(f"train.init_from: {path / CONFIG_NAME} is not valid JSON ({err})") from None
+    if meta.get("_class_name") != VINModel.__name__:
+        raise VinError(f"train.init_from: {path / CONFIG_NAME} describes a {meta.get('_class_name')!r}, not a VINModel ({hint})")
+    defaults = {k: v.default for k, v in inspect.signature(VINModel.__init__).parameters.items() if k != "self"}
+    ours = asdict(config.model)
+    differ = [f"model.{k}: {ours[k]!r} here, {meta.get(k, defaults.get(k))!r} there" for k in ours
+              if meta.get(k, defaults.get(k)) != ours[k]]  # fmt: skip
+    if differ:
+        raise VinError(f"train.init_from={str(path)!r} is a different model than this run's config: {'; '.join(differ)}. "
+                       "Set the run's model section to the folder's config.json (e.g. the config it was trained with)")  # fmt: skip
+    return path
+
+
+def load_init_weights(model: VINModel, config: Config) -> None:
+    """Copies train.init_from's weights into `model` (its config checked first): the start of a fine-tune."""
+    from .io import load_model
+
+    source = load_model(check_init_from(config))
+    model.load_state_dict(source.state_dict())
 
 
 def lr_factor(step: int, tc: TrainConfig) -> float:
@@ -228,8 +273,17 @@ def train(config: Config, progress: bool = True) -> Path:
 def _run(config, group, device, out_dir, resume_from, data, autoencoder, progress) -> Path:
     tc = config.train
     main = group.rank == 0
-    model = build_model(config).to(device).train()
-    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    model = build_model(config)
+    if tc.init_from and resume_from is None:  # a resumed run's weights come from its checkpoint
+        load_init_weights(model, config)
+    model = model.to(device).train()
+    ema = copy.deepcopy(model).requires_grad_(False).eval()  # the EMA starts from the (loaded) weights
+    latent = None
+    if autoencoder is not None:
+        from .data.latent import LatentDecoder, LatentSpace
+
+        latent = LatentSpace.of(autoencoder)
+        ema.latent_decoder = LatentDecoder(latent, autoencoder=autoencoder)  # sample videos are decoded
     objective = Objective(config.model.objective, tc.timestep_sampling, tc.logit_mean, tc.logit_std)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
     data_gen = torch.Generator().manual_seed(tc.seed)
@@ -267,6 +321,8 @@ def _run(config, group, device, out_dir, resume_from, data, autoencoder, progres
 
     def save(step: int) -> Path:
         save_checkpoint(ema, out_dir)
+        if latent is not None:  # what decoding the exported model's samples needs
+            latent.write(out_dir)
         extra = {"recent_losses": recent, "elapsed_s": elapsed0 + time.perf_counter() - start, "clips": clips_seen,
                  "broken_videos": dict(folder.broken) if folder is not None else {}}  # fmt: skip
         path = save_state(out_dir, step, model, ema, optimizer, generators, config, extra, tc.keep_checkpoints)
@@ -287,7 +343,6 @@ def _run(config, group, device, out_dir, resume_from, data, autoencoder, progres
 
     frames_per_chunk = config.model.chunk_frames
     sample_frames = tc.sample_frames or 2 * max(tc.chunk_counts) * frames_per_chunk
-    decode = autoencoder.decode if autoencoder is not None else None
     start = time.perf_counter()
     data_seconds, clips_before = 0.0, clips_seen
     bar = tqdm(range(start_step + 1, last_step + 1), initial=start_step, total=tc.steps, desc="training",
@@ -344,7 +399,7 @@ def _run(config, group, device, out_dir, resume_from, data, autoencoder, progres
                 saved = (step, save(step))
             if main and tc.sample_every > 0 and (step % tc.sample_every == 0 or step == last_step):
                 (out_dir / "samples").mkdir(exist_ok=True)
-                write_sample(ema, out_dir / "samples" / f"step_{step:07d}.mp4", sample_frames, tc.sample_steps, tc.seed, decode)
+                write_sample(ema, out_dir / "samples" / f"step_{step:07d}.mp4", sample_frames, tc.sample_steps, tc.seed)
         if group.distributed:
             torch.distributed.barrier()  # every rank done (rank 0 saves last) before the group goes away
     finally:

@@ -39,7 +39,7 @@ PREFIX = "step_"
 # difference (the model, the data, the seed, the batch) means the checkpoint is from another run.
 RUN_KEYS = {
     "data": {"cache_dir", "workers"},
-    "train": {"out_dir", "resume", "stop_at", "save_every", "keep_checkpoints", "log_every", "sample_every",
+    "train": {"out_dir", "resume", "init_from", "stop_at", "save_every", "keep_checkpoints", "log_every", "sample_every",
               "sample_frames", "sample_steps", "device", "threads", "steps", "lr", "warmup_steps", "grad_clip",
               "min_lr_ratio"},
 }  # fmt: skip

@@ -10,12 +10,19 @@ Latents are the mean of the encoder's distribution (deterministic), `(mean - shi
 With `data.cache_dir`, an image VAE's latents are cached per video (every frame, centre crop), so a
 video is decoded and encoded once; a video VAE encodes each clip as it is drawn (its latents depend
 on where the clip starts).
+
+A model trained in latent space is exported with `autoencoder.json` beside its weights (`LatentSpace`:
+the autoencoder's folder, kind, geometry and the scaling/shift factors used); `LatentDecoder` turns its
+samples back into pixels with that autoencoder, loaded on first use.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +33,8 @@ from .cache import ShardCache, file_key
 from .video_folder import ClipSpec, VideoFolder
 
 KINDS = ("AutoencoderKL", "AutoencoderKLCogVideoX")
+LATENT_FILE = "autoencoder.json"  # beside an exported latent-space model's weights
+DECODE_FRAMES = 16  # an image VAE decodes this many frames per call (bounded memory on long videos)
 
 
 def autoencoder_meta(path: str | Path) -> dict:
@@ -54,9 +63,15 @@ def geometry(meta: dict) -> tuple[int, int, int]:
 
 
 class Autoencoder:
-    """Pixels (B, 3, T, H, W) in [-1, 1] <-> scaled latents (B, C, T', H/s, W/s)."""
+    """Pixels (B, 3, T, H, W) in [-1, 1] <-> scaled latents (B, C, T', H/s, W/s).
 
-    def __init__(self, path: str | Path, device: torch.device | str = "cpu") -> None:
+    `scale`, `shift`: the latent scaling (default: the autoencoder config's `scaling_factor` and
+    `shift_factor`); a checkpoint's recorded values are passed here so decoding inverts its training.
+    """
+
+    def __init__(
+        self, path: str | Path, device: torch.device | str = "cpu", scale: float | None = None, shift: float | None = None
+    ) -> None:
         import diffusers
 
         self.path = Path(path).expanduser()
@@ -71,8 +86,8 @@ class Autoencoder:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise VinError(f"data.autoencoder={str(self.path)!r} could not be loaded: {reason}") from None
         self.vae = vae.to(device).eval().requires_grad_(False)
-        self.scale = float(self.meta.get("scaling_factor") or 1.0)
-        self.shift = float(self.meta.get("shift_factor") or 0.0)
+        self.scale = float(self.meta.get("scaling_factor") or 1.0) if scale is None else float(scale)
+        self.shift = float(self.meta.get("shift_factor") or 0.0) if shift is None else float(shift)
 
     @property
     def device(self) -> torch.device:
@@ -96,14 +111,131 @@ class Autoencoder:
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        # (B, C, T', h, w) -> (B, 3, T, H, W) in [-1, 1]
+        # (B, C, T', h, w) -> (B, 3, T, H, W) in [-1, 1]; the inverse of `encode`'s scaling, then the VAE's decoder.
+        # A video VAE decodes the whole latent video in one causal pass (diffusers steps through it two
+        # latent frames at a time with a convolution cache); an image VAE decodes DECODE_FRAMES frames per call.
         z = (z.to(self.device, self.vae.dtype) / self.scale) + self.shift
         if self.temporal > 1:
             x = self.vae.decode(z).sample
         else:
             b = z.shape[0]
-            x = self.vae.decode(z.transpose(1, 2).flatten(0, 1)).sample.unflatten(0, (b, -1)).transpose(1, 2)
+            frames = z.transpose(1, 2).flatten(0, 1)  # (B*T, C, h, w)
+            parts = [self.vae.decode(frames[i : i + DECODE_FRAMES]).sample for i in range(0, frames.shape[0], DECODE_FRAMES)]
+            x = torch.cat(parts).unflatten(0, (b, -1)).transpose(1, 2)
         return x.float().clamp(-1, 1)
+
+
+@dataclass(frozen=True)
+class LatentSpace:
+    """What decoding a latent-space model's samples needs: written to `autoencoder.json` at export."""
+
+    autoencoder: str  # the autoencoder's folder (absolute)
+    kind: str  # AutoencoderKL | AutoencoderKLCogVideoX
+    latent_channels: int
+    spatial_factor: int
+    temporal_factor: int
+    scaling_factor: float  # latents = (mean - shift_factor) * scaling_factor
+    shift_factor: float
+
+    @classmethod
+    def of(cls, ae: Autoencoder) -> "LatentSpace":
+        return cls(str(ae.path.resolve()), ae.kind, ae.channels, ae.spatial, ae.temporal, ae.scale, ae.shift)
+
+    @classmethod
+    def of_folder(cls, path: str | Path) -> "LatentSpace":
+        """The latent space of an autoencoder folder, scaled as its config.json says (no weights loaded)."""
+        path = Path(path).expanduser()
+        meta = autoencoder_meta(path)
+        channels, spatial, temporal = geometry(meta)
+        scale, shift = float(meta.get("scaling_factor") or 1.0), float(meta.get("shift_factor") or 0.0)
+        return cls(str(path.resolve()), meta["_class_name"], channels, spatial, temporal, scale, shift)
+
+    def write(self, folder: Path) -> Path:
+        """Writes `folder/autoencoder.json` atomically."""
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{LATENT_FILE}-")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(asdict(self), indent=1) + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, folder / LATENT_FILE)
+        return folder / LATENT_FILE
+
+    @classmethod
+    def read(cls, folder: str | Path) -> "LatentSpace | None":
+        """A checkpoint's latent space: its autoencoder.json, else its train.yaml's data.autoencoder (runs
+        exported before autoencoder.json existed, scaled as the autoencoder's config says); None for pixels."""
+        folder = Path(folder)
+        if (folder / LATENT_FILE).is_file():
+            try:
+                record = json.loads((folder / LATENT_FILE).read_text())
+                return cls(**{f.name: record[f.name] for f in fields(cls)})
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+                raise VinError(f"checkpoint {folder}: {LATENT_FILE} is not a latent-space record ({type(err).__name__}: {err}); "
+                               "export the model again with vin train") from None  # fmt: skip
+        if (folder / "train.yaml").is_file():
+            import yaml
+
+            try:
+                config = yaml.safe_load((folder / "train.yaml").read_text()) or {}
+            except yaml.YAMLError:
+                return None
+            ae = (config.get("data") or {}).get("autoencoder") if isinstance(config, dict) else None
+            if ae:  # kind "" (unknown): scaled as the autoencoder's own config.json says
+                return cls(str(Path(ae).expanduser()), "", 0, 0, 0, 1.0, 0.0)
+        return None
+
+
+class LatentDecoder:
+    """Latents (B, C, T', h, w) of a latent-space model -> pixels (B, 3, T, H, W) in [-1, 1].
+
+    The autoencoder comes from `folder` (default: the one recorded at training) and is loaded on the first
+    call, on the latents' device; its kind and geometry must match the record, and the record's scaling and
+    shift factors invert the training encoding exactly. `autoencoder`: an already loaded one (training).
+    """
+
+    def __init__(self, space: LatentSpace, folder: str | Path | None = None, autoencoder: Autoencoder | None = None) -> None:
+        self.folder = Path(folder).expanduser() if folder else Path(space.autoencoder)
+        if not space.kind and (self.folder / "config.json").is_file():  # no record: scaled as the autoencoder says
+            space = LatentSpace.of_folder(self.folder)
+        self.space = space
+        self.overridden = folder is not None
+        self._ae = autoencoder
+
+    @property
+    def spatial(self) -> int:
+        return max(1, self.space.spatial_factor)
+
+    @property
+    def temporal(self) -> int:
+        return max(1, self.space.temporal_factor)
+
+    def check(self) -> None:
+        """The autoencoder folder is there and is the recorded kind and geometry (reads config.json only)."""
+        if self._ae is not None:
+            return
+        how = "give the autoencoder's folder with --autoencoder DIR (vin generate / vin eval) or autoencoder=DIR (vin.load_model)"
+        if not (self.folder / "config.json").is_file():
+            what = "given" if self.overridden else "it was trained with"
+            raise VinError(f"this model makes latents and needs the autoencoder {what} to decode them, but "
+                           f"{str(self.folder)!r} {'has no config.json' if self.folder.is_dir() else 'does not exist'}; {how}")  # fmt: skip
+        found = LatentSpace.of_folder(self.folder)
+        want = self.space
+        if want.kind and (found.kind, found.latent_channels, found.spatial_factor, found.temporal_factor) != (
+            want.kind, want.latent_channels, want.spatial_factor, want.temporal_factor
+        ):  # fmt: skip
+            raise VinError(f"autoencoder {str(self.folder)!r} is a {found.kind} with {found.latent_channels} latent channels, "
+                           f"{found.spatial_factor}x spatial and {found.temporal_factor}x temporal compression; the model was "
+                           f"trained with a {want.kind} with {want.latent_channels}, {want.spatial_factor}x and "
+                           f"{want.temporal_factor}x; {how}")  # fmt: skip
+
+    def autoencoder(self, device: torch.device | str = "cpu") -> Autoencoder:
+        if self._ae is None:
+            self.check()
+            self._ae = Autoencoder(self.folder, device, self.space.scaling_factor, self.space.shift_factor)
+        return self._ae
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        ae = self.autoencoder(z.device)
+        return ae.decode(z).to(z.device)
 
 
 class LatentVideos:

@@ -88,15 +88,18 @@ class Objective:
         return torch.nn.functional.mse_loss(pred.float(), self.target(x0, noise, t).float())
 
 
-def make_scheduler(kind: str):
-    """The diffusers scheduler that samples a model trained with this objective."""
+def make_scheduler(kind: str, clip: bool = True):
+    """The diffusers scheduler that samples a model trained with this objective.
+
+    `clip`: DDIM clamps its clean-sample estimate to [-1, 1] at every step (pixels); off for latents.
+    """
     if kind == "flow":
         return FlowMatchEulerDiscreteScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, shift=1.0)
     return DDIMScheduler(
         num_train_timesteps=NUM_TRAIN_TIMESTEPS,
         beta_schedule=BETA_SCHEDULE,
         prediction_type="epsilon" if kind == "epsilon" else "v_prediction",
-        clip_sample=True,
+        clip_sample=clip,
         set_alpha_to_one=True,
         timestep_spacing="trailing",
     )

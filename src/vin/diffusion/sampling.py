@@ -25,9 +25,14 @@ def denoise(
     generator: torch.Generator | None = None,
     progress: bool = True,
     desc: str = "sampling",
+    clip: bool = True,
 ) -> torch.Tensor:
-    """Runs `steps` scheduler steps from `noise` (B, C, T, H, W); returns the clean sample, clamped to [-1, 1]."""
-    scheduler = make_scheduler(objective)
+    """Runs `steps` scheduler steps from `noise` (B, C, T, H, W); returns the clean sample.
+
+    `clip`: pixel space, where samples live in [-1, 1]: the result (and DDIM's per-step estimate) is
+    clamped to it. Latents have no such range (clip=False): they are returned as sampled.
+    """
+    scheduler = make_scheduler(objective, clip)
     scheduler.set_timesteps(steps)
     x = noise * getattr(scheduler, "init_noise_sigma", 1.0)
     timesteps = scheduler.timesteps
@@ -38,7 +43,7 @@ def denoise(
         x = result.prev_sample
         if i == len(timesteps) - 1 and getattr(result, "pred_original_sample", None) is not None:
             x = result.pred_original_sample  # DDIM stops at t=0, one small noise level short of clean
-    return x.clamp(-1, 1)
+    return x.clamp(-1, 1) if clip else x
 
 
 class GuidedModel:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields
 
 import torch
@@ -16,11 +17,11 @@ from .strategies import GenerationOptions, plan, run_strategy
 
 @dataclass
 class Generation:
-    video: torch.Tensor  # (T, H, W, 3) uint8
+    video: torch.Tensor  # (T, H, W, 3) uint8, decoded to pixels for a latent-space model
     strategy: str
     model_calls: int
     window_calls: int
-    seconds: float
+    seconds: float  # sampling, and decoding for a latent-space model
 
 
 OPTION_NAMES = {f.name for f in fields(GenerationOptions)}
@@ -33,12 +34,23 @@ def make_options(frames: int, steps: int, seed: int, **options) -> GenerationOpt
     return GenerationOptions(frames=frames, steps=steps, seed=seed, **options)
 
 
+def check_decodable(model: VINModel) -> None:
+    """The model's samples can become an RGB video: pixels, or latents with their autoencoder at hand."""
+    if model.latent_decoder is not None:
+        model.latent_decoder.check()
+    elif model.config.in_channels != 3:
+        raise VinError(f"this model makes {model.config.in_channels}-channel latents, not RGB frames, and no autoencoder is "
+                       "known to decode them (its folder has no autoencoder.json); give the autoencoder it was trained with: "
+                       "--autoencoder DIR (vin generate / vin eval) or vin.load_model(path, autoencoder=DIR)")  # fmt: skip
+
+
 def check_request(model: VINModel, strategy: str, frames: int, steps: int = 25, seed: int = 0, world: int = 1, **options) -> None:
     """Everything that can be wrong with a request, checked before any work starts (raises VinError).
 
     `world`: the number of ranks that will share the work.
     """
     p = plan(model, strategy, make_options(frames, steps, seed, **options))
+    check_decodable(model)
     if world > 1:
         if strategy != "vin":
             raise VinError(f"strategy {strategy!r} runs in one process; only vin shards its chunks across ranks")
@@ -63,9 +75,11 @@ def generate(
     `options` are the fields of `GenerationOptions`: label, guidance, chunk_frames, context_frames,
     keyframe_stride, fusion, fusion_fraction, global_tokens, overlap_frames, cutoff, spectral_branch,
     position_interpolation. With a distributed `group` (torchrun) the chunks are shared by the ranks;
-    rank 0 gets the video and the others None.
+    rank 0 gets the video and the others None. A latent-space model's sample is decoded to pixels by
+    `model.latent_decoder` (set by `vin.load_model`), so `video` is always RGB frames.
     """
     o = make_options(frames, steps, seed, progress=progress, **options)
+    check_decodable(model)
     if group is not None and group.distributed:
         check_request(model, strategy, frames, steps, seed, group.world, **options)
         result = run_vin_distributed(model, o, group)
@@ -73,5 +87,10 @@ def generate(
             return None
     else:
         result = run_strategy(model, strategy, o)
-    video = torch.from_numpy(to_uint8(result.sample[0]))
-    return Generation(video, result.strategy, result.model_calls, result.window_calls, result.seconds)
+    sample, seconds = result.sample, result.seconds
+    if model.latent_decoder is not None:  # latents -> pixels; the decoding counts in `seconds`
+        start = time.perf_counter()
+        sample = model.latent_decoder(sample)
+        seconds += time.perf_counter() - start
+    video = torch.from_numpy(to_uint8(sample[0]))
+    return Generation(video, result.strategy, result.model_calls, result.window_calls, seconds)

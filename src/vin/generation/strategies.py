@@ -58,7 +58,7 @@ class GenerationOptions:
 
 @dataclass
 class StrategyOutput:
-    sample: torch.Tensor  # (B, C, T, H, W) in [-1, 1]
+    sample: torch.Tensor  # (B, C, T, H, W): pixels in [-1, 1], or a latent-space model's latents
     strategy: str
     model_calls: int  # forward passes of the model (a guided pass counts once)
     window_calls: int  # windows (chunk-sized or longer sequences) evaluated over all calls
@@ -76,6 +76,7 @@ class Plan:
     chunks: int
     window_starts: tuple[int, ...]  # overlap / freenoise windows
     time_scale: float  # full / spectral
+    clip: bool = True  # pixel space: samples clamped to [-1, 1]; False for a latent-space model
 
 
 def fusion_steps(schedule: str, fraction: float, steps: int) -> set[int]:
@@ -140,7 +141,7 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
     trained = cfg.chunk_frames // cfg.patch_t  # own-frame positions the model was trained on
     length = t // cfg.patch_t
     scale = (trained - 1) / (length - 1) if o.position_interpolation and length > trained else 1.0
-    return Plan(t, f, k, s, n, starts, scale)
+    return Plan(t, f, k, s, n, starts, scale, clip=getattr(model, "latent_decoder", None) is None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,7 +175,7 @@ def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) ->
     def predict(x, t, i):
         return assemble(call(fn, x, t, p.chunks), p.context_frames, fuse=i in fused)
 
-    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "vin")
+    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "vin", p.clip)
 
 
 def _full(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
@@ -182,7 +183,7 @@ def _full(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
         z = model.read_interface(x, t, y, p.keyframe_stride)
         return model.denoise_chunks(x, t, y, z, p.frames, 0, p.time_scale)[:, 0]
 
-    return denoise(model.config.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "full")
+    return denoise(model.config.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "full", p.clip)
 
 
 def _independent(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
@@ -191,7 +192,7 @@ def _independent(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
         return rearrange(own, "(b n) c f h w -> b c (n f) h w", n=p.chunks)
 
     predict = lambda x, t, i: call(fn, x, t, p.chunks)  # noqa: E731
-    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "independent")
+    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "independent", p.clip)
 
 
 def _windows_fused(model, p: Plan, o, noise, call, gen, desc: str) -> torch.Tensor:
@@ -210,7 +211,7 @@ def _windows_fused(model, p: Plan, o, noise, call, gen, desc: str) -> torch.Tens
         return out / counts
 
     predict = lambda x, t, i: call(fn, x, t, len(p.window_starts))  # noqa: E731
-    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, desc)
+    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, desc, p.clip)
 
 
 def freenoise_noise(noise: torch.Tensor, window: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -245,7 +246,7 @@ def _autoregressive(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
                 return model.denoise_chunks(video, t, y, z, f, p.context_frames, chunks=slice(1, 2))[:, 0, :, p.context_frames :]
 
         predict = lambda x, t, step, fn=fn: call(fn, x, t, 1)  # noqa: E731
-        chunks.append(denoise(model.config.objective, o.steps, xi, predict, gen, o.progress, f"chunk {i + 1}/{p.chunks}"))
+        chunks.append(denoise(model.config.objective, o.steps, xi, predict, gen, o.progress, f"chunk {i + 1}/{p.chunks}", p.clip))
     return torch.cat(chunks, dim=2)
 
 
@@ -286,7 +287,7 @@ def _spectral(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
         out = model.decode_windows(tokens, c, x.shape[0], x.shape[3], x.shape[4])  # (B, 1, C, T, H, W)
         return model.to_target(out, x.unsqueeze(1), t)[:, 0]
 
-    return denoise(cfg.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "spectral")
+    return denoise(cfg.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "spectral", p.clip)
 
 
 RUNNERS = {

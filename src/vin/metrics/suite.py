@@ -10,17 +10,18 @@ model settings (`shared`, `factorised`, ...) are refused.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from vin.bench.spec import StrategySpec, parse_strategy
+from vin.bench.spec import OPTION_KEYS, StrategySpec, parse_strategy
 from vin.data.synthetic import SyntheticConfig, SyntheticVideos
 from vin.errors import VinError
 from vin.flops import count_flops, frozen
-from vin.generation.api import check_request, generate
-from vin.generation.strategies import STRATEGIES
+from vin.generation.api import check_request, generate, make_options
+from vin.generation.strategies import STRATEGIES, run_strategy
 from vin.metrics.evaluate import VideoMetrics, evaluate_video
 from vin.metrics.features import FeatureExtractor
 from vin.model.vin import VINModel
@@ -40,6 +41,9 @@ def parse_specs(strategies: list[str]) -> dict[str, StrategySpec | None]:
         if text.split(":")[0] not in STRATEGIES:
             raise VinError(f"unknown strategy {text.split(':')[0]!r}: choose from {', '.join((REFERENCE, *STRATEGIES))}")
         spec = parse_strategy(text)
+        movable = {k: v for k, v in spec.model if k in OPTION_KEYS}  # keyframe_stride etc.: sampling settings too
+        spec = replace(spec, model=tuple(kv for kv in spec.model if kv[0] not in movable),
+                       options=tuple(sorted({**dict(spec.options), **movable}.items())))  # fmt: skip
         if spec.model:
             raise VinError(f"{text!r} changes the model ({', '.join(k for k, _ in spec.model)}); a trained checkpoint's "
                            "architecture is fixed: use generation settings such as kN or global_tokens=chunk")  # fmt: skip
@@ -61,9 +65,10 @@ def check_suite(model: VINModel, strategies: list[str], frame_counts: list[int],
 
 
 def generation_flops(model: VINModel, strategy: str, frames: int, steps: int, seed: int = 0, **options) -> int:
-    """FLOPs of generating one video (matrix products, convolutions and attention)."""
+    """FLOPs of generating one video (matrix products, convolutions and attention); a latent-space model's
+    decoding is not counted (it is the same for every strategy)."""
     with frozen(model), count_flops() as counted:
-        generate(model, frames, steps, seed, strategy, **options)
+        run_strategy(model, strategy, make_options(frames, steps, seed, progress=False, **options))
     return counted.total
 
 
@@ -93,8 +98,11 @@ def run_suite(
     check_suite(model, strategies, frame_counts, seeds, steps, **options)
     specs = parse_specs(strategies)
     cfg = model.config
-    chunk = options.get("chunk_frames") or cfg.chunk_frames
-    data = SyntheticVideos(SyntheticConfig(height=cfg.sample_size, width=cfg.sample_size))
+    decoder = model.latent_decoder  # a latent-space model's videos are decoded: pixel frames and sizes
+    spatial, temporal = (decoder.spatial, decoder.temporal) if decoder is not None else (1, 1)
+    chunk = (options.get("chunk_frames") or cfg.chunk_frames) * temporal
+    size = cfg.sample_size * spatial
+    data = SyntheticVideos(SyntheticConfig(height=size, width=size))
     jobs = [(f, s, seed) for f in frame_counts for s in strategies for seed in seeds]
     rows: list[VideoMetrics] = []
     flops: dict[tuple[str, int], int] = {}

@@ -116,6 +116,8 @@ class VINModel(ModelMixin, ConfigMixin):
         if sample_size % patch_hw:
             raise VinError(f"model.sample_size={sample_size} must be a multiple of model.patch_hw={patch_hw}")
         check_geometry(chunk_frames, chunk_frames, context_frames, patch_t, keyframe_stride)
+        # set by vin.load_model for a model trained in an autoencoder's latent space: latents -> pixels
+        self.latent_decoder = None  # vin.data.latent.LatentDecoder | None; not a module, not saved
         self.patch_embed = PatchEmbed3D(in_channels, width, patch_t, patch_hw)
         self.context_placeholder = nn.Parameter(torch.zeros(width))  # context of the first chunk
         self.t_embedder = TimestepEmbedder(width)
