@@ -55,3 +55,38 @@ def test_a_different_model_config_is_refused_with_the_differences(tmp_path):
     with pytest.raises(VinError, match=r"train.init_from='.*nothing' has no config.json"):
         train(load_config(TINY, [f"train.init_from={tmp_path / 'nothing'}", f"train.out_dir={tmp_path / 'o'}"]), progress=False)
     assert load_model().config.depth == 6  # the shipped model is untouched
+
+
+def test_sigterm_saves_a_resumable_checkpoint_and_exits_cleanly(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    overrides = [*FAST[1:], "train.steps=100000", "train.save_every=100000", "train.log_every=1", "train.warmup_steps=2"]
+    proc = subprocess.Popen([sys.executable, "-m", "vin", "train", str(TINY), *overrides, f"train.out_dir={out}", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / "log.jsonl").is_file() and (out / "log.jsonl").read_text().count("\n") >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    step = summary["steps"]
+    assert summary["stopped_by"] == "SIGTERM" and 2 <= step < 100000
+    assert f"stopped by SIGTERM at step {step}" in stdout and "train.resume=auto" in stdout
+    assert (out / "checkpoints" / f"step_{step:07d}").is_dir()
+    # resumed for 2 more steps, it ends where an uninterrupted run of step + 2 steps ends, bit for bit
+    train(load_config(TINY, [*FAST[1:], f"train.steps={step + 2}", f"train.out_dir={out}", "train.resume=auto",
+                             "train.save_every=100000", "train.log_every=1", "train.warmup_steps=2"]), progress=False)  # fmt: skip
+    ref = tmp_path / "ref"
+    train(load_config(TINY, [*FAST[1:], f"train.steps={step + 2}", f"train.out_dir={ref}", "train.save_every=100000",
+                             "train.log_every=1", "train.warmup_steps=2"]), progress=False)  # fmt: skip
+    a, b = load_file(out / WEIGHTS_NAME), load_file(ref / WEIGHTS_NAME)
+    assert all(torch.equal(a[k], b[k]) for k in a)

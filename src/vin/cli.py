@@ -63,7 +63,10 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
     if data and data["skipped"]:
         click.echo(f"skipped {data['skipped']} of {data['videos']} videos (unreadable, corrupt or too short); "
                    f"see {out / 'data_report.json'}")  # fmt: skip
-    if summary["stopped_early"]:
+    if summary.get("stopped_by"):
+        click.echo(f"stopped by {summary['stopped_by']} at step {summary['steps']} of {summary['of_steps']}, saved; "
+                   f"continue with train.resume=auto; checkpoint in {out}")  # fmt: skip
+    elif summary["stopped_early"]:
         click.echo(f"stopped at step {summary['steps']} of {summary['of_steps']} (train.stop_at); "
                    f"continue with train.resume=auto; checkpoint in {out}")  # fmt: skip
     else:

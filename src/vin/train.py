@@ -10,7 +10,9 @@ The output directory is a loadable checkpoint at every save: config.json and
 diffusion_pytorch_model.safetensors (EMA weights), train.yaml (the full config), log.jsonl (one line
 per logged step), loss.png, samples/, data_report.json and summary.json. Beside it,
 checkpoints/step_NNNNNNN hold what an exact resume needs (`vin.train_state`). A non-finite loss stops
-the run with a message that names the last good checkpoint.
+the run with a message that names the last good checkpoint. SIGTERM / SIGINT stop it after the current
+step, saved and resumable. `train.init_from` starts a fresh run from an exported model's weights. A
+latent-space run also exports autoencoder.json, what decoding its samples needs (`vin.data.latent`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import copy
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -159,6 +163,43 @@ def load_init_weights(model: VINModel, config: Config) -> None:
     model.load_state_dict(source.state_dict())
 
 
+class StopRequest:
+    """SIGTERM / SIGINT while training: the run stops after the current step, saved and resumable.
+
+    A first signal only sets `signal`; the loop checks it at the end of each step. A second SIGINT
+    (Ctrl-C twice) interrupts at once. Handlers are installed only in the main thread, and restored on exit.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def agreed(self, group) -> int | None:
+        """The signal any rank got (every rank stops at the same step), or None."""
+        if not group.distributed:
+            return self.signal
+        flag = torch.tensor([self.signal or 0], device=group.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return int(flag) or None
+
+
 def lr_factor(step: int, tc: TrainConfig) -> float:
     """The learning rate at optimizer step `step` (1-based), as a fraction of train.lr.
 
@@ -263,14 +304,15 @@ def train(config: Config, progress: bool = True) -> Path:
     data = None
     try:
         data, autoencoder = make_data(config, device)
-        return _run(config, group, device, out_dir, resume_from, data, autoencoder, progress)
+        with StopRequest() as stop_request:
+            return _run(config, group, device, out_dir, resume_from, data, autoencoder, progress, stop_request)
     finally:
         if data is not None and hasattr(data, "close"):
             data.close()
         shutdown()
 
 
-def _run(config, group, device, out_dir, resume_from, data, autoencoder, progress) -> Path:
+def _run(config, group, device, out_dir, resume_from, data, autoencoder, progress, stop_request: StopRequest) -> Path:
     tc = config.train
     main = group.rank == 0
     model = build_model(config)
@@ -347,6 +389,7 @@ def _run(config, group, device, out_dir, resume_from, data, autoencoder, progres
     data_seconds, clips_before = 0.0, clips_seen
     bar = tqdm(range(start_step + 1, last_step + 1), initial=start_step, total=tc.steps, desc="training",
                disable=not (progress and main), dynamic_ncols=True)  # fmt: skip
+    end_step, interrupted = last_step, None
     try:
         for step in bar:
             lr = tc.lr * lr_factor(step, tc)
@@ -400,17 +443,24 @@ def _run(config, group, device, out_dir, resume_from, data, autoencoder, progres
             if main and tc.sample_every > 0 and (step % tc.sample_every == 0 or step == last_step):
                 (out_dir / "samples").mkdir(exist_ok=True)
                 write_sample(ema, out_dir / "samples" / f"step_{step:07d}.mp4", sample_frames, tc.sample_steps, tc.seed)
+            interrupted = stop_request.agreed(group) if step < last_step else None
+            if interrupted is not None:  # SIGTERM / SIGINT: save this step (unless just saved) and stop
+                if main and step % tc.save_every:
+                    saved = (step, save(step))
+                end_step = step
+                break
         if group.distributed:
             torch.distributed.barrier()  # every rank done (rank 0 saves last) before the group goes away
     finally:
         if log is not None:
             log.close()
     seconds = time.perf_counter() - start
-    summary = {"steps": last_step, "of_steps": tc.steps, "params": params, "device": str(device),
+    summary = {"steps": end_step, "of_steps": tc.steps, "params": params, "device": str(device),
                "train_seconds": round(elapsed0 + seconds, 1), "this_run_seconds": round(seconds, 1),
                "data_seconds": round(data_seconds, 2), "clips_per_s": round((clips_seen - clips_before) / seconds, 3),
                "final_loss_avg50": sum(recent) / len(recent), "ranks": group.world, "torch": torch.__version__,
-               "resumed_from": str(resume_from) if resume_from else None, "stopped_early": last_step < tc.steps}  # fmt: skip
+               "resumed_from": str(resume_from) if resume_from else None, "stopped_early": end_step < tc.steps,
+               "stopped_by": signal.Signals(interrupted).name if interrupted else None}  # fmt: skip
     if folder is not None:
         summary["data"] = {k: v for k, v in data.report().items() if k != "skipped_files"}
     if main:
