@@ -186,8 +186,9 @@ def test_generation_flops_scale_with_steps_and_vin_is_cheaper_than_full():
 
 def test_suite_ablation_specs(pixels):
     model = tiny_model()
-    rows = run_suite(model, ["vin", "vin:global_tokens=chunk", "vin:k0"], [16], [0], 2, pixels, progress=False)
-    assert [r.strategy for r in rows] == ["vin", "vin:global_tokens=chunk", "vin:k0"]
+    specs = ["vin", "vin:global_tokens=chunk", "vin:k0", "vin:keyframe_stride=4"]
+    rows = run_suite(model, specs, [16], [0], 2, pixels, progress=False)
+    assert [r.strategy for r in rows] == specs
     assert rows[0].flops > rows[2].flops  # no context frames to recompute
     with pytest.raises(VinError, match="architecture is fixed"):
         run_suite(model, ["vin:shared"], [16], [0], 2, pixels, progress=False)
