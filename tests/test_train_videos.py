@@ -17,17 +17,9 @@ from vin.io import load_model, read_video
 from vin.train import train
 from vin.train_state import check_state, list_checkpoints
 
-from .videos import make_video_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("videos")
-    make_video_folder(root)
-    return root
 
 
 def folder_overrides(videos: Path, out: Path, *extra: str) -> list[str]:

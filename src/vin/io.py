@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -88,17 +90,18 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Writes `data` to `path` through a temporary file in the same folder and a rename: never half a file."""
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[str]:
+    """A temporary file name next to `path`; on leaving the block without error the file is renamed to `path`.
+
+    Writers fill the temporary file; a failure anywhere removes it, so no half-written output is left.
+    The file gets the permissions of any other new file (mkstemp would leave 0600).
+    """
     path = Path(path)
-    if not path.parent.is_dir():
-        raise VinError(f"output folder {path.parent} does not exist; create it first (mkdir -p {path.parent})")
-    if path.is_dir():
-        raise VinError(f"output {path} is a directory; give a file name")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -107,6 +110,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Writes `data` to `path` atomically (see `atomic_path`), after checking the folder."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise VinError(f"output folder {path.parent} does not exist; create it first (mkdir -p {path.parent})")
+    if path.is_dir():
+        raise VinError(f"output {path} is a directory; give a file name")
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
     return path
 
 
@@ -127,26 +141,17 @@ def write_video(frames: np.ndarray, path: str | Path, fps: int = 16, upscale: in
     suffix = path.suffix.lower()
     if suffix != ".npy" and upscale > 1:
         frames = frames.repeat(upscale, axis=1).repeat(upscale, axis=2)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if suffix == ".npy":
-            np.save(tmp, frames)
+            with open(tmp, "wb") as f:
+                np.save(f, frames)
         elif suffix == ".gif":
             from PIL import Image
 
             images = [Image.fromarray(f) for f in frames]
-            images[0].save(tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
         else:
             _write_mp4(frames, tmp, fps)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions of any other
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 

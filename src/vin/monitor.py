@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .io import write_video
+from .io import atomic_path, write_video
 
 
 def read_log(path: Path) -> list[dict]:
@@ -47,16 +45,8 @@ def plot_loss(log_path: Path, png_path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=png_path.parent, prefix=f".{png_path.stem}-", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, png_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, format="png")
     return png_path
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 from ..errors import VinError
+from ..io import atomic_path
 from .flops import FlopRow
 from .speed import SpeedRow
 
@@ -30,20 +29,9 @@ def check_output(path: str | Path, suffixes: tuple[str, ...]) -> Path:
 
 def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
     """Calls `write(temporary path)` next to `path`, then renames it into place: no partial files."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return Path(path)
 
 
 def write_json(rows: list, path: str | Path) -> Path:
