@@ -163,8 +163,10 @@ def test_eval_video_files(tmp_path):
     for seed in range(2):
         write_video(SyntheticVideos().video(seed, 16).frames, folder / f"v{seed}.npy")
     (folder / "notes.txt").write_text("not a video")
+    (folder / "w_broken.mp4").write_text("not a video either")
     result = run("eval", str(folder), "--features", "pixels", "--chunk-frames", "8", "--json", str(tmp_path / "e.json"))
     assert result.exit_code == 0, result.output
+    assert "warning: skipped" in result.stderr and "w_broken.mp4" in result.stderr
     rows = json.loads((tmp_path / "e.json").read_text())["rows"]
     assert [Path(r["video"]).name for r in rows] == ["v0.npy", "v1.npy"]
     assert all(r["strategy"] == "file" and r["flops"] is None and r["background_drift"] is None for r in rows)
@@ -173,6 +175,10 @@ def test_eval_video_files(tmp_path):
 def test_eval_bad_input(checkpoint, tmp_path):
     one_error_line(run("eval"), "either video files")
     one_error_line(run("eval", str(tmp_path / "missing.mp4")), "does not exist")
+    (tmp_path / "bad.mp4").write_text("text")
+    result = run("eval", str(tmp_path / "bad.mp4"))
+    assert result.exit_code == 2 and "none of the 1 videos could be evaluated" in result.stderr
+    (tmp_path / "bad.mp4").unlink()
     one_error_line(run("eval", "--checkpoint", str(checkpoint), "--strategies", "vin,best"), "unknown strategy 'best'")
     one_error_line(run("eval", "--checkpoint", str(checkpoint), "--frames", "8", "--seeds", str(2**21)), "training seeds")
     one_error_line(run("eval", "--checkpoint", str(checkpoint), "--frames", "eight"), "comma-separated integers")

@@ -245,11 +245,17 @@ def evaluate(videos, checkpoint, autoencoder, strategies, frame_list, seeds, ste
     else:
         files = _video_files(videos)
         extractor = FeatureExtractor(features, image_size=feature_size)
-        rows = []
+        rows, skipped = [], []
         for f in tqdm(files, desc="eval", unit="video", disable=quiet or len(files) < 2):
-            rows.append(evaluate_video(read_video(f), extractor, chunk_frames or 16, video=str(f), fps=fps,
-                                       flow_method=flow_method, procedural=bool(procedural)))  # fmt: skip
-        title = f"{len(files)} video files"
+            try:  # one unreadable file must not end a long evaluation: it is reported and skipped
+                rows.append(evaluate_video(read_video(f), extractor, chunk_frames or 16, video=str(f), fps=fps,
+                                           flow_method=flow_method, procedural=bool(procedural)))  # fmt: skip
+            except VinError as err:
+                skipped.append(f)
+                click.echo(f"warning: skipped {f}: {err}", err=True)
+        if not rows:
+            raise VinError(f"none of the {len(files)} videos could be evaluated (see the warnings above)")
+        title = f"{len(rows)} video files" + (f" ({len(skipped)} skipped)" if skipped else "")
     summary = summarize(rows)
     table = markdown_table(summary, extractor.name)
     if json_out:
