@@ -168,3 +168,37 @@ def test_factorised_shared_context_is_local_and_differentiable():
     model(x, torch.tensor([500.0]))[:, 1, :, K:].sum().backward()
     grad = x.grad.abs().sum(dim=(0, 1, 3, 4))
     assert grad[FR - K : FR].min() > 0 and grad[2 * FR :].max() == 0
+
+
+def test_spatial_read_bias_equals_an_explicit_gaussian_bias():
+    from vin.model.attention import merge_partials
+
+    model = tiny_model(read_locality="spatial")
+    it = model.interface
+    x = torch.randn(2, 3, 8, 16, 16)  # 4 keyframes at stride 2, 4x4 tokens each
+    keys = it.norm_keys(it.keyframe_tokens(x, 2))
+    queries = it.norm_latents(it.latents[None].expand(2, -1, -1))
+    extra = it.read_bias(8, 4, 4, 4, x.device)
+    q, k, v = it.read._qkv(queries, keys)
+    gh, gw = it.grid
+    pq = torch.stack(torch.meshgrid((torch.arange(gh) + 0.5) / gh, (torch.arange(gw) + 0.5) / gw, indexing="ij"), -1).reshape(-1, 2)
+    pk = torch.stack(torch.meshgrid((torch.arange(4) + 0.5) / 4, (torch.arange(4) + 0.5) / 4, indexing="ij"), -1).reshape(-1, 2).repeat(4, 1)
+    beta = torch.nn.functional.softplus(it.read_sharpness)[:, None, None]
+    bias = -beta * torch.cdist(pq, pk) ** 2  # (H, M, keys)
+    reference = torch.softmax(q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5 + bias, -1) @ v
+    expected = it.read.finish(reference)
+    assert torch.allclose(it.read(queries, keys, extra), expected, atol=1e-5)
+    halves = [it.read.partial(queries, part, (extra[0], ke)) for part, ke in zip(keys.split(32, 1), extra[1].split(32, 2))]
+    merged = it.read.finish(merge_partials([o for o, _ in halves], [lse for _, lse in halves]))
+    assert torch.allclose(merged, expected, atol=1e-5)  # the split read of several ranks is the same
+
+
+def test_spatial_read_starts_local_and_global():
+    from vin.model.vin import VINModel
+
+    model = VINModel(**{**TINY, "read_locality": "spatial"})
+    beta = torch.nn.functional.softplus(model.interface.read_sharpness)
+    assert beta[0] < 1e-4 and (beta[1:] > 10).all()  # head 0 reads everything, the others their region
+    wide = VINModel(**{**TINY, "read_locality": "spatial", "vin_tokens": 512})  # a 16 x 32 grid: large beta
+    assert wide.interface.grid == (16, 32) and torch.isfinite(wide.interface.read_sharpness).all()
+    assert "read_sharpness" not in dict(VINModel(**TINY).named_parameters())

@@ -34,6 +34,7 @@ class ModelConfig:
     vin_process_blocks: int = 2
     coupling: str = "concat"  # concat | cross
     keyframe_positions: str = "none"  # none | relative
+    read_locality: str = "none"  # none | spatial: each VIN token reads its own region of every keyframe first
     chunk_frames: int = 16  # F
     context_frames: int = 4  # K
     keyframe_stride: int = 4  # s

@@ -6,6 +6,13 @@ then process `[Z ; condition tokens]` under timestep conditioning. The output `Z
 (B, M, D) whatever the video's length, so the cost of the read grows linearly with the number of
 keyframes and the DiT's cost per chunk does not grow at all.
 
+The read may be biased towards space (`read_locality: spatial`): the M tokens sit on a grid over the
+frame, and each head's logits gain -beta_h * |p_token - p_key|^2 (p in [0, 1]^2, beta_h learned; one head
+starts global). A token then reads its own region of every keyframe from the first step, a summary
+of that region's content over the whole video (the background, sprites averaged out), instead of an
+almost uniform average of everything, which carries little and trains slowly. The bias is added as
+extra query/key channels, never as an (M x keys) matrix.
+
 Keyframes carry no absolute time: either no temporal position at all (`none`, the keyframes as a
 set) or their position relative to the video's length (`relative`, in [0, 1)). Neither grows with
 the video, so any number of chunks works.
@@ -13,9 +20,11 @@ the video, so any number of chunks works.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -23,9 +32,16 @@ from .attention import Attention, DiTBlock, Mlp
 from .embed import sincos, spatial_sincos
 
 KEYFRAME_POSITIONS = ("none", "relative")
+READ_LOCALITY = ("none", "spatial")
 
 # Combines partial reads across processes: (output (B, H, M, Dh), log-sum-exp (B, H, M)) -> merged output.
 Merge = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def token_grid(m: int) -> tuple[int, int]:
+    """(rows, columns) of the grid the M tokens sit on: the most nearly square factorisation, rows <= columns."""
+    rows = max(d for d in range(1, int(m**0.5) + 1) if m % d == 0)
+    return rows, m // rows
 
 
 class VideoInterface(nn.Module):
@@ -39,10 +55,21 @@ class VideoInterface(nn.Module):
         process_blocks: int,
         mlp_ratio: float,
         keyframe_positions: str = "none",
+        read_locality: str = "none",
     ) -> None:
         super().__init__()
         if keyframe_positions not in KEYFRAME_POSITIONS:
             raise ValueError(f"keyframe_positions must be one of {KEYFRAME_POSITIONS}, got {keyframe_positions!r}")
+        if read_locality not in READ_LOCALITY:
+            raise ValueError(f"read_locality must be one of {READ_LOCALITY}, got {read_locality!r}")
+        self.read_locality = read_locality
+        self.heads = heads
+        self.grid = token_grid(num_tokens)
+        if read_locality == "spatial":  # softplus(raw) = beta per head; head 0 starts (almost) global
+            beta = 2.0 * max(self.grid) ** 2  # about e^-2 one grid cell away
+            raw = torch.full((heads,), beta + math.log(-math.expm1(-beta)))  # softplus^-1(beta), stable
+            raw[0] = -12.0
+            self.read_sharpness = nn.Parameter(raw)
         self.dim = dim
         self.keyframe_positions = keyframe_positions
         self.latents = nn.Parameter(torch.randn(num_tokens, dim) * 0.02)  # Z_init: (M, D)
@@ -54,6 +81,22 @@ class VideoInterface(nn.Module):
         self.read_mlp = Mlp(dim, mlp_ratio)
         self.process = nn.ModuleList(DiTBlock(dim, heads, mlp_ratio) for _ in range(process_blocks))
         self.norm_out = nn.LayerNorm(dim, eps=1e-6)
+
+    def read_bias(self, m: int, h: int, w: int, keyframes: int, device: torch.device):
+        """Extra query/key channels (1, H, M, 3), (1, H, keyframes*h*w, 3) for the spatial read bias, or None."""
+        if self.read_locality == "none":
+            return None
+        gh, gw = self.grid if h <= w else self.grid[::-1]
+        qy, qx = torch.meshgrid((torch.arange(gh, device=device) + 0.5) / gh, (torch.arange(gw, device=device) + 0.5) / gw, indexing="ij")
+        ky, kx = torch.meshgrid((torch.arange(h, device=device) + 0.5) / h, (torch.arange(w, device=device) + 0.5) / w, indexing="ij")
+        pq = torch.stack([qy.flatten(), qx.flatten()], -1)[:m]  # (M, 2)
+        pk = torch.stack([ky.flatten(), kx.flatten()], -1).repeat(keyframes, 1)  # (keyframes*S, 2)
+        beta = F.softplus(self.read_sharpness)[:, None, None]  # (H, 1, 1)
+        scale = (self.dim // self.heads) ** -0.5
+        # -beta |pq - pk|^2 = 2 beta pq.pk - beta |pk|^2 - beta |pq|^2; the last term is the same for every key
+        q_extra = torch.cat([2 * beta * pq, -beta.expand(-1, m, 1)], -1) / scale  # (H, M, 3)
+        k_extra = torch.cat([pk, (pk**2).sum(-1, keepdim=True)], -1).expand(self.heads, -1, -1)  # (H, S', 3)
+        return q_extra[None], k_extra[None]
 
     def keyframe_tokens(self, x: torch.Tensor, stride: int, frame_offset: int = 0, total_frames: int | None = None) -> torch.Tensor:
         """Tokens of every `stride`-th frame of the video: (B, C, T, H, W) -> (B, Tk * S, D).
@@ -94,10 +137,12 @@ class VideoInterface(nn.Module):
         keys = self.norm_keys(self.keyframe_tokens(x, stride, frame_offset, total_frames))
         z = self.latents.unsqueeze(0).expand(x.shape[0], -1, -1)
         queries = self.norm_latents(z)
+        h, w = x.shape[3] // self.key_embed.stride[0], x.shape[4] // self.key_embed.stride[1]
+        extra = self.read_bias(z.shape[1], h, w, keys.shape[1] // (h * w), x.device)
         if merge is None:
-            z = z + self.read(queries, keys)
+            z = z + self.read(queries, keys, extra)
         else:
-            z = z + self.read.finish(merge(*self.read.partial(queries, keys)))
+            z = z + self.read.finish(merge(*self.read.partial(queries, keys, extra)))
         z = z + self.read_mlp(self.norm_read_mlp(z))
         m = z.shape[1]
         if cond_tokens is not None:

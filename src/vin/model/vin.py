@@ -86,6 +86,7 @@ class VINModel(ModelMixin, ConfigMixin):
         vin_process_blocks: int = 2,
         coupling: str = "concat",
         keyframe_positions: str = "none",
+        read_locality: str = "none",
         chunk_frames: int = 16,
         context_frames: int = 4,
         keyframe_stride: int = 4,
@@ -124,7 +125,8 @@ class VINModel(ModelMixin, ConfigMixin):
         self.y_embedder = LabelEmbedder(num_classes, width) if num_classes > 0 else None
         self.text_embedder = TextEmbedder(text_dim, width) if text_dim > 0 else None
         self.interface = (
-            VideoInterface(in_channels, patch_hw, width, heads, vin_tokens, vin_process_blocks, mlp_ratio, keyframe_positions)
+            VideoInterface(in_channels, patch_hw, width, heads, vin_tokens, vin_process_blocks, mlp_ratio, keyframe_positions,
+                           read_locality)
             if vin_tokens > 0
             else None
         )
