@@ -241,7 +241,7 @@ def evaluate(videos, checkpoint, autoencoder, strategies, frame_list, seeds, ste
         rows = run_suite(model, names, lengths, seed_list, steps, extractor, fps=fps, flow_method=flow_method,
                          procedural=True if procedural is None else procedural,
                          save_videos=Path(save_videos) if save_videos else None, progress=not quiet, **options)  # fmt: skip
-        title = f"{ckpt}: {steps} steps, seeds {seeds}"
+        title = f"{checkpoint}: {steps} steps, seeds {seeds}"
     else:
         files = _video_files(videos)
         extractor = FeatureExtractor(features, image_size=feature_size)
