@@ -199,6 +199,8 @@ def test_spatial_read_starts_local_and_global():
     model = VINModel(**{**TINY, "read_locality": "spatial"})
     beta = torch.nn.functional.softplus(model.interface.read_sharpness)
     assert beta[0] < 1e-4 and (beta[1:] > 10).all()  # head 0 reads everything, the others their region
+    with pytest.raises(VinError, match="model.read_locality must be one of"):
+        VINModel(**{**TINY, "read_locality": "sideways"})
     wide = VINModel(**{**TINY, "read_locality": "spatial", "vin_tokens": 512})  # a 16 x 32 grid: large beta
     assert wide.interface.grid == (16, 32) and torch.isfinite(wide.interface.read_sharpness).all()
     assert "read_sharpness" not in dict(VINModel(**TINY).named_parameters())

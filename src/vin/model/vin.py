@@ -32,7 +32,7 @@ from torch import nn
 from ..errors import VinError
 from .attention import Attend, Attention, DiTBlock, modulate
 from .embed import LabelEmbedder, PatchEmbed3D, TextEmbedder, TimestepEmbedder, sincos, spatial_sincos
-from .interface import Merge, VideoInterface
+from .interface import KEYFRAME_POSITIONS, READ_LOCALITY, Merge, VideoInterface
 
 COUPLINGS = ("concat", "cross")
 CONTEXT_MODES = ("recompute", "shared")
@@ -99,6 +99,10 @@ class VINModel(ModelMixin, ConfigMixin):
         super().__init__()
         if coupling not in COUPLINGS:
             raise VinError(f"model.coupling must be one of {COUPLINGS}, got {coupling!r}")
+        if keyframe_positions not in KEYFRAME_POSITIONS:
+            raise VinError(f"model.keyframe_positions must be one of {KEYFRAME_POSITIONS}, got {keyframe_positions!r}")
+        if read_locality not in READ_LOCALITY:
+            raise VinError(f"model.read_locality must be one of {READ_LOCALITY}, got {read_locality!r}")
         if context_mode not in CONTEXT_MODES:
             raise VinError(f"model.context_mode must be one of {CONTEXT_MODES}, got {context_mode!r}")
         if attention not in ATTENTIONS:
