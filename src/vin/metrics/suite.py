@@ -10,10 +10,11 @@ model settings (`shared`, `factorised`, ...) are refused.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from vin.bench.spec import OPTION_KEYS, StrategySpec, parse_strategy
@@ -51,6 +52,17 @@ def parse_specs(strategies: list[str]) -> dict[str, StrategySpec | None]:
     return specs
 
 
+def training_data_config(checkpoint: Path) -> SyntheticConfig | None:
+    """The procedural data a checkpoint was trained on, from its train.yaml (None if it has none)."""
+    path = Path(checkpoint) / "train.yaml"
+    if not path.is_file():
+        return None
+    data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
+    if data.get("source", "synthetic") != "synthetic":
+        return None
+    return SyntheticConfig(**{f.name: data[f.name] for f in fields(SyntheticConfig) if f.name in data})
+
+
 def check_suite(model: VINModel, strategies: list[str], frame_counts: list[int], seeds: list[int], steps: int, **options) -> None:
     """Every (strategy, length) request is checked before anything is generated."""
     if not strategies or not frame_counts or not seeds:
@@ -83,6 +95,7 @@ def run_suite(
     fps: float = 16.0,
     flow_method: str = "dis",
     procedural: bool = True,
+    data_config: SyntheticConfig | None = None,
     save_videos: Path | None = None,
     progress: bool = True,
     on_row: Callable[[VideoMetrics], None] | None = None,
@@ -93,7 +106,8 @@ def run_suite(
     FLOPs are counted (FlopCounterMode) once per (strategy, length), on a one-step generation times the
     number of steps: every strategy makes the same model calls at every step, and the scheduler's
     element-wise updates are not counted. Wall times come from the uncounted runs.
-    `options` are generation options (see `vin.generate`).
+    `data_config`: how the `data` reference videos are drawn (the model's training data; see
+    `training_data_config`). `options` are generation options (see `vin.generate`).
     """
     check_suite(model, strategies, frame_counts, seeds, steps, **options)
     specs = parse_specs(strategies)
@@ -102,7 +116,7 @@ def run_suite(
     spatial, temporal = (decoder.spatial, decoder.temporal) if decoder is not None else (1, 1)
     chunk = (options.get("chunk_frames") or cfg.chunk_frames) * temporal
     size = cfg.sample_size * spatial
-    data = SyntheticVideos(SyntheticConfig(height=size, width=size))
+    data = SyntheticVideos(replace(data_config or SyntheticConfig(), height=size, width=size))
     jobs = [(f, s, seed) for f in frame_counts for s in strategies for seed in seeds]
     rows: list[VideoMetrics] = []
     flops: dict[tuple[str, int], int] = {}
