@@ -252,7 +252,8 @@ def evaluate(videos, checkpoint, autoencoder, strategies, frame_list, seeds, ste
                                            flow_method=flow_method, procedural=bool(procedural)))  # fmt: skip
             except VinError as err:
                 skipped.append(f)
-                click.echo(f"warning: skipped {f}: {err}", err=True)
+                reason = str(err).removeprefix(f"{f}: ")
+                click.echo(f"warning: skipped {f}: {reason}", err=True)
         if not rows:
             raise VinError(f"none of the {len(files)} videos could be evaluated (see the warnings above)")
         title = f"{len(rows)} video files" + (f" ({len(skipped)} skipped)" if skipped else "")

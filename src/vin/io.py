@@ -45,7 +45,8 @@ def load_model(
     try:
         meta = json.loads((path / CONFIG_NAME).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise VinError(f"checkpoint {path}: {CONFIG_NAME} is not valid JSON ({err})") from None
+        raise VinError(f"checkpoint {path}: {CONFIG_NAME} is not valid JSON ({err}); the folder is damaged or not a "
+                       "vin checkpoint: point --checkpoint at a folder written by `vin train`") from None
     name = meta.get("_class_name")
     if name != VINModel.__name__:
         what = f"a {name!r}" if name else "no model class (_class_name)"

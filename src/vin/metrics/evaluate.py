@@ -80,7 +80,8 @@ def evaluate_video(
 ) -> VideoMetrics:
     """All metrics of frames (T, H, W, 3) uint8."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise VinError(f"{video}: expected uint8 RGB frames (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+        raise VinError(f"{video}: expected uint8 RGB frames (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}; "
+                       "give a colour video (a .npy must hold a (T, H, W, 3) uint8 array)")
     if len(frames) < 2:
         raise VinError(f"{video}: a video needs at least 2 frames to be evaluated, it has {len(frames)}")
     if chunk_frames < 1:
