@@ -37,6 +37,7 @@ from .config import Config, TrainConfig, save_config
 from .data.synthetic import SyntheticVideos
 from .diffusion.objective import Objective
 from .errors import VinError
+from .io import atomic_write_bytes
 from .model.vin import VINModel
 from .monitor import plot_loss, read_log, write_sample
 from .parallel import init_from_env, shutdown
@@ -264,11 +265,7 @@ def drop_condition(cond: torch.Tensor | None, drop: torch.Tensor, config: Config
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode())
 
 
 def _resume_point(config: Config, out_dir: Path) -> Path | None:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import VinError
+from ..io import atomic_write_bytes
 from .cache import ShardCache, file_key
 from .video_folder import ClipSpec, VideoFolder
 
@@ -152,12 +151,7 @@ class LatentSpace:
 
     def write(self, folder: Path) -> Path:
         """Writes `folder/autoencoder.json` atomically."""
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{LATENT_FILE}-")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(asdict(self), indent=1) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, folder / LATENT_FILE)
-        return folder / LATENT_FILE
+        return atomic_write_bytes(folder / LATENT_FILE, (json.dumps(asdict(self), indent=1) + "\n").encode())
 
     @classmethod
     def read(cls, folder: str | Path) -> "LatentSpace | None":
