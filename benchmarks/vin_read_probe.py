@@ -1,4 +1,4 @@
-"""Does a trained VIN read the video? Four numbers that say whether its tokens carry global information.
+"""Does a trained VIN read the video? Five numbers that say whether its tokens carry global information.
 
     python benchmarks/vin_read_probe.py [--checkpoint DIR] [--seeds 0,1] [--frames 128] [--steps 15] [--json OUT]
 
@@ -7,7 +7,10 @@
 2. Z sensitivity: |Z(video a) - Z(video b)| / |Z(video a)| for two different clips at the same noise;
 3. global vs chunk: mean |video with global VIN tokens - video whose chunks each read only themselves|
    (0..255): near 0 means the model makes no use of what other chunks hold;
-4. background drift of the `vin` videos (procedural ground truth; real videos: 0).
+4. background drift of the `vin` videos (procedural ground truth; real videos: 0);
+5. loss gap: the denoising loss of 4-chunk clips with each chunk's Z read from the whole clip, from its
+   own chunk only, and from ANOTHER clip (at several noise levels): equal losses mean the DiT ignores what
+   the VIN reads (the tokens then serve as constant extra tokens, not as memory).
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from vin import generate, load_model
 from vin.data.synthetic import SyntheticConfig, SyntheticVideos
+from vin.io import checkpoint_path
 from vin.metrics.procedural import procedural_checks
+from vin.metrics.suite import training_data_config
 
 
 @torch.no_grad()
@@ -46,6 +52,29 @@ def read_statistics(model, clips: list[torch.Tensor], sigmas: list[float], gener
     return {"read_entropy": entropy, "z_sensitivity": sensitivity}
 
 
+@torch.no_grad()
+def loss_gap(model, clips: torch.Tensor, sigmas: list[float], generator: torch.Generator) -> dict:
+    """Flow-matching loss of clips (B, C, 4F, H, W) with Z from the whole clip / own chunk / another clip."""
+    from vin.model.vin import assemble
+
+    cfg = model.config
+    f, n = cfg.chunk_frames, clips.shape[2] // cfg.chunk_frames
+    out = {}
+    for sigma in sigmas:
+        noise = torch.randn(clips.shape, generator=generator)
+        x = (1 - sigma) * clips + sigma * noise
+        t = torch.full((clips.shape[0],), sigma * 1000.0)
+
+        def loss(z):
+            pred = assemble(model.denoise_chunks(x, t, None, z), cfg.context_frames, fuse=False)
+            return float(((pred - (noise - clips)) ** 2).mean())
+
+        z = model.read_interface(x, t)
+        own = torch.stack([model.read_interface(x[:, :, i * f : (i + 1) * f], t) for i in range(n)], 1)
+        out[sigma] = {"global": loss(z), "own_chunk": loss(own), "other_clip": loss(z.roll(1, 0))}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None)
@@ -54,12 +83,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    model = load_model(args.checkpoint)
+    path = checkpoint_path(args.checkpoint)
+    model = load_model(path)
     size = model.config.sample_size
-    data = SyntheticVideos(SyntheticConfig(height=size, width=size))
+    data = SyntheticVideos(replace(training_data_config(path) or SyntheticConfig(), height=size, width=size))
     clip_frames = 4 * model.config.chunk_frames
     clips = [torch.from_numpy(data.video(s, clip_frames).frames).permute(3, 0, 1, 2).float() / 127.5 - 1 for s in (101, 102)]
     result = read_statistics(model, clips, [0.2, 0.5, 0.8], torch.Generator().manual_seed(0))
+    batch = torch.stack([torch.from_numpy(data.video(s, clip_frames).frames).permute(3, 0, 1, 2).float() / 127.5 - 1
+                         for s in range(200, 206)])  # fmt: skip
+    result["loss_gap"] = loss_gap(model, batch, [0.3, 0.6, 0.8, 0.95], torch.Generator().manual_seed(1))
     diffs, drifts = [], []
     for seed in (int(s) for s in args.seeds.split(",")):
         a = generate(model, args.frames, args.steps, seed, "vin").video.numpy().astype(np.float32)

@@ -187,3 +187,50 @@ def test_eval_bad_input(checkpoint, tmp_path):
     one_error_line(run("eval", "--checkpoint", str(checkpoint), "--plot", str(tmp_path / "e.jpg")), "should end in .png")
     one_error_line(run("eval", "--checkpoint", str(checkpoint), "--feature-size", "8"), "--feature-size")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_full_attention_baseline_trains_and_samples_the_full_rows(checkpoint, tmp_path):
+    full = tmp_path / "full"
+    args = ["train", TINY, f"train.out_dir={full}", "train.steps=3", "model.vin_tokens=0", "model.context_frames=0",
+            "model.full_frames=16", "--quiet"]  # fmt: skip
+    assert run(*args).exit_code == 0
+    one_error_line(run(*args[:-2], "model.full_frames=8", "--quiet"), "shorter than the longest training clip")
+    out = tmp_path / "e.json"
+    result = run("eval", "--checkpoint", str(checkpoint), "--full-checkpoint", str(full), "--strategies", "vin,full",
+                 "--frames", "16", "--seeds", "0", "--steps", "2", "--features", "pixels", "--json", str(out), "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {r["strategy"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["full"]["chunk_frames"] == rows["vin"]["chunk_frames"] == 4  # chunk figures in the VIN model's chunks
+    assert rows["full"]["flops"] != rows["vin"]["flops"]
+    one_error_line(run("generate", "--checkpoint", str(full), "--frames", "16", "--out", str(tmp_path / "v.mp4")),
+                   "sample it with the full strategy")  # fmt: skip
+    one_error_line(run("eval", "--checkpoint", str(checkpoint), "--full-checkpoint", str(checkpoint), "--frames", "16"),
+                   "not a full-attention model")  # fmt: skip
+    one_error_line(run("eval", str(out), "--full-checkpoint", str(full)), "use it with --checkpoint")
+    assert run("generate", "--checkpoint", str(full), "--strategy", "full", "--frames", "16", "--steps", "2",
+               "--out", str(tmp_path / "v.mp4"), "--quiet").exit_code == 0  # fmt: skip
+
+
+def test_report_combines_parallel_evaluations(checkpoint, tmp_path):
+    parts = []
+    for i, strategies in enumerate(("data,vin", "independent")):
+        parts.append(tmp_path / f"part{i}.json")
+        result = run("eval", "--checkpoint", str(checkpoint), "--strategies", strategies, "--frames", "8", "--seeds", "0,1",
+                     "--steps", "2", "--features", "pixels", "--json", str(parts[-1]), "--quiet")  # fmt: skip
+        assert result.exit_code == 0, result.output
+    out, md = tmp_path / "all.json", tmp_path / "all.md"
+    result = run("report", *map(str, parts), "--json", str(out), "--markdown", str(md), "--title", "both halves")
+    assert result.exit_code == 0, result.output
+    merged = json.loads(out.read_text())
+    assert len(merged["rows"]) == 6 and {s["strategy"] for s in merged["summary"]} == {"data", "vin", "independent"}
+    separate = [json.loads(p.read_text())["summary"] for p in parts]
+    assert [s for s in merged["summary"] if s["strategy"] == "vin"] == [s for s in separate[0] if s["strategy"] == "vin"]
+    assert md.read_text().startswith("# both halves") and "| 8 | independent | 2 |" in md.read_text()
+    one_error_line(run("report", str(tmp_path / "missing.json")), "does not exist")
+    (tmp_path / "x.json").write_text("{}")
+    one_error_line(run("report", str(tmp_path / "x.json")), "not a vin eval JSON report")
+    other = json.loads(parts[1].read_text())
+    other["feature_model"] = "efficientnet-lite0@224"
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    one_error_line(run("report", str(parts[0]), str(tmp_path / "other.json")), "do not compare")
+    one_error_line(run("report"), "at least one report")

@@ -204,3 +204,63 @@ def test_spatial_read_starts_local_and_global():
     wide = VINModel(**{**TINY, "read_locality": "spatial", "vin_tokens": 512})  # a 16 x 32 grid: large beta
     assert wide.interface.grid == (16, 32) and torch.isfinite(wide.interface.read_sharpness).all()
     assert "read_sharpness" not in dict(VINModel(**TINY).named_parameters())
+
+
+def test_registers_join_every_window_and_keep_chunks_local():
+    model = tiny_model(registers=3)
+    assert model.register_tokens.shape == (3, TINY["width"])
+    x, t = video(4), torch.tensor([500.0])
+    z = model.read_interface(x, t)
+    with torch.no_grad():
+        base = model.denoise_chunks(x, t, z=z)
+        x2 = x.clone()
+        x2[:, :, 3 * FR :] += 3 * video(1, seed=9)  # change chunk 3 only
+        fixed_z = model.denoise_chunks(x2, t, z=z)
+        model.register_tokens.add_(torch.randn(model.register_tokens.shape, generator=torch.Generator().manual_seed(3)))
+        moved = model.denoise_chunks(x, t, z=z)
+    torch.testing.assert_close(fixed_z[:, 1], base[:, 1], rtol=0, atol=1e-6)  # registers carry nothing across chunks
+    assert (moved - base).abs().max() > 1e-3  # every window attends to them
+    # the same output as appending the registers by hand after Z (run_blocks does exactly that)
+    plain = VINModel(**{**TINY, "registers": 0})
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if k != "register_tokens"})
+    tokens, n = model.embed_windows(x, FR, K)
+    c = model.condition(t, None).repeat_interleave(n, 0)
+    zc = z.expand(n, -1, -1)
+    with torch.no_grad():
+        ours = model.run_blocks(tokens, c, zc)
+        by_hand = plain.run_blocks(tokens, c, torch.cat([zc, model.register_tokens.expand(n, -1, -1)], 1))
+    torch.testing.assert_close(ours, by_hand)
+    model.train()
+    loss = model(x, t).square().mean()
+    loss.backward()
+    assert model.register_tokens.grad.abs().sum() > 0
+    with pytest.raises(VinError, match="registers"):
+        VINModel(**{**TINY, "registers": 2, "attention": "factorised", "coupling": "cross"})
+
+
+def test_full_attention_model_denoises_the_whole_clip_as_one_window():
+    from vin.diffusion.objective import Objective
+
+    model = tiny_model(vin_tokens=0, context_frames=0, full_frames=16)
+    x, t = video(4), torch.tensor([500.0])  # 16 frames
+    with torch.no_grad():
+        out = model(x, t)
+    assert out.shape == (1, 1, 3, 16, 16, 16)  # one window: no chunks, no context
+    x2 = x.clone()
+    x2[:, :, -2:] += 3.0  # the last frames reach the first ones: full attention
+    with torch.no_grad():
+        assert (model(x2, t)[:, 0, :, :2] - out[:, 0, :, :2]).abs().max() > 1e-4
+    loss = Objective("flow").loss(model.train(), x, None, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and model.patch_embed.proj.weight.grad.abs().sum() > 0
+    model.eval()
+    opts = GenerationOptions(frames=32, steps=2, seed=0, progress=False)
+    sample = run_strategy(model, "full", opts).sample  # twice the trained length: positions squeezed into 0..7
+    assert sample.shape[2] == 32
+    from vin.generation.strategies import plan
+
+    assert plan(model, "full", opts).time_scale == pytest.approx(7 / 15)
+    with pytest.raises(VinError, match="full-attention model"):
+        check_request(model, "vin", 16, 2)
+    with pytest.raises(VinError, match="full_frames"):
+        VINModel(**{**TINY, "full_frames": 5})

@@ -75,7 +75,8 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
 
 
 @main.command()
-@click.option("--checkpoint", type=click.Path(), default=None, help="Checkpoint directory [default: the shipped model].")
+@click.option("--checkpoint", type=click.Path(), default=None,
+              help="Checkpoint directory, or a shipped one: default (the VIN model), full (full attention) [default: default].")
 @click.option("--autoencoder", type=click.Path(), default=None,
               help="Latent-space models: the autoencoder folder to decode with [default: the one recorded at training].")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="vin", show_default=True, help="How to make a long video.")
@@ -115,7 +116,7 @@ def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label,
     import torch
 
     from .generation import check_request, generate as run_generation
-    from .io import check_output_path, default_checkpoint, load_model, write_video
+    from .io import check_output_path, checkpoint_path, load_model, write_video
     from .parallel import init_from_env, launched_by_torchrun, shutdown
 
     out_path = check_output_path(out)
@@ -123,7 +124,7 @@ def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label,
         raise VinError(f"--upscale must be at least 1, got {upscale}")
     if nproc < 1:
         raise VinError(f"--nproc must be at least 1, got {nproc}")
-    ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
+    ckpt = checkpoint_path(checkpoint)
     options = dict(label=label, guidance=guidance, fusion=fusion, fusion_fraction=fusion_fraction,
                    global_tokens=global_tokens, chunk_frames=chunk_frames, context_frames=context_frames,
                    keyframe_stride=keyframe_stride, overlap_frames=overlap_frames, cutoff=cutoff,
@@ -168,6 +169,9 @@ VIDEO_FILES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif", ".npy")
               help="Generate with this checkpoint and evaluate ('default' for the shipped model), instead of files.")
 @click.option("--autoencoder", type=click.Path(), default=None,
               help="With --checkpoint, a latent-space model: the autoencoder folder to decode with [default: the recorded one].")
+@click.option("--full-checkpoint", type=click.Path(), default=None,
+              help="With --checkpoint: sample the full strategy with this full-attention model ('full' for the shipped "
+                   "one, trained on whole clips) instead of the chunked model.")
 @click.option("--strategies", default="data,vin,full,autoregressive,independent,overlap,freenoise,spectral", show_default=True,
               help="With --checkpoint: comma-separated strategies, with settings as in vin bench (vin:k8, "
                    "vin:global_tokens=chunk); 'data' = real procedural videos, for reference.")
@@ -198,7 +202,7 @@ VIDEO_FILES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif", ".npy")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=0, help="CPU threads [default: torch's].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(videos, checkpoint, autoencoder, strategies, frame_list, seeds, steps, chunk_frames, features, feature_size, flow_method, fps, procedural,
+def evaluate(videos, checkpoint, autoencoder, full_checkpoint, strategies, frame_list, seeds, steps, chunk_frames, features, feature_size, flow_method, fps, procedural,
              json_out, md_out, plot_out, save_videos, guidance, fusion, fusion_fraction, global_tokens, context_frames,
              keyframe_stride, device, threads, quiet) -> None:  # fmt: skip
     """Measure videos: MAWE, scene cuts, consistency, dynamic degree, flicker, seams, ground truth, FLOPs.
@@ -213,6 +217,8 @@ def evaluate(videos, checkpoint, autoencoder, strategies, frame_list, seeds, ste
         raise VinError("give either video files/folders or --checkpoint (to generate and evaluate), not both or neither")
     if autoencoder and not checkpoint:
         raise VinError("--autoencoder decodes a latent-space checkpoint's videos: use it with --checkpoint")
+    if full_checkpoint and not checkpoint:
+        raise VinError("--full-checkpoint samples the full strategy when generating: use it with --checkpoint")
     if feature_size < 32:
         raise VinError(f"--feature-size must be at least 32, got {feature_size}")
     for path, suffix in ((json_out, ".json"), (md_out, ".md"), (plot_out, ".png")):
@@ -222,7 +228,7 @@ def evaluate(videos, checkpoint, autoencoder, strategies, frame_list, seeds, ste
         raise VinError(f"--save-videos folder {save_videos} does not exist; create it first")
     if threads > 0:
         torch.set_num_threads(threads)
-    from .io import default_checkpoint, load_model, read_video
+    from .io import checkpoint_path, load_model, read_video
     from .metrics.evaluate import evaluate_video
     from .metrics.features import FeatureExtractor
     from .metrics.report import markdown_table, plot, report_json, summarize, write_json, write_text
@@ -230,18 +236,22 @@ def evaluate(videos, checkpoint, autoencoder, strategies, frame_list, seeds, ste
     if checkpoint:
         from .metrics.suite import check_suite, run_suite, training_data_config
 
-        ckpt = default_checkpoint() if checkpoint == "default" else Path(checkpoint)
+        ckpt = checkpoint_path(checkpoint)
         model = load_model(ckpt, _device(device), autoencoder)
+        full_model = load_model(checkpoint_path(full_checkpoint), _device(device)) if full_checkpoint else None
+        if full_model is not None and full_model.config.full_frames == 0:
+            raise VinError(f"--full-checkpoint {full_checkpoint} is not a full-attention model (its model.full_frames is 0)")
         names = [s.strip() for s in strategies.split(",") if s.strip()]
         lengths, seed_list = _int_list(frame_list, "--frames"), _int_list(seeds, "--seeds")
         options = dict(guidance=guidance, fusion=fusion, fusion_fraction=fusion_fraction, global_tokens=global_tokens,
                        chunk_frames=chunk_frames, context_frames=context_frames, keyframe_stride=keyframe_stride)  # fmt: skip
-        check_suite(model, names, lengths, seed_list, steps, **options)
+        check_suite(model, names, lengths, seed_list, steps, full_model, **options)
         extractor = FeatureExtractor(features, image_size=feature_size)
         rows = run_suite(model, names, lengths, seed_list, steps, extractor, fps=fps, flow_method=flow_method,
                          procedural=True if procedural is None else procedural, data_config=training_data_config(ckpt),
-                         save_videos=Path(save_videos) if save_videos else None, progress=not quiet, **options)  # fmt: skip
-        title = f"{checkpoint}: {steps} steps, seeds {seeds}"
+                         save_videos=Path(save_videos) if save_videos else None, progress=not quiet,
+                         full_model=full_model, **options)  # fmt: skip
+        title = f"{checkpoint}: {steps} steps, seeds {seeds}" + (f"; full from {full_checkpoint}" if full_model else "")
     else:
         files = _video_files(videos)
         extractor = FeatureExtractor(features, image_size=feature_size)
@@ -263,6 +273,31 @@ def evaluate(videos, checkpoint, autoencoder, strategies, frame_list, seeds, ste
         write_json(report_json(rows, extractor.name, flow_method), json_out)
     if md_out:
         write_text(f"# vin eval: {title}\n\n{table}", md_out)
+    if plot_out:
+        plot(summary, plot_out, title=title)
+    click.echo(table)
+
+
+@main.command("report")
+@click.argument("reports", nargs=-1, type=click.Path())
+@click.option("--json", "json_out", type=click.Path(), default=None, help="Write the combined report (schema vin.eval/1).")
+@click.option("--markdown", "md_out", type=click.Path(), default=None, help="Write the table as markdown.")
+@click.option("--plot", "plot_out", type=click.Path(), default=None, help="Write metric-vs-length plots (PNG).")
+@click.option("--title", default="", help="Title of the markdown table and the plot.")
+def report(reports, json_out, md_out, plot_out, title) -> None:
+    """Combine `vin eval --json` reports (parts of one evaluation run in parallel) into one table and plot."""
+    from .metrics.report import load_reports, markdown_table, plot, report_json, summarize, write_json, write_text
+
+    for path, suffix in ((json_out, ".json"), (md_out, ".md"), (plot_out, ".png")):
+        if path is not None:
+            _check_report_path(Path(path), suffix)
+    rows, feature_model, flow_method = load_reports(list(reports))
+    summary = summarize(rows)
+    table = markdown_table(summary, feature_model)
+    if json_out:
+        write_json(report_json(rows, feature_model, flow_method), json_out)
+    if md_out:
+        write_text((f"# {title}\n\n" if title else "") + table, md_out)
     if plot_out:
         plot(summary, plot_out, title=title)
     click.echo(table)

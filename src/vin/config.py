@@ -43,6 +43,8 @@ class ModelConfig:
     context_mode: str = "recompute"  # recompute (paper: context frames run through the DiT again) | shared (borrowed keys/values)
     attention: str = "3d"  # 3d (all tokens of a window) | factorised (spatial then temporal, as STDiT; needs coupling=cross)
     text_dim: int = 0  # > 0: conditioned on a text embedding of this size (precomputed offline; data.captions)
+    full_frames: int = 0  # > 0: the full-attention baseline, trained on whole clips of up to this many frames
+    registers: int = 0  # learned tokens in every window's attention (attention sinks), so Z is left to carry content
 
 
 @dataclass

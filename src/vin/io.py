@@ -20,9 +20,22 @@ CONFIG_NAME = "config.json"
 VIDEO_SUFFIXES = (".mp4", ".gif", ".npy")
 
 
-def default_checkpoint() -> Path:
-    """The small model that ships inside the package."""
-    return Path(__file__).parent / "checkpoints" / "default"
+SHIPPED = ("default", "full")  # the VIN model, and the full-attention baseline trained the same way
+
+
+def default_checkpoint(name: str = "default") -> Path:
+    """A small model that ships inside the package: `default` (the VIN model) or `full` (its full-attention
+    baseline, trained on whole clips with the same data and budget)."""
+    if name not in SHIPPED:
+        raise VinError(f"no shipped checkpoint named {name!r}; shipped: {', '.join(SHIPPED)}")
+    return Path(__file__).parent / "checkpoints" / name
+
+
+def checkpoint_path(text: str | Path | None) -> Path:
+    """A checkpoint argument: None or a shipped name ("default", "full") -> its folder, anything else a path."""
+    if text is None:
+        return default_checkpoint()
+    return default_checkpoint(str(text)) if str(text) in SHIPPED else Path(text).expanduser()
 
 
 def load_model(

@@ -52,7 +52,7 @@ def plot_loss(log_path: Path, png_path: Path) -> Path | None:
 
 @torch.no_grad()
 def write_sample(model, path: Path, frames: int, steps: int, seed: int = 0, fps: int = 8) -> Path:
-    """A video of `frames` frames from `model` with the vin strategy, written to `path` (.mp4).
+    """A video of `frames` frames from `model` with the vin strategy (full for a full-attention model), written to `path` (.mp4).
 
     A model trained in latent space (with `model.latent_decoder`) is decoded to pixels.
     Runs on its own seeded generator and restores torch's RNG, so training continues unchanged.
@@ -61,6 +61,7 @@ def write_sample(model, path: Path, frames: int, steps: int, seed: int = 0, fps:
 
     with torch.random.fork_rng(devices=[]):
         label = 0 if model.config.num_classes > 0 else None
-        video = generate(model, frames, steps, seed, "vin", label=label).video.numpy()  # (T, H, W, 3)
+        strategy = "full" if model.config.full_frames > 0 else "vin"  # a full-attention model has no chunks
+        video = generate(model, frames, steps, seed, strategy, label=label).video.numpy()  # (T, H, W, 3)
     upscale = max(1, 128 // video.shape[1])
     return write_video(np.ascontiguousarray(video), path, fps=fps, upscale=upscale)

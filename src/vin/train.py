@@ -105,6 +105,9 @@ def check_config(config: Config, world: int = 1) -> None:
         raise VinError(f"train.windows_per_step={t.windows_per_step} must be at least max(train.chunk_counts)={max(t.chunk_counts)}")
     if t.steps < 1:
         raise VinError(f"train.steps must be positive, got {t.steps}")
+    if 0 < m.full_frames < max(t.chunk_counts) * m.chunk_frames:
+        raise VinError(f"model.full_frames={m.full_frames} is shorter than the longest training clip "
+                       f"(max(train.chunk_counts) x model.chunk_frames = {max(t.chunk_counts) * m.chunk_frames}); raise it")  # fmt: skip
     if t.grad_accum < 1:
         raise VinError(f"train.grad_accum must be at least 1, got {t.grad_accum}")
     if t.lr_schedule not in ("constant", "cosine"):

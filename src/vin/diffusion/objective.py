@@ -84,7 +84,8 @@ class Objective:
         x_t = self.add_noise(x0, noise, t)
         windows = model(x_t, t, labels)  # (B, N, C, K+F, H, W)
         config = getattr(model, "module", model).config
-        pred = assemble(windows, config.context_frames, fuse=False)  # own frames only
+        context = 0 if config.full_frames > 0 else config.context_frames  # a full-attention model has one window
+        pred = assemble(windows, context, fuse=False)  # own frames only
         return torch.nn.functional.mse_loss(pred.float(), self.target(x0, noise, t).float())
 
 

@@ -49,6 +49,9 @@ def check_request(model: VINModel, strategy: str, frames: int, steps: int = 25, 
 
     `world`: the number of ranks that will share the work.
     """
+    if model.config.full_frames > 0 and strategy != "full":
+        raise VinError(f"this checkpoint is a full-attention model (trained on whole clips, model.full_frames="
+                       f"{model.config.full_frames}): sample it with the full strategy, not {strategy!r}")  # fmt: skip
     p = plan(model, strategy, make_options(frames, steps, seed, **options))
     check_decodable(model)
     if world > 1:

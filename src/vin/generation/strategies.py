@@ -138,7 +138,7 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
         n = 1
     else:
         n = check_geometry(t, f, k, cfg.patch_t, s)
-    trained = cfg.chunk_frames // cfg.patch_t  # own-frame positions the model was trained on
+    trained = (cfg.full_frames or cfg.chunk_frames) // cfg.patch_t  # own-frame positions the model was trained on
     length = t // cfg.patch_t
     scale = (trained - 1) / (length - 1) if o.position_interpolation and length > trained else 1.0
     return Plan(t, f, k, s, n, starts, scale, clip=getattr(model, "latent_decoder", None) is None)

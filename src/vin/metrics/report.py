@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,34 @@ def markdown_table(summary: list[dict], feature_model: str, metrics: tuple[str, 
 def report_json(rows: list[VideoMetrics], feature_model: str, flow_method: str) -> dict:
     return {"schema": SCHEMA, "feature_model": feature_model, "flow_method": flow_method,
             "rows": [r.to_dict() for r in rows], "summary": summarize(rows)}  # fmt: skip
+
+
+def load_reports(paths: list[str | Path]) -> tuple[list[VideoMetrics], str, str]:
+    """The rows of several `vin eval --json` reports (e.g. halves of one evaluation run in parallel), checked
+    to be comparable: same schema, feature model and flow method. Returns (rows, feature_model, flow_method)."""
+    from vin.errors import VinError
+
+    rows: list[VideoMetrics] = []
+    known = {f.name for f in fields(VideoMetrics)}
+    setting = None
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise VinError(f"{path} does not exist")
+        try:
+            report = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise VinError(f"{path} is not a vin eval JSON report ({err})") from None
+        if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+            raise VinError(f"{path} is not a vin eval JSON report (schema {SCHEMA}); write one with vin eval --json")
+        this = (report["feature_model"], report["flow_method"])
+        if setting is not None and this != setting:
+            raise VinError(f"{path} was measured with {this[0]} features and {this[1]} flow, the others with "
+                           f"{setting[0]} and {setting[1]}: their figures do not compare")  # fmt: skip
+        setting = this
+        rows += [VideoMetrics(**{k: v for k, v in row.items() if k in known}) for row in report["rows"]]
+    if setting is None:
+        raise VinError("give at least one report")
+    return rows, setting[0], setting[1]
 
 
 def write_json(report: dict, path: str | Path) -> Path:

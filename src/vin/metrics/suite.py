@@ -63,7 +63,15 @@ def training_data_config(checkpoint: Path) -> SyntheticConfig | None:
     return SyntheticConfig(**{f.name: data[f.name] for f in fields(SyntheticConfig) if f.name in data})
 
 
-def check_suite(model: VINModel, strategies: list[str], frame_counts: list[int], seeds: list[int], steps: int, **options) -> None:
+def strategy_model(model: VINModel, strategy: str, full_model: VINModel | None) -> VINModel:
+    """The model that samples `strategy`: `full_model` (a full-attention model) for full, when given."""
+    return full_model if strategy == "full" and full_model is not None else model
+
+
+def check_suite(
+    model: VINModel, strategies: list[str], frame_counts: list[int], seeds: list[int], steps: int,
+    full_model: VINModel | None = None, **options,
+) -> None:  # fmt: skip
     """Every (strategy, length) request is checked before anything is generated."""
     if not strategies or not frame_counts or not seeds:
         raise VinError("give at least one strategy, one length and one seed")
@@ -73,7 +81,8 @@ def check_suite(model: VINModel, strategies: list[str], frame_counts: list[int],
     for frames in frame_counts:
         for spec in specs.values():
             if spec is not None:
-                check_request(model, spec.strategy, frames, steps, seeds[0], **{**options, **dict(spec.options)})
+                m = strategy_model(model, spec.strategy, full_model)
+                check_request(m, spec.strategy, frames, steps, seeds[0], **{**options, **dict(spec.options)})
 
 
 def generation_flops(model: VINModel, strategy: str, frames: int, steps: int, seed: int = 0, **options) -> int:
@@ -99,6 +108,7 @@ def run_suite(
     save_videos: Path | None = None,
     progress: bool = True,
     on_row: Callable[[VideoMetrics], None] | None = None,
+    full_model: VINModel | None = None,
     **options,
 ) -> list[VideoMetrics]:
     """Generates every (length, strategy, seed) video, evaluates it and returns the rows.
@@ -107,9 +117,11 @@ def run_suite(
     number of steps: every strategy makes the same model calls at every step, and the scheduler's
     element-wise updates are not counted. Wall times come from the uncounted runs.
     `data_config`: how the `data` reference videos are drawn (the model's training data; see
-    `training_data_config`). `options` are generation options (see `vin.generate`).
+    `training_data_config`). `full_model`: samples the `full` rows instead of `model` (the full-attention
+    baseline trained on whole clips; chunk figures still use `model`'s chunks). `options` are generation
+    options (see `vin.generate`).
     """
-    check_suite(model, strategies, frame_counts, seeds, steps, **options)
+    check_suite(model, strategies, frame_counts, seeds, steps, full_model, **options)
     specs = parse_specs(strategies)
     cfg = model.config
     decoder = model.latent_decoder  # a latent-space model's videos are decoded: pixel frames and sizes
@@ -128,9 +140,10 @@ def run_suite(
             video, seconds, calls = data.video(seed, frames).frames, None, None
         else:
             opts = {**options, **dict(spec.options)}
+            m = strategy_model(model, spec.strategy, full_model)
             if (strategy, frames) not in flops:
-                flops[(strategy, frames)] = steps * generation_flops(model, spec.strategy, frames, 1, seed, **opts)
-            gen = generate(model, frames, steps, seed, spec.strategy, **opts)
+                flops[(strategy, frames)] = steps * generation_flops(m, spec.strategy, frames, 1, seed, **opts)
+            gen = generate(m, frames, steps, seed, spec.strategy, **opts)
             video, seconds, calls = gen.video.numpy(), gen.seconds, gen.model_calls
         name = f"{strategy}/{frames}/{seed}"
         if save_videos is not None:

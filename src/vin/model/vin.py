@@ -15,6 +15,10 @@ again inside its window; `shared` runs every chunk's own F frames only, and in e
 queries attend to the keys/values chunk i-1 computes for its last K frames in the same pass
 (attention banded by chunk, nothing recomputed; chunk 0 gets learned placeholder keys/values).
 
+A model with `full_frames > 0` is the full-attention baseline: it is trained on whole clips of up to
+`full_frames` frames, each denoised as ONE window (no chunks, no context), and samples with the
+`full` strategy only.
+
 Attention (`attention`): `3d` attends over all tokens of a window; `factorised` (Open-Sora's STDiT)
 attends within each frame, then across frames at each spatial position.
 """
@@ -95,6 +99,8 @@ class VINModel(ModelMixin, ConfigMixin):
         context_mode: str = "recompute",
         attention: str = "3d",
         text_dim: int = 0,
+        registers: int = 0,
+        full_frames: int = 0,
     ) -> None:
         super().__init__()
         if coupling not in COUPLINGS:
@@ -110,6 +116,10 @@ class VINModel(ModelMixin, ConfigMixin):
         if attention == "factorised" and coupling == "concat" and vin_tokens > 0:
             raise VinError("model.attention=factorised couples the VIN tokens by cross-attention (as STDiT does text): "
                            "set model.coupling=cross")  # fmt: skip
+        if registers < 0 or (registers > 0 and attention == "factorised"):
+            raise VinError(f"model.registers={registers} must be >= 0, and 0 with model.attention=factorised")
+        if full_frames < 0 or full_frames % patch_t:
+            raise VinError(f"model.full_frames={full_frames} must be 0 or a positive multiple of model.patch_t={patch_t}")
         if objective not in OBJECTIVES:
             raise VinError(f"model.objective must be one of {OBJECTIVES}, got {objective!r}")
         if parameterization not in PARAMETERIZATIONS:
@@ -137,6 +147,9 @@ class VINModel(ModelMixin, ConfigMixin):
         self.blocks = nn.ModuleList(
             DiTBlock(width, heads, mlp_ratio, cross=coupling == "cross", temporal=attention == "factorised") for _ in range(depth)
         )
+        # learned tokens appended to every window's sequence, a place for attention to rest that is not Z
+        # (without them a small DiT turns the VIN tokens into constant sinks and ignores what they read)
+        self.register_tokens = nn.Parameter(torch.randn(registers, width) * 0.02) if registers > 0 else None
         # shared context: per block, the placeholder key and value of chunk 0 and the offset of borrowed keys
         self.shared_context = nn.Parameter(torch.zeros(depth, 3, width)) if context_mode == "shared" else None
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
@@ -260,6 +273,8 @@ class VINModel(ModelMixin, ConfigMixin):
         length = tokens.shape[1]
         if self.config.coupling == "concat" and z is not None:
             tokens = torch.cat([tokens, z], dim=1)
+        if self.register_tokens is not None:
+            tokens = torch.cat([tokens, self.register_tokens.to(tokens.dtype).expand(tokens.shape[0], -1, -1)], dim=1)
         factorised = self.config.attention == "factorised"
         shared = layout is not None and layout.borrow_frames > 0
         if (factorised or shared) and attend is not None:
@@ -357,7 +372,12 @@ class VINModel(ModelMixin, ConfigMixin):
         context_frames: int | None = None,
         keyframe_stride: int | None = None,
     ) -> torch.Tensor:
-        """One denoising evaluation: VIN read, then all chunks in parallel -> windows (B, N, C, K+F, H, W)."""
+        """One denoising evaluation: VIN read, then all chunks in parallel -> windows (B, N, C, K+F, H, W).
+
+        A full-attention model (`full_frames > 0`) denoises the whole video as one window: (B, 1, C, T, H, W).
+        """
+        if self.config.full_frames > 0:
+            chunk_frames, context_frames = x.shape[2], 0
         z = self.read_interface(x, timestep, labels, keyframe_stride)
         return self.denoise_chunks(x, timestep, labels, z, chunk_frames, context_frames)
 
