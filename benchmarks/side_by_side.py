@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from vin import generate, load_model
-from vin.io import write_video
+from vin.io import checkpoint_path, write_video
 
 
 def label(text: str, width: int, height: int = 12) -> np.ndarray:
@@ -27,6 +27,7 @@ def label(text: str, width: int, height: int = 12) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None, help="checkpoint folder [default: the shipped model]")
+    parser.add_argument("--full-checkpoint", default=None, help="a full-attention model for the full column ('full': shipped)")
     parser.add_argument("--strategies", default="vin,independent,autoregressive")
     parser.add_argument("--frames", type=int, default=512)
     parser.add_argument("--steps", type=int, default=25)
@@ -36,11 +37,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help=".gif or .mp4")
     args = parser.parse_args()
 
-    model = load_model(args.checkpoint)
+    model = load_model(checkpoint_path(args.checkpoint))
+    full = load_model(checkpoint_path(args.full_checkpoint)) if args.full_checkpoint else model
     chunk = model.config.chunk_frames
     columns = []
     for strategy in args.strategies.split(","):
-        video = generate(model, args.frames, args.steps, args.seed, strategy).video.numpy()  # (T, H, W, 3)
+        m = full if strategy == "full" else model
+        video = generate(m, args.frames, args.steps, args.seed, strategy).video.numpy()  # (T, H, W, 3)
         video = video.repeat(args.upscale, axis=1).repeat(args.upscale, axis=2)
         t, h, w, _ = video.shape
         strip = np.repeat(label(strategy, w)[None], t, axis=0)

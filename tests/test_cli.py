@@ -234,3 +234,7 @@ def test_report_combines_parallel_evaluations(checkpoint, tmp_path):
     (tmp_path / "other.json").write_text(json.dumps(other))
     one_error_line(run("report", str(parts[0]), str(tmp_path / "other.json")), "do not compare")
     one_error_line(run("report"), "at least one report")
+    png = tmp_path / "mawe.png"
+    assert run("report", str(parts[0]), "--plot", str(png), "--plot-metrics", "mawe").exit_code == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    one_error_line(run("report", str(parts[0]), "--plot-metrics", "beauty"), "unknown metric 'beauty'")

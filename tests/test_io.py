@@ -91,3 +91,13 @@ def test_read_errors(tmp_path):
     (tmp_path / "text.mp4").write_text("hello")
     with pytest.raises(VinError, match="could not be decoded"):
         read_video(tmp_path / "text.mp4")
+
+
+def test_checkpoint_names_and_paths(tmp_path):
+    from vin.io import checkpoint_path, default_checkpoint
+
+    assert checkpoint_path(None) == default_checkpoint() == checkpoint_path("default")
+    assert checkpoint_path("full") == default_checkpoint("full") and checkpoint_path("full").name == "full"
+    assert checkpoint_path(tmp_path / "mine") == tmp_path / "mine"
+    with pytest.raises(VinError, match="no shipped checkpoint named 'best'"):
+        default_checkpoint("best")

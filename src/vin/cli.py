@@ -283,11 +283,17 @@ def evaluate(videos, checkpoint, autoencoder, full_checkpoint, strategies, frame
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write the combined report (schema vin.eval/1).")
 @click.option("--markdown", "md_out", type=click.Path(), default=None, help="Write the table as markdown.")
 @click.option("--plot", "plot_out", type=click.Path(), default=None, help="Write metric-vs-length plots (PNG).")
+@click.option("--plot-metrics", default="", help="Comma-separated metrics to plot [default: the six of vin eval's plot].")
 @click.option("--title", default="", help="Title of the markdown table and the plot.")
-def report(reports, json_out, md_out, plot_out, title) -> None:
+def report(reports, json_out, md_out, plot_out, plot_metrics, title) -> None:
     """Combine `vin eval --json` reports (parts of one evaluation run in parallel) into one table and plot."""
-    from .metrics.report import load_reports, markdown_table, plot, report_json, summarize, write_json, write_text
+    from .metrics.evaluate import METRICS
+    from .metrics.report import PLOT_METRICS, load_reports, markdown_table, plot, report_json, summarize, write_json, write_text
 
+    metrics = tuple(m.strip() for m in plot_metrics.split(",") if m.strip()) or PLOT_METRICS
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise VinError(f"--plot-metrics: unknown metric {unknown[0]!r}; known: {', '.join(METRICS)}")
     for path, suffix in ((json_out, ".json"), (md_out, ".md"), (plot_out, ".png")):
         if path is not None:
             _check_report_path(Path(path), suffix)
@@ -299,7 +305,7 @@ def report(reports, json_out, md_out, plot_out, title) -> None:
     if md_out:
         write_text((f"# {title}\n\n" if title else "") + table, md_out)
     if plot_out:
-        plot(summary, plot_out, title=title)
+        plot(summary, plot_out, metrics, title=title)
     click.echo(table)
 
 
