@@ -1,4 +1,4 @@
-"""Does a trained VIN read the video? Five numbers that say whether its tokens carry global information.
+"""Does a trained VIN read the video? Six numbers that say whether its tokens carry global information.
 
     python benchmarks/vin_read_probe.py [--checkpoint DIR] [--seeds 0,1] [--frames 128] [--steps 15] [--json OUT]
 
@@ -10,7 +10,9 @@
 4. background drift of the `vin` videos (procedural ground truth; real videos: 0);
 5. loss gap: the denoising loss of 4-chunk clips with each chunk's Z read from the whole clip, from its
    own chunk only, and from ANOTHER clip (at several noise levels): equal losses mean the DiT ignores what
-   the VIN reads (the tokens then serve as constant extra tokens, not as memory).
+   the VIN reads (the tokens then serve as constant extra tokens, not as memory);
+6. context gap, the same test for the other path between chunks: the loss of chunk 1 of 2-chunk clips
+   with its K context frames from the clip itself, from ANOTHER clip, or noise only (Z held fixed).
 """
 
 from __future__ import annotations
@@ -75,6 +77,30 @@ def loss_gap(model, clips: torch.Tensor, sigmas: list[float], generator: torch.G
     return out
 
 
+@torch.no_grad()
+def context_gap(model, clips: torch.Tensor, sigmas: list[float], generator: torch.Generator) -> dict:
+    """Flow-matching loss of chunk 1 of clips (B, C, 2F, H, W) with its context from the clip / another clip / noise."""
+    from vin.model.vin import assemble
+
+    f, k = model.config.chunk_frames, model.config.context_frames
+    out = {}
+    for sigma in sigmas:
+        noise = torch.randn(clips.shape, generator=generator)
+        x = (1 - sigma) * clips + sigma * noise
+        t = torch.full((clips.shape[0],), sigma * 1000.0)
+        z = model.read_interface(x, t)  # held fixed: only the context differs
+
+        def loss(xx):
+            pred = assemble(model.denoise_chunks(xx, t, None, z), k, fuse=False)[:, :, f:]
+            return float(((pred - (noise - clips)[:, :, f:]) ** 2).mean())
+
+        other, blank = x.clone(), x.clone()
+        other[:, :, f - k : f] = x.roll(1, 0)[:, :, f - k : f]
+        blank[:, :, f - k : f] = sigma * torch.randn(x[:, :, f - k : f].shape, generator=generator)
+        out[sigma] = {"own_context": loss(x), "other_clip_context": loss(other), "noise_context": loss(blank)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None)
@@ -93,6 +119,9 @@ def main() -> None:
     batch = torch.stack([torch.from_numpy(data.video(s, clip_frames).frames).permute(3, 0, 1, 2).float() / 127.5 - 1
                          for s in range(200, 206)])  # fmt: skip
     result["loss_gap"] = loss_gap(model, batch, [0.3, 0.6, 0.8, 0.95], torch.Generator().manual_seed(1))
+    if model.config.context_frames > 0:
+        result["context_gap"] = context_gap(model, batch[:, :, : 2 * model.config.chunk_frames], [0.3, 0.6, 0.8, 0.95],
+                                            torch.Generator().manual_seed(2))  # fmt: skip
     diffs, drifts = [], []
     for seed in (int(s) for s in args.seeds.split(",")):
         a = generate(model, args.frames, args.steps, seed, "vin").video.numpy().astype(np.float32)

@@ -238,3 +238,6 @@ def test_report_combines_parallel_evaluations(checkpoint, tmp_path):
     assert run("report", str(parts[0]), "--plot", str(png), "--plot-metrics", "mawe").exit_code == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
     one_error_line(run("report", str(parts[0]), "--plot-metrics", "beauty"), "unknown metric 'beauty'")
+    narrow = run("report", *map(str, parts), "--frames", "8", "--table-metrics", "mawe,background_drift")
+    assert narrow.exit_code == 0 and "| frames | strategy | n | mawe | background_drift |" in narrow.output
+    one_error_line(run("report", str(parts[0]), "--frames", "16"), "no videos of 16 frames")

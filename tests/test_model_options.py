@@ -264,3 +264,23 @@ def test_full_attention_model_denoises_the_whole_clip_as_one_window():
         check_request(model, "vin", 16, 2)
     with pytest.raises(VinError, match="full_frames"):
         VINModel(**{**TINY, "full_frames": 5})
+
+
+def test_vin_token_positions_place_each_token_on_the_patch_grid():
+    from vin.model.embed import sincos, spatial_sincos
+
+    placed = tiny_model(vin_tokens=16, read_locality="spatial", vin_token_positions="spatial")  # 4x4 tokens, 4x4 patches
+    plain = VINModel(**{**TINY, "vin_tokens": 16, "read_locality": "spatial"})
+    plain.load_state_dict(placed.state_dict())
+    x, t = video(2), torch.tensor([300.0])
+    with torch.no_grad():
+        difference = placed.read_interface(x, t) - plain.eval().read_interface(x, t)  # (1, 16, D)
+    # one token per patch: the token at grid cell (r, c) carries exactly the DiT's position embedding of patch (r, c)
+    torch.testing.assert_close(difference[0], spatial_sincos(TINY["width"], 4, 4), atol=1e-5, rtol=0)
+    # a coarser 2x4 grid over 4x4 patches: token rows sit at patch rows 0.5 and 2.5, columns at 0..3
+    coarse = tiny_model(vin_tokens=8, read_locality="spatial", vin_token_positions="spatial").interface
+    half = TINY["width"] // 2
+    expected = torch.cat([sincos(half, torch.tensor([0.5] * 4 + [2.5] * 4)), sincos(half, torch.arange(4.0).repeat(2))], -1)
+    torch.testing.assert_close(coarse.output_positions(8, 4, 4, torch.device("cpu")), expected)
+    with pytest.raises(VinError, match="read_locality=spatial"):
+        VINModel(**{**TINY, "vin_token_positions": "spatial"})

@@ -284,22 +284,36 @@ def evaluate(videos, checkpoint, autoencoder, full_checkpoint, strategies, frame
 @click.option("--markdown", "md_out", type=click.Path(), default=None, help="Write the table as markdown.")
 @click.option("--plot", "plot_out", type=click.Path(), default=None, help="Write metric-vs-length plots (PNG).")
 @click.option("--plot-metrics", default="", help="Comma-separated metrics to plot [default: the six of vin eval's plot].")
+@click.option("--table-metrics", default="", help="Comma-separated metrics for the table's columns [default: vin eval's].")
+@click.option("--frames", "frame_list", default="", help="Only these lengths (comma-separated) [default: all].")
 @click.option("--title", default="", help="Title of the markdown table and the plot.")
-def report(reports, json_out, md_out, plot_out, plot_metrics, title) -> None:
+def report(reports, json_out, md_out, plot_out, plot_metrics, table_metrics, frame_list, title) -> None:
     """Combine `vin eval --json` reports (parts of one evaluation run in parallel) into one table and plot."""
     from .metrics.evaluate import METRICS
-    from .metrics.report import PLOT_METRICS, load_reports, markdown_table, plot, report_json, summarize, write_json, write_text
+    from .metrics.report import (
+        PLOT_METRICS, TABLE_METRICS, load_reports, markdown_table, plot, report_json, summarize, write_json, write_text,
+    )  # fmt: skip
 
-    metrics = tuple(m.strip() for m in plot_metrics.split(",") if m.strip()) or PLOT_METRICS
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise VinError(f"--plot-metrics: unknown metric {unknown[0]!r}; known: {', '.join(METRICS)}")
+    def metric_list(text: str, flag: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        metrics = tuple(m.strip() for m in text.split(",") if m.strip()) or default
+        unknown = [m for m in metrics if m not in METRICS]
+        if unknown:
+            raise VinError(f"{flag}: unknown metric {unknown[0]!r}; known: {', '.join(METRICS)}")
+        return metrics
+
+    metrics = metric_list(plot_metrics, "--plot-metrics", PLOT_METRICS)
+    columns = metric_list(table_metrics, "--table-metrics", TABLE_METRICS)
     for path, suffix in ((json_out, ".json"), (md_out, ".md"), (plot_out, ".png")):
         if path is not None:
             _check_report_path(Path(path), suffix)
     rows, feature_model, flow_method = load_reports(list(reports))
+    if frame_list:
+        lengths = set(_int_list(frame_list, "--frames"))
+        rows = [r for r in rows if r.frames in lengths]
+        if not rows:
+            raise VinError(f"the reports hold no videos of {frame_list} frames")
     summary = summarize(rows)
-    table = markdown_table(summary, feature_model)
+    table = markdown_table(summary, feature_model, columns)
     if json_out:
         write_json(report_json(rows, feature_model, flow_method), json_out)
     if md_out:

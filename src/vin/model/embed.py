@@ -21,7 +21,12 @@ def sincos(dim: int, positions: torch.Tensor) -> torch.Tensor:
 def spatial_sincos(dim: int, h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
     """2D sin-cos positions of an h x w token grid, half the channels per axis: (h*w, dim)."""
     ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
-    return torch.cat([sincos(dim // 2, ys.flatten()), sincos(dim - dim // 2, xs.flatten())], dim=-1)
+    return point_sincos(dim, ys.flatten(), xs.flatten())
+
+
+def point_sincos(dim: int, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """2D sin-cos positions of points at (fractional) rows `ys` and columns `xs` (L,): (L, dim)."""
+    return torch.cat([sincos(dim // 2, ys), sincos(dim - dim // 2, xs)], dim=-1)
 
 
 class PatchEmbed3D(nn.Module):

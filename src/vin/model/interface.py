@@ -29,10 +29,11 @@ from einops import rearrange
 from torch import nn
 
 from .attention import Attention, DiTBlock, Mlp
-from .embed import sincos, spatial_sincos
+from .embed import point_sincos, sincos, spatial_sincos
 
 KEYFRAME_POSITIONS = ("none", "relative")
 READ_LOCALITY = ("none", "spatial")
+TOKEN_POSITIONS = ("none", "spatial")
 
 # Combines partial reads across processes: (output (B, H, M, Dh), log-sum-exp (B, H, M)) -> merged output.
 Merge = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -56,13 +57,19 @@ class VideoInterface(nn.Module):
         mlp_ratio: float,
         keyframe_positions: str = "none",
         read_locality: str = "none",
+        token_positions: str = "none",
     ) -> None:
         super().__init__()
         if keyframe_positions not in KEYFRAME_POSITIONS:
             raise ValueError(f"keyframe_positions must be one of {KEYFRAME_POSITIONS}, got {keyframe_positions!r}")
         if read_locality not in READ_LOCALITY:
             raise ValueError(f"read_locality must be one of {READ_LOCALITY}, got {read_locality!r}")
+        if token_positions not in TOKEN_POSITIONS:
+            raise ValueError(f"token_positions must be one of {TOKEN_POSITIONS}, got {token_positions!r}")
+        if token_positions == "spatial" and read_locality != "spatial":
+            raise ValueError("token_positions=spatial places each token where it reads: it needs read_locality=spatial")
         self.read_locality = read_locality
+        self.token_positions = token_positions
         self.heads = heads
         self.grid = token_grid(num_tokens)
         if read_locality == "spatial":  # softplus(raw) = beta per head; head 0 starts (almost) global
@@ -82,14 +89,28 @@ class VideoInterface(nn.Module):
         self.process = nn.ModuleList(DiTBlock(dim, heads, mlp_ratio) for _ in range(process_blocks))
         self.norm_out = nn.LayerNorm(dim, eps=1e-6)
 
+    def grid_points(self, m: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where the M tokens sit, in [0, 1]^2: rows (M,), columns (M,) of the token grid over an h x w frame."""
+        gh, gw = self.grid if h <= w else self.grid[::-1]
+        qy, qx = torch.meshgrid((torch.arange(gh, device=device) + 0.5) / gh, (torch.arange(gw, device=device) + 0.5) / gw, indexing="ij")
+        return qy.flatten()[:m], qx.flatten()[:m]
+
+    def output_positions(self, m: int, h: int, w: int, device: torch.device) -> torch.Tensor:
+        """The DiT's spatial position embedding at each token's place on an h x w patch grid: (M, D).
+
+        Added to Z_t (`token_positions: spatial`), a token that read one region looks, to the DiT, like a
+        patch token of that region: chunk tokens find it with the same attention that finds their context.
+        """
+        qy, qx = self.grid_points(m, h, w, device)
+        return point_sincos(self.dim, qy * h - 0.5, qx * w - 0.5)
+
     def read_bias(self, m: int, h: int, w: int, keyframes: int, device: torch.device):
         """Extra query/key channels (1, H, M, 3), (1, H, keyframes*h*w, 3) for the spatial read bias, or None."""
         if self.read_locality == "none":
             return None
-        gh, gw = self.grid if h <= w else self.grid[::-1]
-        qy, qx = torch.meshgrid((torch.arange(gh, device=device) + 0.5) / gh, (torch.arange(gw, device=device) + 0.5) / gw, indexing="ij")
+        qy, qx = self.grid_points(m, h, w, device)
         ky, kx = torch.meshgrid((torch.arange(h, device=device) + 0.5) / h, (torch.arange(w, device=device) + 0.5) / w, indexing="ij")
-        pq = torch.stack([qy.flatten(), qx.flatten()], -1)[:m]  # (M, 2)
+        pq = torch.stack([qy, qx], -1)  # (M, 2)
         pk = torch.stack([ky.flatten(), kx.flatten()], -1).repeat(keyframes, 1)  # (keyframes*S, 2)
         beta = F.softplus(self.read_sharpness)[:, None, None]  # (H, 1, 1)
         scale = (self.dim // self.heads) ** -0.5
@@ -149,4 +170,7 @@ class VideoInterface(nn.Module):
             z = torch.cat([z, cond_tokens], dim=1)
         for block in self.process:
             z = block(z, c)
-        return self.norm_out(z[:, :m])
+        z = self.norm_out(z[:, :m])
+        if self.token_positions == "spatial":
+            z = z + self.output_positions(m, h, w, x.device).to(z.dtype)
+        return z

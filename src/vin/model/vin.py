@@ -36,7 +36,7 @@ from torch import nn
 from ..errors import VinError
 from .attention import Attend, Attention, DiTBlock, modulate
 from .embed import LabelEmbedder, PatchEmbed3D, TextEmbedder, TimestepEmbedder, sincos, spatial_sincos
-from .interface import KEYFRAME_POSITIONS, READ_LOCALITY, Merge, VideoInterface
+from .interface import KEYFRAME_POSITIONS, READ_LOCALITY, TOKEN_POSITIONS, Merge, VideoInterface
 
 COUPLINGS = ("concat", "cross")
 CONTEXT_MODES = ("recompute", "shared")
@@ -101,6 +101,7 @@ class VINModel(ModelMixin, ConfigMixin):
         text_dim: int = 0,
         registers: int = 0,
         full_frames: int = 0,
+        vin_token_positions: str = "none",
     ) -> None:
         super().__init__()
         if coupling not in COUPLINGS:
@@ -109,6 +110,10 @@ class VINModel(ModelMixin, ConfigMixin):
             raise VinError(f"model.keyframe_positions must be one of {KEYFRAME_POSITIONS}, got {keyframe_positions!r}")
         if read_locality not in READ_LOCALITY:
             raise VinError(f"model.read_locality must be one of {READ_LOCALITY}, got {read_locality!r}")
+        if vin_token_positions not in TOKEN_POSITIONS:
+            raise VinError(f"model.vin_token_positions must be one of {TOKEN_POSITIONS}, got {vin_token_positions!r}")
+        if vin_token_positions == "spatial" and read_locality != "spatial":
+            raise VinError("model.vin_token_positions=spatial places each VIN token where it reads: set model.read_locality=spatial")
         if context_mode not in CONTEXT_MODES:
             raise VinError(f"model.context_mode must be one of {CONTEXT_MODES}, got {context_mode!r}")
         if attention not in ATTENTIONS:
@@ -140,7 +145,7 @@ class VINModel(ModelMixin, ConfigMixin):
         self.text_embedder = TextEmbedder(text_dim, width) if text_dim > 0 else None
         self.interface = (
             VideoInterface(in_channels, patch_hw, width, heads, vin_tokens, vin_process_blocks, mlp_ratio, keyframe_positions,
-                           read_locality)
+                           read_locality, vin_token_positions)
             if vin_tokens > 0
             else None
         )
