@@ -284,3 +284,32 @@ def test_vin_token_positions_place_each_token_on_the_patch_grid():
     torch.testing.assert_close(coarse.output_positions(8, 4, 4, torch.device("cpu")), expected)
     with pytest.raises(VinError, match="read_locality=spatial"):
         VINModel(**{**TINY, "vin_token_positions": "spatial"})
+
+
+def test_context_dropout_gives_a_window_the_placeholder_context():
+    model = tiny_model()
+    x, t = video(3), torch.tensor([400.0])
+    z = model.read_interface(x, t)
+    keep = torch.zeros(1, 3, dtype=torch.bool)
+    drop = torch.tensor([[False, True, False]])
+    with torch.no_grad():
+        base = model.denoise_chunks(x, t, z=z)
+        same = model.denoise_chunks(x, t, z=z, drop_context=keep)
+        dropped = model.denoise_chunks(x, t, z=z, drop_context=drop)
+        alone = model.denoise_chunks(x[:, :, FR : 2 * FR], t, z=z)  # chunk 1 as a video of its own: placeholder context
+    torch.testing.assert_close(same, base, rtol=0, atol=0)
+    torch.testing.assert_close(dropped[:, 1, :, K:], alone[:, 0, :, K:], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dropped[:, 2], base[:, 2], rtol=0, atol=0)  # the other windows keep theirs
+    assert (dropped[:, 1] - base[:, 1]).abs().max() > 1e-3
+
+
+def test_context_dropout_is_checked():
+    from vin.config import Config, ModelConfig, TrainConfig
+    from vin.train import check_config
+
+    for model, train, message in (
+        (ModelConfig(), TrainConfig(context_dropout=1.0), r"\[0, 1\)"),
+        (ModelConfig(context_frames=0), TrainConfig(context_dropout=0.5), "context_frames > 0"),
+    ):
+        with pytest.raises(VinError, match=message):
+            check_config(Config(model=model, train=train))

@@ -77,6 +77,7 @@ class TrainConfig:
     warmup_steps: int = 200
     grad_clip: float = 1.0
     ema_decay: float = 0.999
+    context_dropout: float = 0.0  # fraction of windows whose context frames are blanked: only the VIN links them to the rest
     label_dropout: float = 0.1  # for classifier-free guidance, class-conditional models only
     timestep_sampling: str = "logit_normal"  # logit_normal | uniform (flow); DDPM objectives use uniform
     logit_mean: float = 0.0  # logit_normal: sigma = sigmoid(N(mean, std)); > 0 favours high noise (JiT: 0.8)

@@ -105,6 +105,11 @@ def check_config(config: Config, world: int = 1) -> None:
         raise VinError(f"train.windows_per_step={t.windows_per_step} must be at least max(train.chunk_counts)={max(t.chunk_counts)}")
     if t.steps < 1:
         raise VinError(f"train.steps must be positive, got {t.steps}")
+    if not 0 <= t.context_dropout < 1:
+        raise VinError(f"train.context_dropout must be in [0, 1), got {t.context_dropout}")
+    if t.context_dropout > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
+        raise VinError("train.context_dropout blanks recomputed context frames: it needs model.context_frames > 0, "
+                       "model.context_mode=recompute and a chunked model")  # fmt: skip
     if 0 < m.full_frames < max(t.chunk_counts) * m.chunk_frames:
         raise VinError(f"model.full_frames={m.full_frames} is shorter than the longest training clip "
                        f"(max(train.chunk_counts) x model.chunk_frames = {max(t.chunk_counts) * m.chunk_frames}); raise it")  # fmt: skip
@@ -407,11 +412,14 @@ def _run(config, group, device, out_dir, resume_from, data, autoencoder, progres
                 drop = torch.rand(clips, generator=data_gen)[share] < tc.label_dropout
                 cond = drop_condition(cond, drop, config)
                 t, noise = objective.draw((clips,) + tuple(x0.shape[1:]), noise_gen)
+                blank = None  # context dropout, drawn only when asked for: other runs keep their random streams
+                if tc.context_dropout > 0:
+                    blank = (torch.rand(clips, n, generator=noise_gen) < tc.context_dropout)[share]
                 sync = net.no_sync() if group.distributed and micro < tc.grad_accum - 1 else contextlib.nullcontext()
                 with sync:
                     with autocast:
                         loss = objective.loss(net, x0.to(device), cond.to(device) if cond is not None else None,
-                                              t=t[share], noise=noise[share])  # fmt: skip
+                                              t=t[share], noise=noise[share], drop_context=blank)  # fmt: skip
                     reported = loss.detach().clone()
                     if group.distributed:
                         torch.distributed.all_reduce(reported)

@@ -232,13 +232,15 @@ class VINModel(ModelMixin, ConfigMixin):
         context_frames: int,
         time_scale: float = 1.0,
         context: torch.Tensor | None = None,
+        drop_context: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, int]:
         """Tokens of every chunk's window: (B, C, T, H, W) -> ((B*N, (K+F)/pt * S, D), N).
 
         Temporal positions are local to the window: context at -K..-1, own frames at 0..F-1 (in latent
         steps, times `time_scale`; a scale below 1 squeezes a long window into the trained range).
         The first chunk's context is `context` (B, C, K, H, W), the frames before `x` when `x` is a
-        part of a longer video, or else a learned placeholder.
+        part of a longer video, or else a learned placeholder. `drop_context` (B, N) bool: those windows get
+        the placeholder instead of their predecessor's frames (context dropout in training).
         """
         cfg = self.config
         f, k = chunk_frames, context_frames
@@ -256,6 +258,9 @@ class VINModel(ModelMixin, ConfigMixin):
             else:
                 first = self.context_placeholder.to(tokens.dtype).expand(b, 1, kl, s, d)
             context = torch.cat([first, tokens[:, :-1, fl - kl :]], dim=1)  # (B, N, Kl, S, D)
+            if drop_context is not None:
+                blank = self.context_placeholder.to(tokens.dtype).expand_as(context)
+                context = torch.where(drop_context.to(tokens.device)[:, :, None, None, None], blank, context)
             tokens = torch.cat([context, tokens], dim=2)  # (B, N, Kl+Fl, S, D)
         tpos = sincos(d, torch.arange(-kl, fl, device=x.device) * time_scale)[:, None]  # (Kl+Fl, 1, D)
         spos = spatial_sincos(d, h // cfg.patch_hw, w // cfg.patch_hw, x.device)[None]  # (1, S, D)
@@ -320,12 +325,13 @@ class VINModel(ModelMixin, ConfigMixin):
         time_scale: float = 1.0,
         chunks: slice | None = None,
         context: torch.Tensor | None = None,
+        drop_context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The fast path: every chunk's window through the DiT as one batch.
 
         x: (B, C, T, H, W); z: (B, M, D) shared by all chunks, (B, N, M, D) one per chunk, or None.
         Returns predictions for each window (B, N, C, K+F, H, W); with `chunks` (a slice of chunk
-        indices) only those windows are computed and returned. `context`: see `embed_windows`.
+        indices) only those windows are computed and returned. `context`, `drop_context`: see `embed_windows`.
         """
         cfg = self.config
         f = chunk_frames or cfg.chunk_frames
@@ -338,7 +344,9 @@ class VINModel(ModelMixin, ConfigMixin):
                 raise VinError("model.context_mode=shared borrows context inside one pass: it takes no context "
                                "frames from outside the video (chunk-parallel ranks need context_mode=recompute)")  # fmt: skip
         # shared: windows hold only the chunk's own frames; the context is borrowed in every layer
-        tokens, n = self.embed_windows(x, f, 0 if shared else k, time_scale, context)
+        if drop_context is not None and shared:
+            raise VinError("context dropout replaces recomputed context frames: it needs model.context_mode=recompute")
+        tokens, n = self.embed_windows(x, f, 0 if shared else k, time_scale, context, drop_context)
         if z is not None:
             z = z if z.ndim == 4 else z.unsqueeze(1).expand(-1, n, -1, -1)  # (B, N, M, D)
         if chunks is not None and not shared:
@@ -376,6 +384,7 @@ class VINModel(ModelMixin, ConfigMixin):
         chunk_frames: int | None = None,
         context_frames: int | None = None,
         keyframe_stride: int | None = None,
+        drop_context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One denoising evaluation: VIN read, then all chunks in parallel -> windows (B, N, C, K+F, H, W).
 
@@ -384,7 +393,7 @@ class VINModel(ModelMixin, ConfigMixin):
         if self.config.full_frames > 0:
             chunk_frames, context_frames = x.shape[2], 0
         z = self.read_interface(x, timestep, labels, keyframe_stride)
-        return self.denoise_chunks(x, timestep, labels, z, chunk_frames, context_frames)
+        return self.denoise_chunks(x, timestep, labels, z, chunk_frames, context_frames, drop_context=drop_context)
 
 
 @dataclass(frozen=True)
