@@ -35,6 +35,7 @@ class ModelConfig:
     coupling: str = "concat"  # concat | cross
     keyframe_positions: str = "none"  # none | relative
     read_locality: str = "none"  # none | spatial: each VIN token reads its own region of every keyframe first
+    vin_latent_std: float = 0.02  # initial scale of the M learned tokens (1.0: as distinct as the read's output)
     vin_token_positions: str = "none"  # none | spatial (needs read_locality=spatial): Z_t gets the DiT's position embedding of the region each token reads
     chunk_frames: int = 16  # F
     context_frames: int = 4  # K

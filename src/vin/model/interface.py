@@ -58,6 +58,7 @@ class VideoInterface(nn.Module):
         keyframe_positions: str = "none",
         read_locality: str = "none",
         token_positions: str = "none",
+        latent_std: float = 0.02,
     ) -> None:
         super().__init__()
         if keyframe_positions not in KEYFRAME_POSITIONS:
@@ -79,7 +80,7 @@ class VideoInterface(nn.Module):
             self.read_sharpness = nn.Parameter(raw)
         self.dim = dim
         self.keyframe_positions = keyframe_positions
-        self.latents = nn.Parameter(torch.randn(num_tokens, dim) * 0.02)  # Z_init: (M, D)
+        self.latents = nn.Parameter(torch.randn(num_tokens, dim) * latent_std)  # Z_init: (M, D)
         self.key_embed = nn.Conv2d(in_channels, dim, kernel_size=patch_hw, stride=patch_hw)
         self.norm_latents = nn.LayerNorm(dim, eps=1e-6)
         self.norm_keys = nn.LayerNorm(dim, eps=1e-6)

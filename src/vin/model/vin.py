@@ -102,6 +102,7 @@ class VINModel(ModelMixin, ConfigMixin):
         registers: int = 0,
         full_frames: int = 0,
         vin_token_positions: str = "none",
+        vin_latent_std: float = 0.02,
     ) -> None:
         super().__init__()
         if coupling not in COUPLINGS:
@@ -145,7 +146,7 @@ class VINModel(ModelMixin, ConfigMixin):
         self.text_embedder = TextEmbedder(text_dim, width) if text_dim > 0 else None
         self.interface = (
             VideoInterface(in_channels, patch_hw, width, heads, vin_tokens, vin_process_blocks, mlp_ratio, keyframe_positions,
-                           read_locality, vin_token_positions)
+                           read_locality, vin_token_positions, vin_latent_std)
             if vin_tokens > 0
             else None
         )
