@@ -313,3 +313,10 @@ def test_context_dropout_is_checked():
     ):
         with pytest.raises(VinError, match=message):
             check_config(Config(model=model, train=train))
+
+
+def test_vin_latent_std_sets_how_distinct_the_tokens_start():
+    torch.manual_seed(0)
+    small, large = VINModel(**{**TINY, "vin_tokens": 64}), VINModel(**{**TINY, "vin_tokens": 64, "vin_latent_std": 1.0})
+    assert abs(float(small.interface.latents.std()) - 0.02) < 0.003
+    assert abs(float(large.interface.latents.std()) - 1.0) < 0.1
