@@ -46,7 +46,7 @@ fi
 vin report "$OUT"/parts/strategies_0.json "$OUT"/parts/strategies_1.json --title "vin eval: $CKPT (full: $FULL), $STEPS steps, seeds $SEEDS" \
     --json "$OUT/strategies.json" --markdown "$OUT/strategies.md" --plot "$OUT/strategies.png" > /dev/null
 vin report "$OUT/strategies.json" --plot "$OUT/mawe.png" --plot-metrics mawe --title "MAWE against length ($STEPS steps, seeds $SEEDS)" > /dev/null
-vin report "$OUT/strategies.json" --frames 64,512 --markdown "$OUT/compact.md" \
+vin report "$OUT/strategies.json" --frames "${FRAMES%%,*},${FRAMES##*,}" --markdown "$OUT/compact.md" \
     --table-metrics mawe,scene_cuts,subject_consistency,background_consistency,dynamic_degree,boundary_jump,background_drift,sprite_color_changes,flops,seconds > /dev/null
 
 # 2. The paper's ablation: global tokens, fusion schedule, context length, keyframe interval; beside it,
