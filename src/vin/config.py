@@ -91,7 +91,7 @@ class TrainConfig:
     save_every: int = 500  # also a resumable checkpoint in out_dir/checkpoints/step_NNNNNNN
     keep_checkpoints: int = 3  # resumable checkpoints kept (the newest)
     resume: str = ""  # "": start fresh | auto: the newest checkpoint in out_dir, if any | a checkpoint folder
-    init_from: str = ""  # a fresh run starts from this exported model's weights (a folder, or "default": the shipped one)
+    init_from: str = ""  # a fresh run starts from this exported model's weights (a folder, or "default" / "full": the shipped ones)
     stop_at: int = 0  # > 0: save and stop after this step (a time-limited job); resume later with resume=auto
     log_every: int = 10
     sample_every: int = 0  # > 0: write out_dir/samples/step_NNNNNNN.mp4 from the EMA model every this many steps

@@ -130,10 +130,10 @@ def check_config(config: Config, world: int = 1) -> None:
 
 
 def init_from_path(tc: TrainConfig) -> Path:
-    """train.init_from as a folder ("default": the shipped checkpoint)."""
-    from .io import default_checkpoint
+    """train.init_from as a folder ("default", "full": the shipped checkpoints)."""
+    from .io import checkpoint_path
 
-    return default_checkpoint() if tc.init_from == "default" else Path(tc.init_from).expanduser()
+    return checkpoint_path(tc.init_from)
 
 
 def check_init_from(config: Config) -> Path:

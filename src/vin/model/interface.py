@@ -65,10 +65,8 @@ class VideoInterface(nn.Module):
             raise ValueError(f"keyframe_positions must be one of {KEYFRAME_POSITIONS}, got {keyframe_positions!r}")
         if read_locality not in READ_LOCALITY:
             raise ValueError(f"read_locality must be one of {READ_LOCALITY}, got {read_locality!r}")
-        if token_positions not in TOKEN_POSITIONS:
-            raise ValueError(f"token_positions must be one of {TOKEN_POSITIONS}, got {token_positions!r}")
-        if token_positions == "spatial" and read_locality != "spatial":
-            raise ValueError("token_positions=spatial places each token where it reads: it needs read_locality=spatial")
+        if token_positions not in TOKEN_POSITIONS or (token_positions == "spatial" and read_locality != "spatial"):
+            raise ValueError(f"token_positions must be one of {TOKEN_POSITIONS} ('spatial' needs read_locality=spatial)")
         self.read_locality = read_locality
         self.token_positions = token_positions
         self.heads = heads

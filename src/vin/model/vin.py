@@ -46,6 +46,12 @@ PARAMETERIZATIONS = ("x0", "direct")
 MIN_SIGMA = 0.05  # x0 -> velocity divides by sigma; clamped as in JiT (Li & He, 2025)
 
 
+def one_of(field: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raises a VinError naming model.`field` unless `value` is one of `choices`."""
+    if value not in choices:
+        raise VinError(f"model.{field} must be one of {choices}, got {value!r}")
+
+
 def check_geometry(
     frames: int, chunk_frames: int, context_frames: int, patch_t: int, keyframe_stride: int
 ) -> int:
@@ -105,20 +111,14 @@ class VINModel(ModelMixin, ConfigMixin):
         vin_latent_std: float = 0.02,
     ) -> None:
         super().__init__()
-        if coupling not in COUPLINGS:
-            raise VinError(f"model.coupling must be one of {COUPLINGS}, got {coupling!r}")
-        if keyframe_positions not in KEYFRAME_POSITIONS:
-            raise VinError(f"model.keyframe_positions must be one of {KEYFRAME_POSITIONS}, got {keyframe_positions!r}")
-        if read_locality not in READ_LOCALITY:
-            raise VinError(f"model.read_locality must be one of {READ_LOCALITY}, got {read_locality!r}")
-        if vin_token_positions not in TOKEN_POSITIONS:
-            raise VinError(f"model.vin_token_positions must be one of {TOKEN_POSITIONS}, got {vin_token_positions!r}")
+        one_of("coupling", coupling, COUPLINGS)
+        one_of("keyframe_positions", keyframe_positions, KEYFRAME_POSITIONS)
+        one_of("read_locality", read_locality, READ_LOCALITY)
+        one_of("vin_token_positions", vin_token_positions, TOKEN_POSITIONS)
         if vin_token_positions == "spatial" and read_locality != "spatial":
             raise VinError("model.vin_token_positions=spatial places each VIN token where it reads: set model.read_locality=spatial")
-        if context_mode not in CONTEXT_MODES:
-            raise VinError(f"model.context_mode must be one of {CONTEXT_MODES}, got {context_mode!r}")
-        if attention not in ATTENTIONS:
-            raise VinError(f"model.attention must be one of {ATTENTIONS}, got {attention!r}")
+        one_of("context_mode", context_mode, CONTEXT_MODES)
+        one_of("attention", attention, ATTENTIONS)
         if attention == "factorised" and coupling == "concat" and vin_tokens > 0:
             raise VinError("model.attention=factorised couples the VIN tokens by cross-attention (as STDiT does text): "
                            "set model.coupling=cross")  # fmt: skip
@@ -126,10 +126,8 @@ class VINModel(ModelMixin, ConfigMixin):
             raise VinError(f"model.registers={registers} must be >= 0, and 0 with model.attention=factorised")
         if full_frames < 0 or full_frames % patch_t:
             raise VinError(f"model.full_frames={full_frames} must be 0 or a positive multiple of model.patch_t={patch_t}")
-        if objective not in OBJECTIVES:
-            raise VinError(f"model.objective must be one of {OBJECTIVES}, got {objective!r}")
-        if parameterization not in PARAMETERIZATIONS:
-            raise VinError(f"model.parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
+        one_of("objective", objective, OBJECTIVES)
+        one_of("parameterization", parameterization, PARAMETERIZATIONS)
         if parameterization == "x0" and objective != "flow":
             raise VinError("model.parameterization=x0 needs model.objective=flow; use parameterization=direct")
         if num_classes > 0 and text_dim > 0:
