@@ -43,12 +43,38 @@ def test_objective_noising_and_targets():
     torch.testing.assert_close(flow.target(x0, noise, t), noise - x0)
     v = Objective("v")
     t = torch.tensor([10.0, 900.0])
-    a, b = v._coefficients(t, 5)
+    a, b = v._coefficients(t, x0)
     torch.testing.assert_close(a**2 + b**2, torch.ones_like(a))  # variance preserving
     # x0 is recovered from x_t and the v target: x0 = a * x_t - b * v
     torch.testing.assert_close(a * v.add_noise(x0, noise, t) - b * v.target(x0, noise, t), x0, rtol=1e-4, atol=1e-5)
     t = flow.sample_timesteps(1000, torch.Generator().manual_seed(0))
     assert t.min() > 0 and t.max() <= 1000
+
+
+@pytest.mark.parametrize("kind", ["flow", "v"])
+def test_a_time_per_chunk_noises_each_chunk_at_its_own_level(kind):
+    x0, noise = torch.randn(2, 3, 8, 2, 2), torch.randn(2, 3, 8, 2, 2)
+    objective = Objective(kind)
+    t = torch.tensor([[100.0, 700.0], [400.0, 400.0]])  # (B, N): 2 chunks of 4 frames
+    xt = objective.add_noise(x0, noise, t)
+    for b in range(2):
+        for i in range(2):
+            one = objective.add_noise(x0[b : b + 1], noise[b : b + 1], t[b, i : i + 1])  # the same level for the whole clip
+            torch.testing.assert_close(xt[b, :, 4 * i : 4 * i + 4], one[0, :, 4 * i : 4 * i + 4])
+    torch.testing.assert_close(objective.target(x0, noise, t)[1], objective.target(x0, noise, t[:, 0])[1])
+
+
+def test_chunk_noise_draws_a_time_per_chunk_for_that_fraction_of_clips():
+    flow = Objective("flow")
+    t0, n0 = flow.draw((400, 3, 8, 2, 2), torch.Generator().manual_seed(0))
+    t, n = flow.draw((400, 3, 8, 2, 2), torch.Generator().manual_seed(0), chunks=4, chunk_noise=0.5)
+    assert t.shape == (400, 4)
+    torch.testing.assert_close(n, n0)  # the noise stream is the one without chunk noise
+    mixed = (t != t[:, :1]).any(1)
+    assert 0.4 < mixed.float().mean() < 0.6
+    torch.testing.assert_close(t[~mixed][:, 0], t0[~mixed])  # the other clips keep their one time
+    t1, _ = flow.draw((400, 3, 8, 2, 2), torch.Generator().manual_seed(0), chunks=1, chunk_noise=0.5)
+    torch.testing.assert_close(t1, t0)  # one chunk: nothing to mix
 
 
 @pytest.mark.parametrize("kind", ["flow", "epsilon", "v"])
@@ -89,7 +115,7 @@ def oracle(x0: torch.Tensor, kind: str):
     def predict(x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
         if kind == "flow":
             return (x - x0) / (t.view(-1, 1, 1, 1, 1) / 1000)
-        a, b = objective._coefficients(t, x.ndim)
+        a, b = objective._coefficients(t, x)
         eps = (x - a * x0) / b
         return eps if kind == "epsilon" else a * eps - b * x0
 

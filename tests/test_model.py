@@ -151,3 +151,42 @@ def test_check_geometry_messages():
         check_geometry(32, 16, 20, 2, 4)
     with pytest.raises(VinError, match="frames must be positive"):
         check_geometry(0, 16, 4, 2, 4)
+
+
+@pytest.mark.parametrize("context_mode", ["recompute", "shared"])
+def test_one_time_per_chunk_equal_everywhere_is_one_time_per_video(context_mode):
+    model = tiny_model(coupling="cross", context_mode=context_mode)
+    x, t = video(3, batch=2), torch.tensor([300.0, 800.0])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, t[:, None].expand(-1, 3)), model(x, t))
+        torch.testing.assert_close(model.read_interface(x, t[:, None].expand(-1, 3)), model.read_interface(x, t))
+
+
+@pytest.mark.parametrize("coupling", ["concat", "cross"])
+def test_a_time_per_chunk_conditions_each_window_on_its_own(coupling):
+    """No context (K=0), Z fixed: chunk i of a mixed-time video is chunk i of a video all at chunk i's time."""
+    model = tiny_model(coupling=coupling)
+    x, times = video(3), torch.tensor([[100.0, 500.0, 900.0]])
+    with torch.no_grad():
+        z = model.read_interface(x, times)
+        mixed = model.denoise_chunks(x, times, z=z, context_frames=0)
+        for i in range(3):
+            alone = model.denoise_chunks(x, times[:, i], z=z, context_frames=0)
+            torch.testing.assert_close(mixed[:, i], alone[:, i])
+        some = model.denoise_chunks(x, times, z=z, chunks=slice(1, 3))  # a slice of the chunks, with context
+        torch.testing.assert_close(some, model.denoise_chunks(x, times, z=z)[:, 1:3])
+
+
+def test_context_frames_and_keyframes_carry_their_noise_level():
+    model = tiny_model(coupling="cross")
+    x = video(2)
+    a, b = torch.tensor([[200.0, 700.0]]), torch.tensor([[600.0, 700.0]])  # only chunk 0's level differs
+    with torch.no_grad():
+        z = model.read_interface(x, a)
+        assert (model.read_interface(x, b) - z).abs().max() > 1e-3  # the read sees the keyframes' levels
+        with_context = [model.denoise_chunks(x, t, z=z)[:, 1, :, K:] for t in (a, b)]
+        assert (with_context[0] - with_context[1]).abs().max() > 1e-4  # chunk 1's context is chunk 0's frames
+        no_context = [model.denoise_chunks(x, t, z=z, context_frames=0)[:, 1] for t in (a, b)]
+        torch.testing.assert_close(no_context[0], no_context[1])
+    with pytest.raises(VinError, match=r"one per video or one per chunk"):
+        model.denoise_chunks(x, torch.tensor([[200.0, 700.0, 100.0]]), z=z)

@@ -78,6 +78,7 @@ class TrainConfig:
     warmup_steps: int = 200
     grad_clip: float = 1.0
     ema_decay: float = 0.999
+    chunk_noise: float = 0.0  # fraction of clips whose chunks each draw their own noise level (Diffusion Forcing)
     context_dropout: float = 0.0  # fraction of windows whose context frames are blanked: only the VIN links them to the rest
     label_dropout: float = 0.1  # for classifier-free guidance, class-conditional models only
     timestep_sampling: str = "logit_normal"  # logit_normal | uniform (flow); DDPM objectives use uniform

@@ -1,8 +1,11 @@
 """Training objectives: rectified flow (velocity) or DDPM noise / velocity prediction.
 
 The model always receives a time in [0, 1000]: sigma * 1000 for flow (as diffusers'
-FlowMatchEulerDiscreteScheduler feeds it), the integer DDPM step otherwise. Loss is taken over each
-chunk's own frames; the context frames of a window are inputs only.
+FlowMatchEulerDiscreteScheduler feeds it), the integer DDPM step otherwise. A time is one per clip
+(B,), or one per chunk (B, N): with `chunk_noise`, that fraction of the clips draws a noise level for
+each chunk (Diffusion Forcing), so the model learns to denoise chunks at different levels together and
+the VIN learns to read cleaner chunks for noisier ones. Loss is taken over each chunk's own frames; the
+context frames of a window are inputs only.
 """
 
 from __future__ import annotations
@@ -39,9 +42,15 @@ class Objective:
             return sigma.clamp(1e-3, 1.0) * NUM_TRAIN_TIMESTEPS
         return torch.randint(0, NUM_TRAIN_TIMESTEPS, (batch,), generator=generator).float()
 
-    def _coefficients(self, t: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(a, b) with x_t = a * x0 + b * noise, shaped to broadcast over a (B, ...) tensor."""
-        shape = (-1,) + (1,) * (ndim - 1)
+    def _coefficients(self, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, b) with x_t = a * x0 + b * noise, shaped to broadcast over x (B, C, T, H, W).
+
+        t: (B,) one time per clip, or (B, N) one per chunk of T / N frames.
+        """
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        if t.ndim == 2:
+            t = t.repeat_interleave(x.shape[2] // t.shape[1], dim=1)  # (B, T)
+            shape = (t.shape[0], 1, t.shape[1]) + (1,) * (x.ndim - 3)
         if self.kind == "flow":
             sigma = (t / NUM_TRAIN_TIMESTEPS).view(shape)
             return 1 - sigma, sigma
@@ -49,7 +58,7 @@ class Objective:
         return ac.sqrt(), (1 - ac).sqrt()
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        a, b = self._coefficients(t, x0.ndim)
+        a, b = self._coefficients(t, x0)
         return a * x0 + b * noise
 
     def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -57,12 +66,24 @@ class Objective:
             return noise - x0  # velocity d x_t / d sigma
         if self.kind == "epsilon":
             return noise
-        a, b = self._coefficients(t, x0.ndim)
+        a, b = self._coefficients(t, x0)
         return a * noise - b * x0  # v-prediction
 
-    def draw(self, shape: tuple[int, ...], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Times (B,) and noise `shape` for a batch; drawn on the CPU, so any device gets the same."""
-        return self.sample_timesteps(shape[0], generator), torch.randn(shape, generator=generator)
+    def draw(
+        self, shape: tuple[int, ...], generator: torch.Generator, chunks: int = 1, chunk_noise: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Times and noise `shape` for a batch of B clips; drawn on the CPU, so any device gets the same.
+
+        Times are (B,), or (B, chunks) when `chunk_noise` > 0: that fraction of the clips draws a time per
+        chunk, the others repeat their one time. Extra draws come after the noise, so a run without
+        chunk noise keeps its random stream.
+        """
+        t, noise = self.sample_timesteps(shape[0], generator), torch.randn(shape, generator=generator)
+        if chunk_noise > 0 and chunks > 1:
+            per_chunk = self.sample_timesteps(shape[0] * chunks, generator).view(shape[0], chunks)
+            mixed = torch.rand(shape[0], generator=generator) < chunk_noise
+            t = torch.where(mixed[:, None], per_chunk, t[:, None].expand(-1, chunks))
+        return t, noise
 
     def loss(
         self,

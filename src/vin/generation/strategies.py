@@ -151,7 +151,8 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
 def _per_chunk(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, n: int):
     """A video of n chunks as n one-chunk videos: (B, C, n*F, H, W) -> (B*n, C, F, H, W)."""
     xs = rearrange(x, "b c (n f) h w -> (b n) c f h w", n=n)
-    return xs, t.repeat_interleave(n), (y.repeat_interleave(n) if y is not None else None)
+    ts = t.flatten() if t.ndim == 2 else t.repeat_interleave(n)  # a time per chunk, or per video
+    return xs, ts, (y.repeat_interleave(n) if y is not None else None)
 
 
 def _short_videos(model: VINModel, xs, ts, ys, p: Plan, tokens: str) -> torch.Tensor:

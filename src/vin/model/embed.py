@@ -18,6 +18,16 @@ def sincos(dim: int, positions: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(emb, (0, dim - 2 * half))
 
 
+def level_offset(dim: int, delta: torch.Tensor) -> torch.Tensor:
+    """Sine features of a noise-level offset (model time, -1000..1000): (...,) -> (..., dim).
+
+    Zero exactly at offset 0, so a token at its window's own noise level is unchanged: a model that
+    was trained with one noise level per clip computes the same with it. Parameter-free, for the same reason.
+    """
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(dim, dtype=torch.float32, device=delta.device) / dim)
+    return torch.sin(delta.float()[..., None] * freqs)
+
+
 def spatial_sincos(dim: int, h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
     """2D sin-cos positions of an h x w token grid, half the channels per axis: (h*w, dim)."""
     ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")

@@ -29,7 +29,7 @@ from einops import rearrange
 from torch import nn
 
 from .attention import Attention, DiTBlock, Mlp
-from .embed import point_sincos, sincos, spatial_sincos
+from .embed import level_offset, point_sincos, sincos, spatial_sincos
 
 KEYFRAME_POSITIONS = ("none", "relative")
 READ_LOCALITY = ("none", "spatial")
@@ -118,12 +118,20 @@ class VideoInterface(nn.Module):
         k_extra = torch.cat([pk, (pk**2).sum(-1, keepdim=True)], -1).expand(self.heads, -1, -1)  # (H, S', 3)
         return q_extra[None], k_extra[None]
 
-    def keyframe_tokens(self, x: torch.Tensor, stride: int, frame_offset: int = 0, total_frames: int | None = None) -> torch.Tensor:
+    def keyframe_tokens(
+        self,
+        x: torch.Tensor,
+        stride: int,
+        frame_offset: int = 0,
+        total_frames: int | None = None,
+        offsets: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Tokens of every `stride`-th frame of the video: (B, C, T, H, W) -> (B, Tk * S, D).
 
         `x` may be a slice of a longer video that starts at frame `frame_offset` and has `total_frames`
         frames in all (a rank's share): keyframes are the frames whose index in the whole video is a
-        multiple of `stride`, and relative positions are taken in the whole video.
+        multiple of `stride`, and relative positions are taken in the whole video. `offsets` (B, T):
+        each frame's noise level (model time) minus the video's, added as `level_offset` features.
         """
         first = (-frame_offset) % stride
         keyframes = x[:, :, first::stride]  # (B, C, Tk, H, W)
@@ -138,6 +146,8 @@ class VideoInterface(nn.Module):
             total = -(-(total_frames or x.shape[2]) // stride)  # keyframes in the whole video
             index = torch.arange(tk, device=x.device, dtype=torch.float32) + (frame_offset + first) // stride
             pos = pos + sincos(self.dim, index / total * 100.0)[None, :, None]  # position in [0, 1), scaled
+        if offsets is not None:
+            pos = pos + level_offset(self.dim, offsets[:, first::stride])[:, :, None]  # (B, Tk, 1, D)
         return (tokens + pos.to(tokens.dtype)).flatten(1, 2)
 
     def forward(
@@ -149,12 +159,14 @@ class VideoInterface(nn.Module):
         frame_offset: int = 0,
         total_frames: int | None = None,
         merge: Merge | None = None,
+        offsets: torch.Tensor | None = None,
     ) -> torch.Tensor:
         # x: (B, C, T, H, W) noisy video, c: (B, D) timestep (+label) embedding,
+        # offsets: (B, T) each frame's time minus the video's (a timestep per chunk), or None,
         # cond_tokens: (B, Nc, D) or None  ->  Z_t: (B, M, D).
         # With `merge`, x is one rank's share of the video: the read runs over its keyframes only and
         # `merge(out, lse)` combines the partial reads of all ranks (see vin.parallel).
-        keys = self.norm_keys(self.keyframe_tokens(x, stride, frame_offset, total_frames))
+        keys = self.norm_keys(self.keyframe_tokens(x, stride, frame_offset, total_frames, offsets))
         z = self.latents.unsqueeze(0).expand(x.shape[0], -1, -1)
         queries = self.norm_latents(z)
         h, w = x.shape[3] // self.key_embed.stride[0], x.shape[4] // self.key_embed.stride[1]

@@ -35,7 +35,7 @@ from torch import nn
 
 from ..errors import VinError
 from .attention import Attend, Attention, DiTBlock, modulate
-from .embed import LabelEmbedder, PatchEmbed3D, TextEmbedder, TimestepEmbedder, sincos, spatial_sincos
+from .embed import LabelEmbedder, PatchEmbed3D, TextEmbedder, TimestepEmbedder, level_offset, sincos, spatial_sincos
 from .interface import KEYFRAME_POSITIONS, READ_LOCALITY, TOKEN_POSITIONS, Merge, VideoInterface
 
 COUPLINGS = ("concat", "cross")
@@ -213,16 +213,29 @@ class VINModel(ModelMixin, ConfigMixin):
     ) -> torch.Tensor | None:
         """The slow path: Z_t = VIN(keyframes of the whole noisy video). (B, C, T, H, W) -> (B, M, D).
 
+        `timestep` (B,) is the video's time, or (B, N) one per chunk (diffusion forcing): the VIN is then
+        conditioned on their mean and every keyframe token carries its offset from it, so the read can
+        tell clean frames from noisy ones.
         For a video spread over processes, `x` is this rank's share (starting at `frame_offset` of
         `total_frames`) and `merge` combines the partial reads (see `vin.parallel.allreduce_merge`).
         """
         if self.interface is None:
             return None
+        offsets = None
+        if timestep.ndim == 2:
+            if merge is not None:
+                raise VinError("a timestep per chunk is read in one process (chunk-parallel ranks share one timestep)")
+            n = timestep.shape[1]
+            if x.shape[2] % n:
+                raise VinError(f"a timestep per chunk: {x.shape[2]} frames do not split into {n} chunks")
+            reference = timestep.mean(1)  # (B,)
+            offsets = timestep.repeat_interleave(x.shape[2] // n, dim=1) - reference[:, None]  # (B, T)
+            timestep = reference
         c = self.condition(timestep, labels)
         conditioned = self.y_embedder is not None or self.text_embedder is not None
         cond_tokens = c.unsqueeze(1) if conditioned else None
         stride = keyframe_stride or self.config.keyframe_stride
-        return self.interface(x, c, stride, cond_tokens, frame_offset, total_frames, merge)
+        return self.interface(x, c, stride, cond_tokens, frame_offset, total_frames, merge, offsets)
 
     def embed_windows(
         self,
@@ -232,6 +245,7 @@ class VINModel(ModelMixin, ConfigMixin):
         time_scale: float = 1.0,
         context: torch.Tensor | None = None,
         drop_context: torch.Tensor | None = None,
+        offsets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, int]:
         """Tokens of every chunk's window: (B, C, T, H, W) -> ((B*N, (K+F)/pt * S, D), N).
 
@@ -240,6 +254,8 @@ class VINModel(ModelMixin, ConfigMixin):
         The first chunk's context is `context` (B, C, K, H, W), the frames before `x` when `x` is a
         part of a longer video, or else a learned placeholder. `drop_context` (B, N) bool: those windows get
         the placeholder instead of their predecessor's frames (context dropout in training).
+        `offsets` (B, N, (K+F)/pt): each latent frame's time minus its window's (context frames of a chunk
+        at another noise level, with a timestep per chunk), added as `level_offset` features.
         """
         cfg = self.config
         f, k = chunk_frames, context_frames
@@ -261,6 +277,8 @@ class VINModel(ModelMixin, ConfigMixin):
                 blank = self.context_placeholder.to(tokens.dtype).expand_as(context)
                 context = torch.where(drop_context.to(tokens.device)[:, :, None, None, None], blank, context)
             tokens = torch.cat([context, tokens], dim=2)  # (B, N, Kl+Fl, S, D)
+        if offsets is not None:
+            tokens = tokens + level_offset(d, offsets)[:, :, :, None].to(tokens.dtype)
         tpos = sincos(d, torch.arange(-kl, fl, device=x.device) * time_scale)[:, None]  # (Kl+Fl, 1, D)
         spos = spatial_sincos(d, h // cfg.patch_hw, w // cfg.patch_hw, x.device)[None]  # (1, S, D)
         return rearrange(tokens + (tpos + spos).to(tokens.dtype), "b n f s d -> (b n) (f s) d"), n
@@ -328,7 +346,9 @@ class VINModel(ModelMixin, ConfigMixin):
     ) -> torch.Tensor:
         """The fast path: every chunk's window through the DiT as one batch.
 
-        x: (B, C, T, H, W); z: (B, M, D) shared by all chunks, (B, N, M, D) one per chunk, or None.
+        x: (B, C, T, H, W); timestep: (B,), or (B, N) one per chunk (diffusion forcing: each window is
+        conditioned on its own chunk's time, its context frames carry their offset from it);
+        z: (B, M, D) shared by all chunks, (B, N, M, D) one per chunk, or None.
         Returns predictions for each window (B, N, C, K+F, H, W); with `chunks` (a slice of chunk
         indices) only those windows are computed and returned. `context`, `drop_context`: see `embed_windows`.
         """
@@ -337,22 +357,30 @@ class VINModel(ModelMixin, ConfigMixin):
         k = cfg.context_frames if context_frames is None else context_frames
         b, _, t, h, w = x.shape
         shared = cfg.context_mode == "shared" and k > 0
+        times = chunk_times(timestep, check_geometry(t, f, k, cfg.patch_t, cfg.keyframe_stride))  # (B, N)
+        per_chunk = timestep.ndim == 2
+        offsets = None
+        if per_chunk and k > 0 and not shared:  # shared: borrowed context is computed at its owner's time
+            offsets = (window_times(times, f, k) - times[:, :, None])[:, :, :: cfg.patch_t]  # (B, N, (K+F)/pt)
         if shared:
-            check_geometry(t, f, k, cfg.patch_t, cfg.keyframe_stride)
             if context is not None:
                 raise VinError("model.context_mode=shared borrows context inside one pass: it takes no context "
                                "frames from outside the video (chunk-parallel ranks need context_mode=recompute)")  # fmt: skip
         # shared: windows hold only the chunk's own frames; the context is borrowed in every layer
         if drop_context is not None and shared:
             raise VinError("context dropout replaces recomputed context frames: it needs model.context_mode=recompute")
-        tokens, n = self.embed_windows(x, f, 0 if shared else k, time_scale, context, drop_context)
+        tokens, n = self.embed_windows(x, f, 0 if shared else k, time_scale, context, drop_context, offsets)
         if z is not None:
             z = z if z.ndim == 4 else z.unsqueeze(1).expand(-1, n, -1, -1)  # (B, N, M, D)
         if chunks is not None and not shared:
             tokens = tokens.unflatten(0, (b, n))[:, chunks].flatten(0, 1)
             z = z[:, chunks] if z is not None else None
+            times = times[:, chunks]
             n = tokens.shape[0] // b
-        c = self.condition(timestep, labels).repeat_interleave(n, dim=0)  # (B*N, D)
+        if per_chunk:  # (B*N, D): each window conditioned on its own chunk's time
+            c = self.condition(times.flatten(), None if labels is None else labels.repeat_interleave(times.shape[1], dim=0))
+        else:
+            c = self.condition(timestep, labels).repeat_interleave(n, dim=0)  # (B*N, D)
         zc = z.flatten(0, 1) if z is not None else None  # (B*N, M, D)
         s = (h // cfg.patch_hw) * (w // cfg.patch_hw)
         layout = WindowLayout(b, n, tokens.shape[1] // s, s, k // cfg.patch_t if shared else 0)
@@ -364,15 +392,21 @@ class VINModel(ModelMixin, ConfigMixin):
         if cfg.parameterization == "direct":
             return out
         pixels = window_pixels(x, f, k, context)
-        return self.to_target(out, pixels[:, chunks] if chunks is not None else pixels, timestep)
+        frame_times = timestep
+        if per_chunk:  # (B, N, K+F): every frame of a window at its owner's time
+            frame_times = window_times(chunk_times(timestep, t // f), f, k)
+            frame_times = frame_times[:, chunks] if chunks is not None else frame_times
+        return self.to_target(out, pixels[:, chunks] if chunks is not None else pixels, frame_times)
 
     def to_target(self, out: torch.Tensor, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         """The network's output -> the objective's target. With `x0` parameterisation the network predicts
         the clean video (easy at high noise: no noise has to be copied through the network, as JiT shows
-        for pixel-space models) and the velocity is (x_t - x0) / sigma. out, x: (B, N, C, T, H, W)."""
+        for pixel-space models) and the velocity is (x_t - x0) / sigma. out, x: (B, N, C, T, H, W);
+        timestep: (B,), or (B, N, T) the time of every frame of every window."""
         if self.config.parameterization == "direct":
             return out
-        sigma = (timestep.float() / 1000).clamp(min=MIN_SIGMA).view(-1, 1, 1, 1, 1, 1)
+        sigma = (timestep.float() / 1000).clamp(min=MIN_SIGMA)
+        sigma = sigma.view(-1, 1, 1, 1, 1, 1) if sigma.ndim == 1 else sigma[:, :, None, :, None, None]
         return (x.float() - out.float()) / sigma
 
     def forward(
@@ -425,6 +459,25 @@ class WindowLayout:
         x = rearrange(h, "(b n) (t s) d -> b n s t d", b=self.batch, s=self.frame_tokens)
         out = attn.banded(x, self.frames, self.borrow_frames, lent)  # (B, N, S, T, D)
         return rearrange(out, "b n s t d -> (b n) (t s) d")
+
+
+def chunk_times(timestep: torch.Tensor, chunks: int) -> torch.Tensor:
+    """Model times per chunk: (B,) one per video, or (B, N) one per chunk (diffusion forcing) -> (B, N)."""
+    if timestep.ndim == 1:
+        return timestep[:, None].expand(-1, chunks)
+    if timestep.ndim != 2 or timestep.shape[1] != chunks:
+        raise VinError(f"timestep must be (B,) or (B, {chunks}): one per video or one per chunk; got {tuple(timestep.shape)}")
+    return timestep
+
+
+def window_times(times: torch.Tensor, chunk_frames: int, context_frames: int) -> torch.Tensor:
+    """Chunk times (B, N) -> the time of every frame of each window (B, N, K+F): context frames are at
+    their owner's (the previous chunk's) time; chunk 0's placeholder context at its own."""
+    own = times[:, :, None].expand(-1, -1, chunk_frames)
+    if context_frames == 0:
+        return own
+    previous = torch.cat([times[:, :1], times[:, :-1]], dim=1)
+    return torch.cat([previous[:, :, None].expand(-1, -1, context_frames), own], dim=2)
 
 
 def window_pixels(
