@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from vin.cli import main
@@ -39,6 +40,21 @@ def test_train_writes_a_checkpoint_and_logs(checkpoint):
     names = {p.name for p in checkpoint.iterdir()}
     assert {"config.json", "diffusion_pytorch_model.safetensors", "train.yaml", "log.jsonl", "summary.json"} <= names
     assert len((checkpoint / "log.jsonl").read_text().splitlines()) >= 2
+
+
+
+def test_training_logs_whether_the_vin_is_read(checkpoint):
+    """The last save logs the loss gap at sigma 0.85 on held-out clips: the probe's figure for the exported model."""
+    from vin.config import load_config
+    from vin.io import load_model
+    from vin.train import make_data, probe_clips, probe_row
+
+    rows = [json.loads(line) for line in (checkpoint / "log.jsonl").read_text().splitlines()]
+    logged = [r for r in rows if "loss_gap" in r]
+    assert [r["step"] for r in logged] == [6] and logged[0]["loss_gap_sigma"] == 0.85
+    config = load_config(checkpoint / "train.yaml")
+    again = probe_row(load_model(checkpoint), probe_clips(config, make_data(config, torch.device("cpu"))[0]), 6)
+    assert again == pytest.approx(logged[0], rel=1e-5)
 
 
 def test_end_to_end_console_script(checkpoint, tmp_path):

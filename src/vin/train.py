@@ -38,6 +38,7 @@ from .data.synthetic import SyntheticVideos
 from .diffusion.objective import Objective
 from .errors import VinError
 from .io import atomic_write_bytes
+from .metrics.probe import PROBE_SIGMA, loss_gap
 from .model.vin import VINModel
 from .monitor import plot_loss, read_log, write_sample
 from .parallel import init_from_env, shutdown
@@ -276,6 +277,31 @@ def drop_condition(cond: torch.Tensor | None, drop: torch.Tensor, config: Config
     return None
 
 
+PROBE_CLIPS, PROBE_CHUNKS, PROBE_SEED = 4, 4, 20261201
+
+
+def probe_clips(config: Config, data) -> torch.Tensor | None:
+    """The fixed clips whose loss gap the log records (`vin.metrics.probe`), or None for a model without a VIN.
+
+    Procedural data: held-out seeds (training seeds start at 2**20). A video folder has no held-out
+    split: the same 4 draws every time, from a generator of their own (training's streams are untouched).
+    """
+    m = config.model
+    if m.vin_tokens == 0 or m.full_frames > 0:
+        return None
+    frames = PROBE_CHUNKS * m.chunk_frames
+    if isinstance(data, SyntheticVideos):
+        return torch.stack([data.clip(seed, frames)[0] for seed in range(200, 200 + PROBE_CLIPS)])
+    return data.batch(torch.Generator().manual_seed(PROBE_SEED), PROBE_CLIPS, frames)[0]
+
+
+def probe_row(ema: VINModel, clips: torch.Tensor, step: int) -> dict:
+    """The log row of the loss gap at sigma 0.85: is the VIN read? (0: the DiT ignores what it reads)."""
+    gap = loss_gap(ema, clips, PROBE_SIGMA, torch.Generator().manual_seed(PROBE_SEED))
+    return {"step": step, "loss_gap": gap["gap"], "loss_gap_sigma": PROBE_SIGMA, "loss_z_global": gap["global"],
+            "loss_z_own_chunk": gap["own_chunk"], "loss_z_other_clip": gap["other_clip"]}  # fmt: skip
+
+
 def _atomic_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
@@ -393,6 +419,7 @@ def _run(config, group, device, out_dir, resume_from, data, autoencoder, progres
                         f"train.warmup_steps, then continue with train.resume=auto")  # fmt: skip
 
     frames_per_chunk = config.model.chunk_frames
+    probe = probe_clips(config, data) if main else None
     sample_frames = tc.sample_frames or 2 * max(tc.chunk_counts) * frames_per_chunk
     start = time.perf_counter()
     data_seconds, clips_before = 0.0, clips_seen
@@ -452,6 +479,9 @@ def _run(config, group, device, out_dir, resume_from, data, autoencoder, progres
                 log.flush()
             if main and (step % tc.save_every == 0 or step == last_step):
                 saved = (step, save(step))
+                if probe is not None:
+                    log.write(json.dumps(probe_row(ema, probe, step)) + "\n")
+                    log.flush()
             if main and tc.sample_every > 0 and (step % tc.sample_every == 0 or step == last_step):
                 (out_dir / "samples").mkdir(exist_ok=True)
                 write_sample(ema, out_dir / "samples" / f"step_{step:07d}.mp4", sample_frames, tc.sample_steps, tc.seed)
