@@ -46,3 +46,13 @@ def test_bad_files(tmp_path):
     unknown.write_text("model:\n  widht: 3\n")
     with pytest.raises(VinError, match="widht"):
         load_config(unknown)
+
+
+def test_retired_model_options_pass_at_their_old_value_and_fail_otherwise(tmp_path):
+    from vin.config import load_config
+
+    config = tmp_path / "old.yaml"
+    config.write_text("model:\n  registers: 0\n  vin_latent_std: 0.02\n  width: 64\n")
+    assert load_config(config).model.width == 64
+    with pytest.raises(VinError, match=r"model.read_locality='spatial' is an option that was retired"):
+        load_config(config, ["model.read_locality=spatial"])

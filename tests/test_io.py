@@ -101,3 +101,27 @@ def test_checkpoint_names_and_paths(tmp_path):
     assert checkpoint_path(tmp_path / "mine") == tmp_path / "mine"
     with pytest.raises(VinError, match="no shipped checkpoint named 'best'"):
         default_checkpoint("best")
+
+
+def test_a_config_that_does_not_match_its_weights_is_refused(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    for change, message in (({"depth": 3}, r"no tensor 'blocks.2"), ({"num_classes": 5}, r"no tensor 'y_embedder"),
+                            ({"depth": 1}, r"an unexpected tensor 'blocks.1"), ({"width": 64}, r"is \(32,\), the config makes \(64,\)"),
+                            ({"mystery": 1}, r"settings this version of vin does not know \(mystery\)")):  # fmt: skip
+        (tmp_path / "config.json").write_text(json.dumps({**meta, **change}))
+        with pytest.raises(VinError, match=message):
+            load_model(tmp_path)
+
+
+def test_retired_options_load_at_their_old_value_and_are_refused_otherwise(tmp_path):
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**meta, "registers": 0, "read_locality": "none"}))
+    x, t = torch.randn(1, 3, 8, 16, 16), torch.tensor([250.0])
+    with torch.no_grad():
+        assert torch.equal(load_model(tmp_path)(x, t), model(x, t))
+    (tmp_path / "config.json").write_text(json.dumps({**meta, "registers": 4}))
+    with pytest.raises(VinError, match=r"model.registers=4 is an option that was retired"):
+        load_model(tmp_path)

@@ -170,74 +170,6 @@ def test_factorised_shared_context_is_local_and_differentiable():
     assert grad[FR - K : FR].min() > 0 and grad[2 * FR :].max() == 0
 
 
-def test_spatial_read_bias_equals_an_explicit_gaussian_bias():
-    from vin.model.attention import merge_partials
-
-    model = tiny_model(read_locality="spatial")
-    it = model.interface
-    x = torch.randn(2, 3, 8, 16, 16)  # 4 keyframes at stride 2, 4x4 tokens each
-    keys = it.norm_keys(it.keyframe_tokens(x, 2))
-    queries = it.norm_latents(it.latents[None].expand(2, -1, -1))
-    extra = it.read_bias(8, 4, 4, 4, x.device)
-    q, k, v = it.read._qkv(queries, keys)
-    gh, gw = it.grid
-    pq = torch.stack(torch.meshgrid((torch.arange(gh) + 0.5) / gh, (torch.arange(gw) + 0.5) / gw, indexing="ij"), -1).reshape(-1, 2)
-    pk = torch.stack(torch.meshgrid((torch.arange(4) + 0.5) / 4, (torch.arange(4) + 0.5) / 4, indexing="ij"), -1).reshape(-1, 2).repeat(4, 1)
-    beta = torch.nn.functional.softplus(it.read_sharpness)[:, None, None]
-    bias = -beta * torch.cdist(pq, pk) ** 2  # (H, M, keys)
-    reference = torch.softmax(q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5 + bias, -1) @ v
-    expected = it.read.finish(reference)
-    assert torch.allclose(it.read(queries, keys, extra), expected, atol=1e-5)
-    halves = [it.read.partial(queries, part, (extra[0], ke)) for part, ke in zip(keys.split(32, 1), extra[1].split(32, 2))]
-    merged = it.read.finish(merge_partials([o for o, _ in halves], [lse for _, lse in halves]))
-    assert torch.allclose(merged, expected, atol=1e-5)  # the split read of several ranks is the same
-
-
-def test_spatial_read_starts_local_and_global():
-    from vin.model.vin import VINModel
-
-    model = VINModel(**{**TINY, "read_locality": "spatial"})
-    beta = torch.nn.functional.softplus(model.interface.read_sharpness)
-    assert beta[0] < 1e-4 and (beta[1:] > 10).all()  # head 0 reads everything, the others their region
-    with pytest.raises(VinError, match="model.read_locality must be one of"):
-        VINModel(**{**TINY, "read_locality": "sideways"})
-    wide = VINModel(**{**TINY, "read_locality": "spatial", "vin_tokens": 512})  # a 16 x 32 grid: large beta
-    assert wide.interface.grid == (16, 32) and torch.isfinite(wide.interface.read_sharpness).all()
-    assert "read_sharpness" not in dict(VINModel(**TINY).named_parameters())
-
-
-def test_registers_join_every_window_and_keep_chunks_local():
-    model = tiny_model(registers=3)
-    assert model.register_tokens.shape == (3, TINY["width"])
-    x, t = video(4), torch.tensor([500.0])
-    z = model.read_interface(x, t)
-    with torch.no_grad():
-        base = model.denoise_chunks(x, t, z=z)
-        x2 = x.clone()
-        x2[:, :, 3 * FR :] += 3 * video(1, seed=9)  # change chunk 3 only
-        fixed_z = model.denoise_chunks(x2, t, z=z)
-        model.register_tokens.add_(torch.randn(model.register_tokens.shape, generator=torch.Generator().manual_seed(3)))
-        moved = model.denoise_chunks(x, t, z=z)
-    torch.testing.assert_close(fixed_z[:, 1], base[:, 1], rtol=0, atol=1e-6)  # registers carry nothing across chunks
-    assert (moved - base).abs().max() > 1e-3  # every window attends to them
-    # the same output as appending the registers by hand after Z (run_blocks does exactly that)
-    plain = VINModel(**{**TINY, "registers": 0})
-    plain.load_state_dict({k: v for k, v in model.state_dict().items() if k != "register_tokens"})
-    tokens, n = model.embed_windows(x, FR, K)
-    c = model.condition(t, None).repeat_interleave(n, 0)
-    zc = z.expand(n, -1, -1)
-    with torch.no_grad():
-        ours = model.run_blocks(tokens, c, zc)
-        by_hand = plain.run_blocks(tokens, c, torch.cat([zc, model.register_tokens.expand(n, -1, -1)], 1))
-    torch.testing.assert_close(ours, by_hand)
-    model.train()
-    loss = model(x, t).square().mean()
-    loss.backward()
-    assert model.register_tokens.grad.abs().sum() > 0
-    with pytest.raises(VinError, match="registers"):
-        VINModel(**{**TINY, "registers": 2, "attention": "factorised", "coupling": "cross"})
-
-
 def test_full_attention_model_denoises_the_whole_clip_as_one_window():
     from vin.diffusion.objective import Objective
 
@@ -264,26 +196,6 @@ def test_full_attention_model_denoises_the_whole_clip_as_one_window():
         check_request(model, "vin", 16, 2)
     with pytest.raises(VinError, match="full_frames"):
         VINModel(**{**TINY, "full_frames": 5})
-
-
-def test_vin_token_positions_place_each_token_on_the_patch_grid():
-    from vin.model.embed import sincos, spatial_sincos
-
-    placed = tiny_model(vin_tokens=16, read_locality="spatial", vin_token_positions="spatial")  # 4x4 tokens, 4x4 patches
-    plain = VINModel(**{**TINY, "vin_tokens": 16, "read_locality": "spatial"})
-    plain.load_state_dict(placed.state_dict())
-    x, t = video(2), torch.tensor([300.0])
-    with torch.no_grad():
-        difference = placed.read_interface(x, t) - plain.eval().read_interface(x, t)  # (1, 16, D)
-    # one token per patch: the token at grid cell (r, c) carries exactly the DiT's position embedding of patch (r, c)
-    torch.testing.assert_close(difference[0], spatial_sincos(TINY["width"], 4, 4), atol=1e-5, rtol=0)
-    # a coarser 2x4 grid over 4x4 patches: token rows sit at patch rows 0.5 and 2.5, columns at 0..3
-    coarse = tiny_model(vin_tokens=8, read_locality="spatial", vin_token_positions="spatial").interface
-    half = TINY["width"] // 2
-    expected = torch.cat([sincos(half, torch.tensor([0.5] * 4 + [2.5] * 4)), sincos(half, torch.arange(4.0).repeat(2))], -1)
-    torch.testing.assert_close(coarse.output_positions(8, 4, 4, torch.device("cpu")), expected)
-    with pytest.raises(VinError, match="read_locality=spatial"):
-        VINModel(**{**TINY, "vin_token_positions": "spatial"})
 
 
 def test_context_dropout_gives_a_window_the_placeholder_context():
@@ -313,10 +225,3 @@ def test_context_dropout_is_checked():
     ):
         with pytest.raises(VinError, match=message):
             check_config(Config(model=model, train=train))
-
-
-def test_vin_latent_std_sets_how_distinct_the_tokens_start():
-    torch.manual_seed(0)
-    small, large = VINModel(**{**TINY, "vin_tokens": 64}), VINModel(**{**TINY, "vin_tokens": 64, "vin_latent_std": 1.0})
-    assert abs(float(small.interface.latents.std()) - 0.02) < 0.003
-    assert abs(float(large.interface.latents.std()) - 1.0) < 0.1

@@ -34,9 +34,6 @@ class ModelConfig:
     vin_process_blocks: int = 2
     coupling: str = "concat"  # concat | cross
     keyframe_positions: str = "none"  # none | relative
-    read_locality: str = "none"  # none | spatial: each VIN token reads its own region of every keyframe first
-    vin_latent_std: float = 0.02  # initial scale of the M learned tokens (1.0: as distinct as the read's output)
-    vin_token_positions: str = "none"  # none | spatial (needs read_locality=spatial): Z_t gets the DiT's position embedding of the region each token reads
     chunk_frames: int = 16  # F
     context_frames: int = 4  # K
     keyframe_stride: int = 4  # s
@@ -46,7 +43,21 @@ class ModelConfig:
     attention: str = "3d"  # 3d (all tokens of a window) | factorised (spatial then temporal, as STDiT; needs coupling=cross)
     text_dim: int = 0  # > 0: conditioned on a text embedding of this size (precomputed offline; data.captions)
     full_frames: int = 0  # > 0: the full-attention baseline, trained on whole clips of up to this many frames
-    registers: int = 0  # learned tokens in every window's attention (attention sinks), so Z is left to carry content
+
+
+# Options that measured no better and left the model (figures: benchmarks/results.md). An old config or
+# checkpoint that names one at the value it always had loads as before; any other value is an error.
+RETIRED = {"model": {"registers": 0, "read_locality": "none", "vin_token_positions": "none", "vin_latent_std": 0.02}}
+
+
+def drop_retired(section: str, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """`values` without the retired options of `section` that sit at their old defaults; raises on any other value."""
+    retired = RETIRED.get(section, {})
+    for key in set(values) & set(retired):
+        if values[key] != retired[key]:
+            raise VinError(f"{where}: {section}.{key}={values[key]!r} is an option that was retired (it measured no "
+                           f"better; see benchmarks/results.md); remove it, or use a vin release that has it")  # fmt: skip
+    return {k: v for k, v in values.items() if k not in retired}
 
 
 @dataclass
@@ -136,11 +147,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
                 data = yaml.safe_load(fh) or {}
             if not isinstance(data, dict):
                 raise VinError(f"config file {path} must hold a mapping of sections (model, data, train, latent)")
+            data = {k: drop_retired(k, v, f"config file {path}") if isinstance(v, dict) else v for k, v in data.items()}
             base = OmegaConf.merge(base, OmegaConf.create(data))
         for item in overrides:
             if "=" not in item:
                 raise VinError(f"override {item!r} must look like section.key=value, e.g. train.steps=100")
-        base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+        dotted = OmegaConf.to_container(OmegaConf.from_dotlist(list(overrides)))
+        dotted = {k: drop_retired(k, v, "override") if isinstance(v, dict) else v for k, v in dotted.items()}
+        base = OmegaConf.merge(base, OmegaConf.create(dotted))
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None)
         detail = str(err).splitlines()[0]

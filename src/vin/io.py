@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import tempfile
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from .errors import VinError
 from .model.vin import VINModel
@@ -64,16 +67,47 @@ def load_model(
     if name != VINModel.__name__:
         what = f"a {name!r}" if name else "no model class (_class_name)"
         raise VinError(f"checkpoint {path}: its {CONFIG_NAME} names {what}, not VINModel; is it a vin checkpoint? ({hint})")
+    model = _build(path, meta)
     try:
-        model = VINModel.from_pretrained(path, use_safetensors=True, local_files_only=True, low_cpu_mem_usage=False)
-    except VinError as err:
-        raise VinError(f"checkpoint {path} has a bad config: {err}") from None
-    except Exception as err:  # corrupt or mismatched weights: report, never show diffusers' stack
+        weights = load_file(str(path / WEIGHTS_NAME))
+    except (SafetensorError, OSError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise VinError(f"checkpoint {path} could not be loaded: {reason} (is {WEIGHTS_NAME} complete and from this config?)") from None
+        raise VinError(f"checkpoint {path} could not be loaded: {reason} (is {WEIGHTS_NAME} complete?)") from None
+    mismatch = first_mismatch(model.state_dict(), weights)
+    if mismatch:
+        raise VinError(f"checkpoint {path} could not be loaded: its {WEIGHTS_NAME} does not match its {CONFIG_NAME} "
+                       f"({mismatch}); the two files come from different models")  # fmt: skip
+    model.load_state_dict(weights)
     model = model.to(device).eval()
     model.latent_decoder = _latent_decoder(path, model, autoencoder)
     return model
+
+
+def _build(path: Path, meta: dict) -> VINModel:
+    """A freshly built VINModel from a checkpoint's config.json: every setting known, every value valid."""
+    from .config import drop_retired
+
+    settings = drop_retired("model", {k: v for k, v in meta.items() if not k.startswith("_")}, f"checkpoint {path}")
+    known = set(inspect.signature(VINModel.__init__).parameters) - {"self"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise VinError(f"checkpoint {path}: its {CONFIG_NAME} has settings this version of vin does not know "
+                       f"({', '.join(unknown)}); it was written by another version")  # fmt: skip
+    try:
+        return VINModel(**settings)
+    except (VinError, TypeError, ValueError) as err:
+        raise VinError(f"checkpoint {path} has a bad config: {err}") from None
+
+
+def first_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str | None:
+    """The first tensor that a model's state dict and a weights file disagree on (missing, unexpected, shape), or None."""
+    for name in expected:
+        if name not in found:
+            return f"no tensor {name!r}"
+        if tuple(found[name].shape) != tuple(expected[name].shape):
+            return f"{name!r} is {tuple(found[name].shape)}, the config makes {tuple(expected[name].shape)}"
+    extra = sorted(set(found) - set(expected))
+    return f"an unexpected tensor {extra[0]!r}" if extra else None
 
 
 def _latent_decoder(path: Path, model: VINModel, autoencoder: str | Path | None):

@@ -283,16 +283,19 @@ PROBE_CLIPS, PROBE_CHUNKS, PROBE_SEED = 4, 4, 20261201
 def probe_clips(config: Config, data) -> torch.Tensor | None:
     """The fixed clips whose loss gap the log records (`vin.metrics.probe`), or None for a model without a VIN.
 
-    Procedural data: held-out seeds (training seeds start at 2**20). A video folder has no held-out
-    split: the same 4 draws every time, from a generator of their own (training's streams are untouched).
+    Procedural data: held-out seeds (training seeds start at 2**20), clips of 4 chunks. A video folder has
+    no held-out split: the same 4 draws every time, from a generator of their own (training's streams are
+    untouched), of the longest training clip (at most 4 chunks; at least 2, or no probe).
     """
     m = config.model
     if m.vin_tokens == 0 or m.full_frames > 0:
         return None
-    frames = PROBE_CHUNKS * m.chunk_frames
     if isinstance(data, SyntheticVideos):
-        return torch.stack([data.clip(seed, frames)[0] for seed in range(200, 200 + PROBE_CLIPS)])
-    return data.batch(torch.Generator().manual_seed(PROBE_SEED), PROBE_CLIPS, frames)[0]
+        return torch.stack([data.clip(seed, PROBE_CHUNKS * m.chunk_frames)[0] for seed in range(200, 200 + PROBE_CLIPS)])
+    chunks = min(PROBE_CHUNKS, max(config.train.chunk_counts))
+    if chunks < 2:
+        return None
+    return data.batch(torch.Generator().manual_seed(PROBE_SEED), PROBE_CLIPS, chunks * m.chunk_frames)[0]
 
 
 def probe_row(ema: VINModel, clips: torch.Tensor, step: int) -> dict:

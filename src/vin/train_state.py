@@ -28,7 +28,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import Config, config_to_dict
+from .config import Config, config_to_dict, drop_retired
 from .errors import VinError
 
 FORMAT = 1
@@ -117,7 +117,7 @@ def save_state(
 def _differences(saved: dict, current: dict) -> list[str]:
     out = []
     for section in ("model", "data", "train"):
-        a, b = saved.get(section, {}) or {}, current.get(section, {})
+        a, b = drop_retired(section, saved.get(section, {}) or {}, "the checkpoint's train.yaml"), current.get(section, {})
         for key in sorted(set(a) | set(b)):
             if key in RUN_KEYS.get(section, ()):
                 continue

@@ -29,7 +29,7 @@ import torch
 from ..errors import VinError
 from ..io import atomic_write_bytes
 from .cache import ShardCache, file_key
-from .video_folder import ClipSpec, VideoFolder
+from .video_folder import BadVideo, ClipSpec, VideoFolder
 
 KINDS = ("AutoencoderKL", "AutoencoderKLCogVideoX")
 LATENT_FILE = "autoencoder.json"  # beside an exported latent-space model's weights
@@ -258,7 +258,10 @@ class LatentVideos:
     def _read_latents(self, spec: ClipSpec) -> np.ndarray:
         """A clip's latents (T, C, h, w): from the video's cached latents, or encoded now if it is too long to cache."""
         if self.folder.cacheable(spec.video):
-            return np.asarray(self._latents(spec.video)[spec.indices])
+            latents = self._latents(spec.video)
+            if spec.indices[-1] >= len(latents):  # as the pixel reader: a stream shorter than its header says
+                raise BadVideo(f"the stream ends before frame {len(latents)} (truncated file?)")
+            return np.asarray(latents[spec.indices])
         x = torch.from_numpy(self.folder.read(spec)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
         return self.ae.encode(x)[0].transpose(0, 1).to(torch.float16).cpu().numpy()
 

@@ -96,9 +96,5 @@ def read_entropy(model: VINModel, clip: torch.Tensor, sigma: float, generator: t
     x = objective.add_noise(clip, torch.randn(clip.shape, generator=generator).to(clip), t)
     keys = it.norm_keys(it.keyframe_tokens(x, stride))
     q, k, _ = it.read._qkv(it.norm_latents(it.latents[None]), keys)
-    h, w = x.shape[3] // it.key_embed.stride[0], x.shape[4] // it.key_embed.stride[1]
-    extra = it.read_bias(q.shape[2], h, w, keys.shape[1] // (h * w), keys.device)
-    scale = q.shape[-1] ** -0.5
-    q, k = it.read._augment(q, k, extra)
-    p = torch.softmax((q @ k.transpose(-1, -2)).float() * scale, dim=-1)  # (1, H, M, S)
+    p = torch.softmax((q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5, dim=-1)  # (1, H, M, S)
     return float((-(p * p.clamp_min(1e-12).log()).sum(-1) / math.log(p.shape[-1])).mean())

@@ -35,28 +35,13 @@ class Attention(nn.Module):
         k, v = rearrange(self.to_kv(context), "b s (two h d) -> two b h s d", two=2, h=self.heads)
         return self.q_norm(q), self.k_norm(k), v
 
-    @staticmethod
-    def _augment(q: torch.Tensor, k: torch.Tensor, extra: tuple[torch.Tensor, torch.Tensor] | None):
-        """Appends `extra` = (q_extra (B|1, H, L, E), k_extra (B|1, H, S, E)) channels to q and k, so that the
-        logits gain q_extra . k_extra (already divided by the scale): an additive bias that is never materialised."""
-        if extra is None:
-            return q, k
-        qe, ke = extra
-        return torch.cat([q, qe.expand(q.shape[0], -1, -1, -1).to(q.dtype)], -1), torch.cat([k, ke.expand(k.shape[0], -1, -1, -1).to(k.dtype)], -1)
-
-    def forward(
-        self, x: torch.Tensor, context: torch.Tensor | None = None, extra: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> torch.Tensor:
-        # x: (B, L, D), context: (B, S, Dc); extra: see `_augment`
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        # x: (B, L, D), context: (B, S, Dc)
         q, k, v = self._qkv(x, x if context is None else context)
-        scale = q.shape[-1] ** -0.5
-        q, k = self._augment(q, k, extra)
-        out = F.scaled_dot_product_attention(q, k, v, scale=scale)
+        out = F.scaled_dot_product_attention(q, k, v, scale=q.shape[-1] ** -0.5)
         return self.proj(rearrange(out, "b h l d -> b l (h d)"))
 
-    def partial(
-        self, x: torch.Tensor, context: torch.Tensor, extra: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def partial(self, x: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention over a part of the context: (normalised output (B, H, L, Dh), log-sum-exp (B, H, L)).
 
         Parts merged by `merge_partials` give exactly the attention over the whole context; the merged
@@ -65,9 +50,7 @@ class Attention(nn.Module):
         q, k, v = self._qkv(x, context)
         if k.shape[2] == 0:
             return q.new_zeros(q.shape[:-1] + (v.shape[-1],)), q.new_full(q.shape[:-1], float("-inf"))
-        scale = q.shape[-1] ** -0.5
-        q, k = self._augment(q, k, extra)
-        scores = (q @ k.transpose(-1, -2)) * scale  # (B, H, L, S)
+        scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, L, S)
         lse = torch.logsumexp(scores, dim=-1)
         return torch.softmax(scores, dim=-1) @ v, lse
 

@@ -36,7 +36,7 @@ from torch import nn
 from ..errors import VinError
 from .attention import Attend, Attention, DiTBlock, modulate
 from .embed import LabelEmbedder, PatchEmbed3D, TextEmbedder, TimestepEmbedder, level_offset, sincos, spatial_sincos
-from .interface import KEYFRAME_POSITIONS, READ_LOCALITY, TOKEN_POSITIONS, Merge, VideoInterface
+from .interface import KEYFRAME_POSITIONS, Merge, VideoInterface
 
 COUPLINGS = ("concat", "cross")
 CONTEXT_MODES = ("recompute", "shared")
@@ -96,7 +96,6 @@ class VINModel(ModelMixin, ConfigMixin):
         vin_process_blocks: int = 2,
         coupling: str = "concat",
         keyframe_positions: str = "none",
-        read_locality: str = "none",
         chunk_frames: int = 16,
         context_frames: int = 4,
         keyframe_stride: int = 4,
@@ -105,25 +104,16 @@ class VINModel(ModelMixin, ConfigMixin):
         context_mode: str = "recompute",
         attention: str = "3d",
         text_dim: int = 0,
-        registers: int = 0,
         full_frames: int = 0,
-        vin_token_positions: str = "none",
-        vin_latent_std: float = 0.02,
     ) -> None:
         super().__init__()
         one_of("coupling", coupling, COUPLINGS)
         one_of("keyframe_positions", keyframe_positions, KEYFRAME_POSITIONS)
-        one_of("read_locality", read_locality, READ_LOCALITY)
-        one_of("vin_token_positions", vin_token_positions, TOKEN_POSITIONS)
-        if vin_token_positions == "spatial" and read_locality != "spatial":
-            raise VinError("model.vin_token_positions=spatial places each VIN token where it reads: set model.read_locality=spatial")
         one_of("context_mode", context_mode, CONTEXT_MODES)
         one_of("attention", attention, ATTENTIONS)
         if attention == "factorised" and coupling == "concat" and vin_tokens > 0:
             raise VinError("model.attention=factorised couples the VIN tokens by cross-attention (as STDiT does text): "
                            "set model.coupling=cross")  # fmt: skip
-        if registers < 0 or (registers > 0 and attention == "factorised"):
-            raise VinError(f"model.registers={registers} must be >= 0, and 0 with model.attention=factorised")
         if full_frames < 0 or full_frames % patch_t:
             raise VinError(f"model.full_frames={full_frames} must be 0 or a positive multiple of model.patch_t={patch_t}")
         one_of("objective", objective, OBJECTIVES)
@@ -143,17 +133,13 @@ class VINModel(ModelMixin, ConfigMixin):
         self.y_embedder = LabelEmbedder(num_classes, width) if num_classes > 0 else None
         self.text_embedder = TextEmbedder(text_dim, width) if text_dim > 0 else None
         self.interface = (
-            VideoInterface(in_channels, patch_hw, width, heads, vin_tokens, vin_process_blocks, mlp_ratio, keyframe_positions,
-                           read_locality, vin_token_positions, vin_latent_std)
+            VideoInterface(in_channels, patch_hw, width, heads, vin_tokens, vin_process_blocks, mlp_ratio, keyframe_positions)
             if vin_tokens > 0
             else None
         )
         self.blocks = nn.ModuleList(
             DiTBlock(width, heads, mlp_ratio, cross=coupling == "cross", temporal=attention == "factorised") for _ in range(depth)
         )
-        # learned tokens appended to every window's sequence, a place for attention to rest that is not Z
-        # (without them a small DiT turns the VIN tokens into constant sinks and ignores what they read)
-        self.register_tokens = nn.Parameter(torch.randn(registers, width) * 0.02) if registers > 0 else None
         # shared context: per block, the placeholder key and value of chunk 0 and the offset of borrowed keys
         self.shared_context = nn.Parameter(torch.zeros(depth, 3, width)) if context_mode == "shared" else None
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
@@ -300,8 +286,6 @@ class VINModel(ModelMixin, ConfigMixin):
         length = tokens.shape[1]
         if self.config.coupling == "concat" and z is not None:
             tokens = torch.cat([tokens, z], dim=1)
-        if self.register_tokens is not None:
-            tokens = torch.cat([tokens, self.register_tokens.to(tokens.dtype).expand(tokens.shape[0], -1, -1)], dim=1)
         factorised = self.config.attention == "factorised"
         shared = layout is not None and layout.borrow_frames > 0
         if (factorised or shared) and attend is not None:
