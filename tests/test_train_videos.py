@@ -127,6 +127,24 @@ def test_resuming_with_another_config_fails_clearly(short_run, tmp_path):
     assert check_state(ckpt, load_config(TINY, ["train.steps=40", "train.lr=1e-4", f"train.out_dir={tmp_path}"]))["step"] == 2
 
 
+
+def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(short_run, tmp_path):
+    """A train.yaml written before train.chunk_noise (and with options since retired, at their old values)."""
+    import shutil
+
+    import yaml
+
+    ckpt = tmp_path / "step_0000002"
+    shutil.copytree(short_run / "checkpoints" / "step_0000002", ckpt)
+    saved = yaml.safe_load((ckpt / "train.yaml").read_text())
+    del saved["train"]["chunk_noise"]
+    saved["model"].update(registers=0, read_locality="none")
+    (ckpt / "train.yaml").write_text(yaml.safe_dump(saved))
+    assert check_state(ckpt, load_config(TINY, ["train.steps=4"]))["step"] == 2
+    with pytest.raises(VinError, match=r"train\.chunk_noise: '<missing>' in the checkpoint, 0.5 now"):
+        check_state(ckpt, load_config(TINY, ["train.steps=4", "train.chunk_noise=0.5"]))
+
+
 def test_a_fresh_run_does_not_overwrite_a_run(short_run):
     with pytest.raises(VinError, match="already holds a run's checkpoints; continue it with train.resume=auto"):
         train(load_config(TINY, ["train.steps=2", f"train.out_dir={short_run}"]), progress=False)

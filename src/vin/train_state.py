@@ -115,11 +115,13 @@ def save_state(
 
 
 def _differences(saved: dict, current: dict) -> list[str]:
-    out = []
+    """What differs between a checkpoint's config and this run's. A setting added to vin after the checkpoint
+    was written is missing from its train.yaml: at its default it computes what the checkpoint did."""
+    out, defaults = [], config_to_dict(Config())
     for section in ("model", "data", "train"):
         a, b = drop_retired(section, saved.get(section, {}) or {}, "the checkpoint's train.yaml"), current.get(section, {})
         for key in sorted(set(a) | set(b)):
-            if key in RUN_KEYS.get(section, ()):
+            if key in RUN_KEYS.get(section, ()) or (key not in a and b.get(key) == defaults[section].get(key, "<none>")):
                 continue
             if a.get(key, "<missing>") != b.get(key, "<missing>"):
                 out.append(f"{section}.{key}: {a.get(key, '<missing>')!r} in the checkpoint, {b.get(key, '<missing>')!r} now")
