@@ -64,19 +64,6 @@ def test_a_time_per_chunk_noises_each_chunk_at_its_own_level(kind):
     torch.testing.assert_close(objective.target(x0, noise, t)[1], objective.target(x0, noise, t[:, 0])[1])
 
 
-def test_chunk_noise_draws_a_time_per_chunk_for_that_fraction_of_clips():
-    flow = Objective("flow")
-    t0, n0 = flow.draw((400, 3, 8, 2, 2), torch.Generator().manual_seed(0))
-    t, n = flow.draw((400, 3, 8, 2, 2), torch.Generator().manual_seed(0), chunks=4, chunk_noise=0.5)
-    assert t.shape == (400, 4)
-    torch.testing.assert_close(n, n0)  # the noise stream is the one without chunk noise
-    mixed = (t != t[:, :1]).any(1)
-    assert 0.4 < mixed.float().mean() < 0.6
-    torch.testing.assert_close(t[~mixed][:, 0], t0[~mixed])  # the other clips keep their one time
-    t1, _ = flow.draw((400, 3, 8, 2, 2), torch.Generator().manual_seed(0), chunks=1, chunk_noise=0.5)
-    torch.testing.assert_close(t1, t0)  # one chunk: nothing to mix
-
-
 @pytest.mark.parametrize("kind", ["flow", "epsilon", "v"])
 def test_same_seed_same_video_different_seed_different_video(kind):
     model = tiny_model(objective=kind, parameterization="x0" if kind == "flow" else "direct")

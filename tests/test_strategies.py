@@ -145,42 +145,6 @@ def test_class_conditional_guided_strategies():
         assert g.video.shape == (2 * F, 16, 16, 3)
 
 
-def test_lead_zero_is_the_plain_vin_sampler_and_a_lead_changes_the_video():
-    from vin.diffusion.sampling import GuidedModel, initial_noise
-    from vin.generation.strategies import _vin_lead
-
-    model = tiny_model(coupling="cross")
-    o = GenerationOptions(frames=12, steps=4, progress=False)
-    p = plan(model, "vin", o)
-    noise = initial_noise(model, 1, 12, 16, torch.Generator().manual_seed(0))
-    plain = run_strategy(model, "vin", o, torch.Generator().manual_seed(0)).sample
-    call = GuidedModel(model, None, 1.0)
-    torch.testing.assert_close(_vin_lead(model, p, o, noise, call), plain, atol=1e-4, rtol=1e-4)
-    assert call.model_calls == 4 and call.window_calls == 12
-    ahead = run_strategy(model, "vin", GenerationOptions(frames=12, steps=4, lead=2, progress=False), torch.Generator().manual_seed(0))
-    assert ahead.model_calls == 6 and ahead.window_calls == 12  # the same windows, in L more (smaller) calls
-    assert (ahead.sample - plain).abs().max() > 1e-3
-
-
-def test_lead_one_chunk_ahead_is_the_anchor_denoised_first():
-    """lead = steps: chunk 0 is finished before the others start, exactly as if sampled alone with placeholder context."""
-    model = tiny_model(coupling="cross", vin_tokens=0)  # no VIN: chunk 0 then depends on itself only
-    ahead = run_strategy(model, "vin", GenerationOptions(frames=8, steps=3, lead=3, progress=False), torch.Generator().manual_seed(0))
-    alone = run_strategy(model, "vin", GenerationOptions(frames=4, steps=3, progress=False), torch.Generator().manual_seed(0))
-    torch.testing.assert_close(ahead.sample[:, :, :4], alone.sample, atol=1e-4, rtol=1e-4)
-
-
-@pytest.mark.parametrize("options, message", [
-    (dict(lead=5), r"lead must be between 0 and steps=4"),
-    (dict(lead=-1), r"lead must be between 0 and steps=4"),
-])  # fmt: skip
-def test_lead_is_checked(options, message):
-    with pytest.raises(VinError, match=message):
-        run_strategy(tiny_model(), "vin", GenerationOptions(frames=8, steps=4, progress=False, **options))
-    with pytest.raises(VinError, match=r"vin-strategy option for a chunked flow model"):
-        run_strategy(tiny_model(), "independent", GenerationOptions(frames=8, steps=4, lead=1, progress=False))
-
-
 def test_fifo_is_diagonal_denoising_with_a_local_queue():
     from vin.diffusion.sampling import GuidedModel, initial_noise
     from vin.generation.strategies import _fifo

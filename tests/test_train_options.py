@@ -141,24 +141,3 @@ def test_context_dropout_trains_and_changes_the_run(tmp_path):
     assert all(torch.isfinite(v).all() for v in b.values())
     assert any(not torch.equal(a[k], b[k]) for k in a)  # blanked contexts give other gradients
 
-
-def test_chunk_noise_trains_and_changes_the_run(tmp_path):
-    runs = {}
-    for p in (0.0, 1.0):
-        config = load_config(TINY, [f"train.out_dir={tmp_path / str(p)}", "train.steps=3", f"train.chunk_noise={p}",
-                                    "train.chunk_counts=[4]"])  # fmt: skip
-        runs[p] = load_model(train(config, progress=False))
-    a, b = (dict(runs[p].named_parameters()) for p in (0.0, 1.0))
-    assert all(torch.isfinite(v).all() for v in b.values())
-    assert any(not torch.equal(a[k], b[k]) for k in a)  # chunks at their own levels give other gradients
-
-
-@pytest.mark.parametrize("overrides, message", [
-    (["train.chunk_noise=1.5"], r"train.chunk_noise must be in \[0, 1\]"),
-    (["train.chunk_noise=0.5", "model.full_frames=16"], r"needs a chunked model"),
-])  # fmt: skip
-def test_chunk_noise_is_checked_before_any_work(tmp_path, overrides, message):
-    config = load_config(TINY, [f"train.out_dir={tmp_path}", *overrides])
-    with pytest.raises(VinError, match=message):
-        train(config, progress=False)
-    assert not any(tmp_path.iterdir())

@@ -92,8 +92,6 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
               help="vin: fraction of the steps that fuse (the paper's 20 of 50 is 0.4).")
 @click.option("--global-tokens", type=click.Choice(GLOBAL_TOKENS), default="global", show_default=True,
               help="vin: global (the method), chunk (each chunk's VIN reads only itself: the no-global-tokens ablation), none.")
-@click.option("--lead", type=int, default=0, show_default=True,
-              help="vin: steps that chunk 0 runs ahead of the others, so the tokens read a cleaner anchor (flow models).")
 @click.option("--queue", type=int, default=4, show_default=True, help="fifo: chunks in flight at once (diagonal denoising).")
 @click.option("--chunk-frames", type=int, default=None, help="Frames per chunk or window [default: the model's].")
 @click.option("--context-frames", type=int, default=None, help="Local context K [default: the model's].")
@@ -113,7 +111,7 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
 @click.option("--timeout", "timeout_s", type=int, default=300, show_default=True,
               help="Seconds a rank waits on the others before giving up (several processes only).")
 def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label, guidance, fusion, fusion_fraction, global_tokens,
-             lead, queue, chunk_frames, context_frames, keyframe_stride, overlap_frames, cutoff, no_position_interpolation, fps,
+             queue, chunk_frames, context_frames, keyframe_stride, overlap_frames, cutoff, no_position_interpolation, fps,
              upscale, device, threads, as_json, quiet, nproc, timeout_s) -> None:  # fmt: skip
     """Generate a long video (chunk-parallel with the VIN, or a baseline) and write it atomically to --out."""
     import torch
@@ -129,7 +127,7 @@ def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label,
         raise VinError(f"--nproc must be at least 1, got {nproc}")
     ckpt = checkpoint_path(checkpoint)
     options = dict(label=label, guidance=guidance, fusion=fusion, fusion_fraction=fusion_fraction,
-                   global_tokens=global_tokens, lead=lead, queue=queue, chunk_frames=chunk_frames, context_frames=context_frames,
+                   global_tokens=global_tokens, queue=queue, chunk_frames=chunk_frames, context_frames=context_frames,
                    keyframe_stride=keyframe_stride, overlap_frames=overlap_frames, cutoff=cutoff,
                    position_interpolation=not no_position_interpolation)  # fmt: skip
     if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun

@@ -47,7 +47,10 @@ class ModelConfig:
 
 # Options that measured no better and left the model (figures: benchmarks/results.md). An old config or
 # checkpoint that names one at the value it always had loads as before; any other value is an error.
-RETIRED = {"model": {"registers": 0, "read_locality": "none", "vin_token_positions": "none", "vin_latent_std": 0.02}}
+RETIRED = {
+    "model": {"registers": 0, "read_locality": "none", "vin_token_positions": "none", "vin_latent_std": 0.02},
+    "train": {"chunk_noise": 0.0},
+}
 
 
 def drop_retired(section: str, values: dict[str, Any], where: str) -> dict[str, Any]:
@@ -89,7 +92,6 @@ class TrainConfig:
     warmup_steps: int = 200
     grad_clip: float = 1.0
     ema_decay: float = 0.999
-    chunk_noise: float = 0.0  # fraction of clips whose chunks each draw their own noise level (Diffusion Forcing)
     context_dropout: float = 0.0  # fraction of windows whose context frames are blanked: only the VIN links them to the rest
     label_dropout: float = 0.1  # for classifier-free guidance, class-conditional models only
     timestep_sampling: str = "logit_normal"  # logit_normal | uniform (flow); DDPM objectives use uniform

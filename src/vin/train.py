@@ -108,10 +108,6 @@ def check_config(config: Config, world: int = 1) -> None:
         raise VinError(f"train.steps must be positive, got {t.steps}")
     if not 0 <= t.context_dropout < 1:
         raise VinError(f"train.context_dropout must be in [0, 1), got {t.context_dropout}")
-    if not 0 <= t.chunk_noise <= 1:
-        raise VinError(f"train.chunk_noise must be in [0, 1], got {t.chunk_noise}")
-    if t.chunk_noise > 0 and m.full_frames > 0:
-        raise VinError("train.chunk_noise gives each chunk its own noise level: it needs a chunked model (model.full_frames=0)")
     if t.context_dropout > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
         raise VinError("train.context_dropout blanks recomputed context frames: it needs model.context_frames > 0, "
                        "model.context_mode=recompute and a chunked model")  # fmt: skip
@@ -445,7 +441,7 @@ def _run(config, group, device, out_dir, resume_from, data, autoencoder, progres
                 data_seconds += time.perf_counter() - t_data
                 drop = torch.rand(clips, generator=data_gen)[share] < tc.label_dropout
                 cond = drop_condition(cond, drop, config)
-                t, noise = objective.draw((clips,) + tuple(x0.shape[1:]), noise_gen, n, tc.chunk_noise)
+                t, noise = objective.draw((clips,) + tuple(x0.shape[1:]), noise_gen)
                 blank = None  # context dropout, drawn only when asked for: other runs keep their random streams
                 if tc.context_dropout > 0:
                     blank = (torch.rand(clips, n, generator=noise_gen) < tc.context_dropout)[share]

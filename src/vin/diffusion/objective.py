@@ -2,10 +2,8 @@
 
 The model always receives a time in [0, 1000]: sigma * 1000 for flow (as diffusers'
 FlowMatchEulerDiscreteScheduler feeds it), the integer DDPM step otherwise. A time is one per clip
-(B,), or one per chunk (B, N): with `chunk_noise`, that fraction of the clips draws a noise level for
-each chunk (Diffusion Forcing), so the model learns to denoise chunks at different levels together and
-the VIN learns to read cleaner chunks for noisier ones. Loss is taken over each chunk's own frames; the
-context frames of a window are inputs only.
+(B,), or one per chunk (B, N) (the probe's chunk-0-clean loss, the fifo strategy). Loss is taken over
+each chunk's own frames; the context frames of a window are inputs only.
 """
 
 from __future__ import annotations
@@ -69,21 +67,9 @@ class Objective:
         a, b = self._coefficients(t, x0)
         return a * noise - b * x0  # v-prediction
 
-    def draw(
-        self, shape: tuple[int, ...], generator: torch.Generator, chunks: int = 1, chunk_noise: float = 0.0
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Times and noise `shape` for a batch of B clips; drawn on the CPU, so any device gets the same.
-
-        Times are (B,), or (B, chunks) when `chunk_noise` > 0: that fraction of the clips draws a time per
-        chunk, the others repeat their one time. Extra draws come after the noise, so a run without
-        chunk noise keeps its random stream.
-        """
-        t, noise = self.sample_timesteps(shape[0], generator), torch.randn(shape, generator=generator)
-        if chunk_noise > 0 and chunks > 1:
-            per_chunk = self.sample_timesteps(shape[0] * chunks, generator).view(shape[0], chunks)
-            mixed = torch.rand(shape[0], generator=generator) < chunk_noise
-            t = torch.where(mixed[:, None], per_chunk, t[:, None].expand(-1, chunks))
-        return t, noise
+    def draw(self, shape: tuple[int, ...], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Times (B,) and noise `shape` for a batch; drawn on the CPU, so any device gets the same."""
+        return self.sample_timesteps(shape[0], generator), torch.randn(shape, generator=generator)
 
     def loss(
         self,

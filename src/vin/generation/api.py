@@ -57,8 +57,6 @@ def check_request(model: VINModel, strategy: str, frames: int, steps: int = 25, 
     if world > 1:
         if strategy != "vin":
             raise VinError(f"strategy {strategy!r} runs in one process; only vin shards its chunks across ranks")
-        if options.get("lead", 0) > 0:
-            raise VinError("lead (chunk 0 ahead of the others) samples in one process; drop --nproc or --lead")
         if model.config.context_mode == "shared":
             raise VinError("model.context_mode=shared borrows each chunk's context inside one pass; "
                            "chunk-parallel sampling across ranks needs context_mode=recompute")  # fmt: skip
@@ -78,7 +76,7 @@ def generate(
     """Generates one video of `frames` frames with `strategy`; the same seed gives the same video.
 
     `options` are the fields of `GenerationOptions`: label, guidance, chunk_frames, context_frames,
-    keyframe_stride, fusion, fusion_fraction, global_tokens, lead, overlap_frames, cutoff, spectral_branch,
+    keyframe_stride, fusion, fusion_fraction, global_tokens, queue, overlap_frames, cutoff, spectral_branch,
     position_interpolation. With a distributed `group` (torchrun) the chunks are shared by the ranks;
     rank 0 gets the video and the others None. A latent-space model's sample is decoded to pixels by
     `model.latent_decoder` (set by `vin.load_model`), so `video` is always RGB frames.

@@ -3,7 +3,6 @@
 | strategy         | what it does                                                                         |
 | ---------------- | ------------------------------------------------------------------------------------ |
 | `vin`            | chunks in parallel, VIN tokens read the whole video every step, early fusion         |
-|                  | (`lead` L > 0: chunk 0 runs L steps ahead, "fast and slow": see `_vin_lead`)        |
 | `full`           | the whole video as one window (positions squeezed into the trained range)            |
 | `autoregressive` | chunk after chunk, each conditioned on the previous chunk's clean output             |
 | `independent`    | chunks in parallel, each a separate short video: nothing passes between chunks       |
@@ -53,7 +52,6 @@ class GenerationOptions:
     fusion: str = "early"  # vin: which steps blend overlapping frames: early | mid | late | none
     fusion_fraction: float = 0.4  # vin: the fraction of the steps that fuse (paper: 20 of 50)
     global_tokens: str = "global"  # vin: global (the method) | chunk (each chunk reads only itself) | none
-    lead: int = 0  # vin: steps that chunk 0 (the anchor) runs ahead of the others (a timestep per chunk; flow models)
     overlap_frames: int | None = None  # overlap / freenoise: frames shared by neighbouring windows [F/2]
     queue: int = 4  # fifo: chunks in flight at once (a chunk starts ceil(steps / queue) steps after its predecessor)
     cutoff: float = 0.25  # spectral: fraction of the temporal frequency band taken from the global branch
@@ -112,10 +110,6 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
         raise VinError(f"steps must be at least 1, got {o.steps}")
     if not 0.0 <= o.fusion_fraction <= 1.0:
         raise VinError(f"fusion fraction must be in [0, 1], got {o.fusion_fraction}")
-    if o.lead < 0 or o.lead > o.steps:
-        raise VinError(f"lead must be between 0 and steps={o.steps}, got {o.lead}")
-    if o.lead > 0 and (strategy != "vin" or cfg.objective != "flow" or cfg.full_frames > 0):
-        raise VinError("lead (an anchor chunk ahead of the others) is a vin-strategy option for a chunked flow model")
     if strategy == "fifo" and (cfg.objective != "flow" or cfg.full_frames > 0 or o.queue < 1):
         raise VinError(f"fifo needs a chunked flow model and a queue of at least 1 chunk, got {o.queue}")
     if not 0.0 <= o.cutoff <= 1.0:
@@ -189,8 +183,6 @@ def _vin_windows(model, p: Plan, o: GenerationOptions, chunks: slice | None = No
 
 
 def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) -> torch.Tensor:
-    if o.lead > 0:
-        return _vin_lead(model, p, o, noise, call)
     fused = fusion_steps(o.fusion, o.fusion_fraction, o.steps)
     fn = _vin_windows(model, p, o)
 
@@ -198,39 +190,6 @@ def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) ->
         return assemble(call(fn, x, t, p.chunks), p.context_frames, fuse=i in fused)
 
     return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "vin", p.clip)
-
-
-def _vin_lead(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel) -> torch.Tensor:
-    """Fast and slow: chunk 0 (the anchor) runs `o.lead` Euler steps ahead of the others, with a time per chunk.
-
-    The tokens then read a video whose anchor is already cleaner, so every chunk follows one global
-    decision taken early. Iteration j steps the anchor from level j to j+1 (while j < steps) and the
-    others from j - L to j - L + 1 (once j >= L), on the flow scheduler's sigmas; each iteration
-    computes only the windows that move. Cost: the same windows as the plain sampler, in L more model
-    calls (the anchor's first L steps alone, the followers' last L without it). Fusion blends chunks at one
-    level. With L = 0 this is the plain vin sampler.
-    """
-    scheduler = make_scheduler(model.config.objective, p.clip)
-    scheduler.set_timesteps(o.steps)
-    sigmas = scheduler.sigmas.tolist()  # steps + 1 levels, from 1 to 0
-    fused = fusion_steps(o.fusion, o.fusion_fraction, o.steps)
-    f, n, s = p.chunk_frames, p.chunks, o.steps
-    x = noise.float().clone()  # stepped in place
-    b = x.shape[0]
-    for j in tqdm(range(s + o.lead), desc=f"vin, lead {o.lead}", disable=not o.progress, leave=False):
-        level = [min(j, s)] + [max(0, j - o.lead)] * (n - 1)  # each chunk's step index
-        moving = [i for i in range(n) if (j < s if i == 0 else j >= o.lead)]
-        first, last = moving[0], moving[-1] + 1
-        t = torch.tensor([sigmas[i] * 1000 for i in level], device=x.device).expand(b, -1)  # (B, N)
-        windows = call(_vin_windows(model, p, o, slice(first, last)), x, t, last - first)  # (B, n', C, K+F, H, W)
-        fuse, k = level[-1] in fused, p.context_frames  # the followers' step decides; the anchor's seam is blended
-        if first == 0 and last > 1 and level[0] != level[1]:  # only while the two move at one level
-            velocity = torch.cat([assemble(windows[:, :1], k, False), assemble(windows[:, 1:], k, fuse)], dim=2)
-        else:
-            velocity = assemble(windows, k, fuse)
-        steps = torch.tensor([sigmas[i + 1] - sigmas[i] for i in level[first:last]], device=x.device)
-        x[:, :, first * f : last * f] += velocity * steps.repeat_interleave(f).view(1, 1, -1, 1, 1)
-    return x.clamp(-1, 1) if p.clip else x
 
 
 def _full(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
