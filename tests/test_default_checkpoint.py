@@ -48,3 +48,17 @@ def test_twice_the_longest_training_clip_is_as_far_from_noise_at_the_end(model):
         assert s < 2.5 * s_real and t < 5 * max(t_real, 1.0), (s, t, s_real, t_real)
     # ... and the last chunks are no noisier than the first
     assert s_last < 1.5 * s_first and t_last < 1.5 * t_first + 1.0
+
+
+def test_the_shipped_models_dit_reads_its_vin(model):
+    """Held-out clips of 4 chunks at sigma 0.85: another clip's Z_t costs at least 5% more loss than the clip's own."""
+    import torch
+
+    from vin.metrics.probe import loss_gap
+    from vin.metrics.suite import training_data_config
+
+    data = SyntheticVideos(training_data_config(vin.default_checkpoint()))
+    clips = torch.stack([data.clip(seed, 4 * model.config.chunk_frames)[0] for seed in range(200, 204)])
+    gap = loss_gap(model, clips, 0.85, torch.Generator().manual_seed(0))
+    assert gap["gap"] >= 0.05, gap
+    assert gap["own_chunk"] > gap["global"], gap  # the whole clip tells a chunk more than the chunk itself
