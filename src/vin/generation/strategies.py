@@ -157,8 +157,7 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
 def _per_chunk(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, n: int):
     """A video of n chunks as n one-chunk videos: (B, C, n*F, H, W) -> (B*n, C, F, H, W)."""
     xs = rearrange(x, "b c (n f) h w -> (b n) c f h w", n=n)
-    ts = t.flatten() if t.ndim == 2 else t.repeat_interleave(n)  # a time per chunk, or per video
-    return xs, ts, (y.repeat_interleave(n) if y is not None else None)
+    return xs, t.repeat_interleave(n), (y.repeat_interleave(n) if y is not None else None)
 
 
 def _short_videos(model: VINModel, xs, ts, ys, p: Plan, tokens: str) -> torch.Tensor:
@@ -167,8 +166,8 @@ def _short_videos(model: VINModel, xs, ts, ys, p: Plan, tokens: str) -> torch.Te
     return model.denoise_chunks(xs, ts, ys, z, p.chunk_frames, p.context_frames)[:, 0, :, p.context_frames :]
 
 
-def _vin_windows(model, p: Plan, o: GenerationOptions, chunks: slice | None = None):
-    """The vin strategy's model function: the VIN read (global, per chunk or none), then the windows of `chunks`."""
+def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) -> torch.Tensor:
+    fused = fusion_steps(o.fusion, o.fusion_fraction, o.steps)
 
     def fn(x, t, y):
         if o.global_tokens == "global":
@@ -177,14 +176,7 @@ def _vin_windows(model, p: Plan, o: GenerationOptions, chunks: slice | None = No
             z = model.read_interface(*_per_chunk(x, t, y, p.chunks), p.keyframe_stride).unflatten(0, (x.shape[0], p.chunks))
         else:
             z = None
-        return model.denoise_chunks(x, t, y, z, p.chunk_frames, p.context_frames, chunks=chunks)
-
-    return fn
-
-
-def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) -> torch.Tensor:
-    fused = fusion_steps(o.fusion, o.fusion_fraction, o.steps)
-    fn = _vin_windows(model, p, o)
+        return model.denoise_chunks(x, t, y, z, p.chunk_frames, p.context_frames)
 
     def predict(x, t, i):
         return assemble(call(fn, x, t, p.chunks), p.context_frames, fuse=i in fused)

@@ -341,11 +341,15 @@ class VINModel(ModelMixin, ConfigMixin):
         k = cfg.context_frames if context_frames is None else context_frames
         b, _, t, h, w = x.shape
         shared = cfg.context_mode == "shared" and k > 0
-        times = chunk_times(timestep, check_geometry(t, f, k, cfg.patch_t, cfg.keyframe_stride))  # (B, N)
         per_chunk = timestep.ndim == 2
-        offsets = None
-        if per_chunk and k > 0 and not shared:  # shared: borrowed context is computed at its owner's time
-            offsets = (window_times(times, f, k) - times[:, :, None])[:, :, :: cfg.patch_t]  # (B, N, (K+F)/pt)
+        offsets = frame_times = None
+        if shared or per_chunk:  # the chunk count is needed before the windows are embedded (which checks it otherwise)
+            n = check_geometry(t, f, k, cfg.patch_t, cfg.keyframe_stride)
+        if per_chunk:
+            times = chunk_times(timestep, n)  # (B, N)
+            frame_times = window_times(times, f, k)  # (B, N, K+F): every frame of a window at its owner's time
+            if k > 0 and not shared:  # shared: borrowed context is computed at its owner's time
+                offsets = (frame_times - times[:, :, None])[:, :, :: cfg.patch_t]  # (B, N, (K+F)/pt)
         if shared:
             if context is not None:
                 raise VinError("model.context_mode=shared borrows context inside one pass: it takes no context "
@@ -359,7 +363,7 @@ class VINModel(ModelMixin, ConfigMixin):
         if chunks is not None and not shared:
             tokens = tokens.unflatten(0, (b, n))[:, chunks].flatten(0, 1)
             z = z[:, chunks] if z is not None else None
-            times = times[:, chunks]
+            times = times[:, chunks] if per_chunk else None
             n = tokens.shape[0] // b
         if per_chunk:  # (B*N, D): each window conditioned on its own chunk's time
             c = self.condition(times.flatten(), None if labels is None else labels.repeat_interleave(times.shape[1], dim=0))
@@ -376,10 +380,10 @@ class VINModel(ModelMixin, ConfigMixin):
         if cfg.parameterization == "direct":
             return out
         pixels = window_pixels(x, f, k, context)
-        frame_times = timestep
-        if per_chunk:  # (B, N, K+F): every frame of a window at its owner's time
-            frame_times = window_times(chunk_times(timestep, t // f), f, k)
-            frame_times = frame_times[:, chunks] if chunks is not None else frame_times
+        if frame_times is None:
+            frame_times = timestep
+        elif chunks is not None:
+            frame_times = frame_times[:, chunks]
         return self.to_target(out, pixels[:, chunks] if chunks is not None else pixels, frame_times)
 
     def to_target(self, out: torch.Tensor, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
