@@ -18,7 +18,8 @@ from PIL import Image, ImageDraw
 
 from vin import generate, load_model
 from vin.data.synthetic import SyntheticConfig, SyntheticVideos
-from vin.io import atomic_path, checkpoint_path
+from vin.checkpoint import checkpoint_path
+from vin.files import atomic_path
 from vin.metrics.suite import training_data_config
 
 ROWS = {"vin": ("vin", {}), "chunk tokens": ("vin", {"global_tokens": "chunk"}), "independent": ("independent", {})}

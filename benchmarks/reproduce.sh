@@ -28,7 +28,7 @@ COMMON=(--checkpoint "$CKPT" --seeds "$SEEDS" --steps "$STEPS" --feature-size 11
 if [ "$JOBS" -gt 1 ]; then THREADS=1; else THREADS=0; fi
 
 # 1. Every strategy at every length, with the real procedural videos as reference (two balanced halves).
-HALVES=("data,vin,full,autoregressive" "independent,overlap,freenoise,spectral")
+HALVES=("data,vin,full,autoregressive,fifo" "independent,overlap,freenoise,spectral")
 if [ "$JOBS" -gt 1 ]; then
     PIDS=()
     for i in 0 1; do

@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from vin import generate, load_model
-from vin.io import checkpoint_path, write_video
+from vin.checkpoint import checkpoint_path
+from vin.videos import write_video
 
 
 def label(text: str, width: int, height: int = 12) -> np.ndarray:

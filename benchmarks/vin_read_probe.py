@@ -27,7 +27,7 @@ import torch
 
 from vin import generate, load_model
 from vin.data.synthetic import SyntheticConfig, SyntheticVideos
-from vin.io import checkpoint_path
+from vin.checkpoint import checkpoint_path
 from vin.metrics.probe import loss_gap, read_entropy, token_similarity
 from vin.metrics.procedural import procedural_checks
 from vin.metrics.suite import training_data_config

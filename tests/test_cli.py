@@ -1,7 +1,9 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from vin.cli import main
-from vin.io import read_video
+from vin.videos import read_video
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny.yaml")
@@ -46,7 +48,7 @@ def test_train_writes_a_checkpoint_and_logs(checkpoint):
 def test_training_logs_whether_the_vin_is_read(checkpoint):
     """The last save logs the loss gap at sigma 0.85 on held-out clips: the probe's figure for the exported model."""
     from vin.config import load_config
-    from vin.io import load_model
+    from vin.checkpoint import load_model
     from vin.train import make_data, probe_clips, probe_row
 
     rows = [json.loads(line) for line in (checkpoint / "log.jsonl").read_text().splitlines()]
@@ -126,7 +128,7 @@ def test_bad_generation_options(checkpoint, tmp_path):
     one_error_line(run("generate", "--checkpoint", str(checkpoint), "--frames", "8", "--out", out, "--label", "1"),
                    "unconditional")  # fmt: skip
     one_error_line(run("generate", "--checkpoint", str(checkpoint), "--frames", "8", "--out", out, "--steps", "0"),
-                   "steps must be at least 1")  # fmt: skip
+                   "steps must be a whole number of at least 1, got 0")  # fmt: skip
     one_error_line(run("generate", "--checkpoint", str(checkpoint), "--frames", "8", "--out", str(tmp_path / "v.avi")),
                    "must end in one of")  # fmt: skip
     assert list(tmp_path.iterdir()) == []
@@ -172,7 +174,7 @@ def test_eval_generates_and_reports(checkpoint, tmp_path):
 
 def test_eval_video_files(tmp_path):
     from vin.data.synthetic import SyntheticVideos
-    from vin.io import write_video
+    from vin.videos import write_video
 
     folder = tmp_path / "videos"
     folder.mkdir()
@@ -257,3 +259,116 @@ def test_report_combines_parallel_evaluations(checkpoint, tmp_path):
     narrow = run("report", *map(str, parts), "--frames", "8", "--table-metrics", "mawe,background_drift")
     assert narrow.exit_code == 0 and "| frames | strategy | n | mawe | background_drift |" in narrow.output
     one_error_line(run("report", str(parts[0]), "--frames", "16"), "no videos of 16 frames")
+
+
+BAD_GENERATE = [  # (arguments, what the one error line says); every one fails before any sampling
+    (["--seed", "99999999999999999999"], "seed must be a whole number in [0, 9223372036854775807]"),
+    (["--seed", "-1"], "seed must be a whole number in [0, 9223372036854775807], got -1"),
+    (["--device", "tpu"], "device 'tpu' is not one vin runs on; use cpu, cuda or cuda:N"),
+    (["--device", "mps"], "device 'mps' is not one vin runs on"),
+    (["--device", "meta"], "device 'meta' is not one vin runs on"),
+    (["--fps", "0"], "fps must be a whole number of frames per second in [1, 240], got 0"),
+    (["--fps", "-5"], "fps must be a whole number of frames per second in [1, 240], got -5"),
+    (["--fps", "0", "--out-suffix", ".gif"], "fps must be a whole number of frames per second in [1, 240], got 0"),
+    (["--upscale", "0"], "upscale must be a whole number in [1, 64], got 0"),
+    (["--nproc", "2", "--timeout", "0"], "Invalid value for '--timeout': 0 is not in the range x>=1."),
+    (["--nproc", "0"], "Invalid value for '--nproc'"),
+    (["--frames", str(2**24)], "need about"),
+    (["--keyframe-stride", "0"], "keyframe_stride must be a whole number of at least 1, got 0"),
+    (["--chunk-frames", "0"], "chunk_frames must be a whole number of at least 1, got 0"),
+    (["--context-frames", "-2"], "context_frames must be a whole number of at least 0, got -2"),
+    (["--threads", "0"], "--threads must be a whole number of at least 1, got 0"),
+    (["--threads", "-1"], "--threads must be a whole number of at least 1, got -1"),
+    (["--threads", "10000"], "--threads 10000 is more than the"),
+    (["--steps", "0"], "steps must be a whole number of at least 1, got 0"),
+    (["--guidance", "nan"], "guidance must be a number in [0, 100]"),
+    (["--fusion", "1.5"], "fusion_fraction must be a number in [0, 1], got 1.5"),
+    (["--strategy", "fifo", "--queue", "0"], "queue must be a whole number of at least 1, got 0"),
+    (["--label", "-1"], "label must be a whole number of at least 0, got -1"),
+    (["--frames", "10"], "10 frames cannot be cut into chunks of 4 frames"),
+    (["--strategy", "best"], "Invalid value for '--strategy'"),
+    (["--bogus"], "No such option '--bogus'"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_GENERATE, ids=[" ".join(a) for a, _ in BAD_GENERATE])
+def test_bad_generate_input_is_one_line_and_leaves_nothing(checkpoint, tmp_path, args, message):
+    suffix = ".mp4"
+    if "--out-suffix" in args:
+        suffix, args = args[args.index("--out-suffix") + 1], args[: args.index("--out-suffix")]
+    result = run("generate", "--checkpoint", str(checkpoint), "--frames", "8", "--steps", "2", "--quiet",
+                 "--out", str(tmp_path / f"v{suffix}"), *args)  # fmt: skip
+    one_error_line(result, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+BAD_TRAIN = [
+    ("train.timestep_sampling=bogus", "train.timestep_sampling must be one of logit_normal, uniform, got 'bogus'"),
+    ("train.lr=-1", "train.lr must be a number in [0, inf), got -1.0"),
+    ("train.ema_decay=1.5", "train.ema_decay must be a number in [0, 1], got 1.5"),
+    ("train.chunk_counts=[0]", "train.chunk_counts must be a non-empty list of positive integers"),
+    ("train.device=tpu", "train.device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
+    ("train.threads=10000", "train.threads 10000 is more than the"),
+    ("model.heads=3", "model.heads=3 must divide model.width=32 (e.g. heads=4)"),
+    ("model.depth=0", "model.depth must be a whole number of at least 1, got 0"),
+    ("model.coupling=sideways", "model.coupling must be one of concat, cross, got 'sideways'"),
+]
+
+
+@pytest.mark.parametrize("override, message", BAD_TRAIN, ids=[o for o, _ in BAD_TRAIN])
+def test_bad_train_config_is_one_line_and_starts_nothing(tmp_path, override, message):
+    result = run("train", TINY, override, f"train.out_dir={tmp_path / 'run'}", "--quiet")
+    one_error_line(result, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_config_json_of_another_model_is_refused(checkpoint, tmp_path):
+    """A config.json beside weights of another shape (depth, classes) is refused, not loaded half-random."""
+    for key, value, pattern in (("depth", 3, "no tensor 'blocks.2."), ("num_classes", 4, "no tensor 'y_embedder.")):
+        bad = tmp_path / key
+        bad.mkdir()
+        meta = json.loads((checkpoint / "config.json").read_text())
+        (bad / "config.json").write_text(json.dumps({**meta, key: value}))
+        (bad / "diffusion_pytorch_model.safetensors").write_bytes((checkpoint / "diffusion_pytorch_model.safetensors").read_bytes())
+        result = run("generate", "--checkpoint", str(bad), "--frames", "8", "--out", str(tmp_path / "v.mp4"))
+        one_error_line(result, "does not match its config.json")
+        assert pattern in result.stderr
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys\nfrom vin.cli import main\nfor args in (['--help'], ['generate', '--help'], ['eval', '--help']):\n"
+            "    try:\n        main(args)\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
+            "print(sorted(m for m in ('torch', 'diffusers', 'numpy', 'omegaconf') if m in sys.modules))")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_sigterm_while_writing_leaves_no_file_and_exits_143(checkpoint, tmp_path):
+    """SIGTERM in the middle of writing the mp4: the temporary file is removed, nothing is left, exit 143."""
+    out = tmp_path / "v.mp4"
+    code = ("import sys, time\nimport vin.videos as v\n"
+            "def slow(frames, path, fps):\n    open(path, 'wb').write(b'partial')\n    time.sleep(60)\n"
+            "v._write_mp4 = slow\nfrom vin.cli import main\n"
+            f"main(['generate', '--checkpoint', {str(checkpoint)!r}, '--frames', '8', '--steps', '1', '--quiet', '--out', {str(out)!r}])")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".v-*.mp4")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".v-*.mp4")), "the writer never started"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    assert "Traceback" not in proc.stderr.read()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_start_up_exits_130_quietly(checkpoint, tmp_path):
+    cmd = [sys.executable, "-m", "vin", "generate", "--checkpoint", str(checkpoint), "--frames", "8", "--out", str(tmp_path / "v.mp4")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)  # torch is being imported
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert "Traceback" not in proc.stderr.read()
+    assert list(tmp_path.iterdir()) == []

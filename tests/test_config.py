@@ -56,3 +56,69 @@ def test_retired_model_options_pass_at_their_old_value_and_fail_otherwise(tmp_pa
     assert load_config(config).model.width == 64
     with pytest.raises(VinError, match=r"model.read_locality='spatial' is an option that was retired"):
         load_config(config, ["model.read_locality=spatial"])
+
+
+def test_the_model_is_built_from_model_config_and_saves_every_setting(tmp_path):
+    """ModelConfig is the one declaration: VINModel(config) == VINModel(**settings), config.json holds every field."""
+    import json
+    from dataclasses import asdict, fields
+
+    import torch
+
+    from vin.config import ModelConfig
+    from vin.model.vin import VINModel
+
+    config = ModelConfig(sample_size=16, width=32, depth=2, heads=2, vin_tokens=8, chunk_frames=4, context_frames=2)
+    torch.manual_seed(0)
+    a = VINModel(config)
+    torch.manual_seed(0)
+    b = VINModel(**asdict(config))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    a.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert {f.name: saved[f.name] for f in fields(ModelConfig)} == asdict(config)
+    with pytest.raises(TypeError, match="not both"):
+        VINModel(config, width=64)
+    with pytest.raises(TypeError):
+        VINModel(widht=64)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"heads": 3}, r"model.heads=3 must divide model.width=128 \(e.g. heads=4\)"),
+        ({"width": 0}, "model.width must be a whole number of at least 1, got 0"),
+        ({"vin_tokens": -1}, "model.vin_tokens must be a whole number of at least 0, got -1"),
+        ({"mlp_ratio": 0}, "model.mlp_ratio must be positive"),
+        ({"attention": "2d"}, "model.attention must be one of 3d, factorised, got '2d'"),
+        ({"sample_size": 30}, "model.sample_size=30 must be a multiple of model.patch_hw=4"),
+        ({"context_frames": 3}, "context_frames=3 must be a multiple of 2"),
+    ],
+)
+def test_model_config_check_is_the_one_place_settings_are_validated(settings, message):
+    from vin.config import ModelConfig
+    from vin.model.vin import VINModel
+
+    with pytest.raises(VinError, match=message):
+        ModelConfig(**settings).check()
+    with pytest.raises(VinError, match=message):  # the model runs the same check
+        VINModel(**settings)
+    with pytest.raises(VinError, match=message):  # and so does loading a config
+        load_config(None, [f"model.{k}={v}" for k, v in settings.items()])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lr=-1", r"train.lr must be a number in \[0, inf\), got -1.0"),
+        ("train.timestep_sampling=bogus", "train.timestep_sampling must be one of logit_normal, uniform"),
+        ("train.lr_schedule=linear", "train.lr_schedule must be one of constant, cosine"),
+        ("train.logit_std=0", r"train.logit_std must be a number in \(0, inf\), got 0.0"),
+        ("train.context_dropout=1", r"train.context_dropout must be a number in \[0, 1\), got 1.0"),
+        ("train.save_every=0", "train.save_every must be a whole number of at least 1, got 0"),
+        ("train.grad_clip=.inf", r"train.grad_clip must be a number in \[0, inf\), got inf"),
+    ],
+)
+def test_train_config_values_are_checked_where_they_enter(override, message):
+    with pytest.raises(VinError, match=message):
+        load_config(None, [override])

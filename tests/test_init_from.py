@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from vin.config import load_config
 from vin.errors import VinError
-from vin.io import WEIGHTS_NAME, default_checkpoint, load_model
+from vin.checkpoint import WEIGHTS_NAME, default_checkpoint, load_model
 from vin.train import build_model, check_init_from, load_init_weights, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def test_a_different_model_config_is_refused_with_the_differences(tmp_path):
         train(load_config(SMALL, ["train.init_from=default", "model.depth=3", "model.width=64",
                                   f"train.out_dir={tmp_path / 'o'}"]), progress=False)  # fmt: skip
     assert not (tmp_path / "o").exists()  # refused before any work
-    with pytest.raises(VinError, match=r"train.init_from='.*nothing' has no config.json"):
+    with pytest.raises(VinError, match=r"train.init_from: checkpoint .*nothing does not exist"):
         train(load_config(TINY, [f"train.init_from={tmp_path / 'nothing'}", f"train.out_dir={tmp_path / 'o'}"]), progress=False)
     assert load_model().config.depth == 6  # the shipped model is untouched
 

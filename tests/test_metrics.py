@@ -7,7 +7,7 @@ import torch
 
 from vin.data.synthetic import SyntheticVideos
 from vin.errors import VinError
-from vin.io import read_video
+from vin.videos import read_video
 from vin.metrics.consistency import boundary_jump, vbench_consistency
 from vin.metrics.evaluate import evaluate_video
 from vin.metrics.features import FeatureExtractor, load_lite0
@@ -208,7 +208,7 @@ def test_suite_report_and_plot(tmp_path, pixels):
 
 
 def test_data_reference_is_drawn_like_the_training_data():
-    from vin.io import default_checkpoint
+    from vin.checkpoint import default_checkpoint
 
     cfg = training_data_config(default_checkpoint())
     assert cfg.texture_cells == 3 and cfg.stripe_amplitude == 15.0  # configs/small.yaml, not the defaults

@@ -121,7 +121,7 @@ def test_fusion_schedule_changes_the_vin_sample(model):
         ("freenoise", {"frames": 10, "overlap_frames": 0}, "use 12"),
         ("full", {"frames": 7}, "multiple of the temporal patch size"),
         ("vin", {"frames": 8, "fusion": "sometimes"}, "fusion must be one of"),
-        ("spectral", {"frames": 8, "cutoff": 2.0}, "cutoff must be in"),
+        ("spectral", {"frames": 8, "cutoff": 2.0}, r"cutoff must be a number in \[0, 1\], got 2.0"),
         ("vin", {"frames": 8, "context_frames": 8}, "context_frames=8"),
     ],
 )
@@ -165,5 +165,31 @@ def test_fifo_is_diagonal_denoising_with_a_local_queue():
     one = _fifo(model, p, GenerationOptions(frames=4 * F, steps=4, queue=1, progress=False), noise, GuidedModel(model, None, 1.0), None)
     alone = run_strategy(model, "vin", GenerationOptions(frames=F, steps=4, progress=False), torch.Generator().manual_seed(0)).sample
     torch.testing.assert_close(one[:, :, :F], alone, atol=1e-4, rtol=1e-4)
-    with pytest.raises(VinError, match=r"a queue of at least 1 chunk"):
+    with pytest.raises(VinError, match=r"queue must be a whole number of at least 1, got 0"):
         plan(model, "fifo", GenerationOptions(frames=4 * F, steps=4, queue=0))
+
+
+@pytest.mark.parametrize("strategy, frames", [("vin", 32), ("vin", 64), ("overlap", 32), ("full", 32), ("independent", 64)])
+def test_the_memory_estimate_bounds_what_sampling_holds(model, strategy, frames):
+    """The estimate checked before sampling is above the measured peak of live tensors, and not far above."""
+    from vin.bench.memory import LiveTensorMemory
+    from vin.generation.memory import estimate_bytes
+    from vin.generation.options import make_options
+    from vin.generation.strategies import plan
+
+    o = make_options(frames, 2, 0, progress=False)
+    with LiveTensorMemory() as mem:
+        run_strategy(model, strategy, o)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    estimate = estimate_bytes(model, strategy, plan(model, strategy, o)) - weights
+    assert mem.peak < estimate < 4 * mem.peak, (mem.peak, estimate)
+
+
+def test_a_video_too_long_for_memory_is_refused_before_any_work(model, monkeypatch):
+    import vin.generation.memory as memory
+    from vin.generation.api import check_request
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 10 * 2**20)  # 10 MiB free
+    check_request(model, "vin", 16)
+    with pytest.raises(VinError, match=r"4096 frames with vin need about 0.\d GiB, but cpu has 0.0 GiB free; ask for fewer frames \(about \d+ would fit\)"):
+        check_request(model, "vin", 4096)

@@ -12,7 +12,7 @@ import torch
 
 from vin.config import TrainConfig, load_config
 from vin.errors import VinError
-from vin.io import load_model
+from vin.checkpoint import load_model
 from vin.train import enable_activation_checkpointing, lr_factor, train
 
 from .conftest import tiny_model
@@ -54,7 +54,7 @@ def test_training_in_an_autoencoders_latent_space_with_a_latent_cache(videos, tm
     assert model.config.in_channels == 4 and model.config.sample_size == 16
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"]["latent_cache"] and summary["data"]["cache"]["misses"] >= 1
-    from vin.io import read_video
+    from vin.videos import read_video
 
     assert read_video(out / "samples" / "step_0000002.mp4").shape == (8, 128, 128, 3)  # decoded to 32x32, shown 4x
     shapes = [np.load(p, mmap_mode="r").shape for p in (tmp_path / "cache").rglob("*.npy")]

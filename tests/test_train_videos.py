@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 from vin.cli import main
 from vin.config import load_config
 from vin.errors import VinError
-from vin.io import load_model, read_video
+from vin.checkpoint import load_model
+from vin.videos import read_video
 from vin.train import train
 from vin.train_state import check_state, list_checkpoints
 

@@ -54,7 +54,7 @@ def make_video_folder(root: Path) -> dict[str, str]:
     (root / "truncated_late.mp4").write_bytes(fast[: len(fast) // 4])  # opens; the stream ends early
     (root / ".fast.mp4").unlink()
     (root / "notes.mp4").write_text("this is a text file, not a video\n")
-    from vin.io import write_video
+    from vin.videos import write_video
 
     write_video(np.zeros((3, 16, 16, 3), np.uint8), root / "short.mp4")
     return {"truncated.mp4": "opens", "truncated_late.mp4": "ends", "notes.mp4": "text", "short.mp4": "too short"}

@@ -1,19 +1,22 @@
-"""The `vin` command line: train, generate, eval, bench.
+"""The `vin` command line: train, generate, eval, report, bench.
 
-Every user error is one line on stderr and exit code 2; no stack traces, no partial files.
+Every user error is one line on stderr and exit code 2; Ctrl-C exits with 130 and SIGTERM with 143,
+quietly, and neither leaves a partial file. Only click and the torch-free option lists are imported
+here: torch, diffusers and the model load inside the commands that use them (`vin --help` is instant).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 import click
 
 from .errors import VinError
-from .generation.strategies import FUSION_SCHEDULES, GLOBAL_TOKENS, STRATEGIES
+from .generation.options import FUSION_SCHEDULES, GLOBAL_TOKENS, STRATEGIES
 
 
 def _fail(message: str) -> None:
@@ -21,22 +24,104 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-class _Group(click.Group):
-    """Turns VinError (and Ctrl-C) into one clear line."""
+def _terminate(signum: int, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C: atomic writes remove their temporary files on the way out."""
+    raise SystemExit(128 + signum)
 
-    def invoke(self, ctx: click.Context):
+
+class _Group(click.Group):
+    """Turns usage errors, VinError and Ctrl-C into one line (or none) and an exit code; SIGTERM exits cleanly."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        previous = _install(signal.SIGTERM, _terminate)
         try:
-            return super().invoke(ctx)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as err:
+            click.echo(err.format_message())
+            sys.exit(0)
+        except click.UsageError as err:
+            where = f" (see {err.ctx.command_path} --help)" if err.ctx is not None else ""
+            _fail(" ".join(err.format_message().split()) + where)
+        except click.ClickException as err:
+            _fail(" ".join(err.format_message().split()))
         except VinError as err:
             _fail(str(err))
-        except KeyboardInterrupt:
-            _fail("interrupted")
+        except (click.Abort, KeyboardInterrupt):
+            sys.exit(130)
+        finally:
+            _install(signal.SIGTERM, previous)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _install(signum: int, handler):
+    """signal.signal where it is allowed (the main thread); returns the handler it replaced."""
+    if handler is None:
+        return None
+    try:
+        return signal.signal(signum, handler)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        return None
 
 
 @click.group(cls=_Group)
 @click.version_option(package_name="vin")
 def main() -> None:
     """vin: long videos from a video DiT, chunk-parallel with a Video Interface Network."""
+
+
+def _flags(*options):
+    """A decorator applying click options in the order given: flags declared once, shared by commands."""
+
+    def apply(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
+CHECKPOINT_FLAGS = _flags(
+    click.option("--checkpoint", type=click.Path(), default=None,
+                 help="Checkpoint directory, or a shipped one: default (the VIN model), full (full attention) [default: default]."),
+    click.option("--autoencoder", type=click.Path(), default=None,
+                 help="Latent-space models: the autoencoder folder to decode with [default: the one recorded at training]."),
+)  # fmt: skip
+SAMPLING_FLAGS = _flags(
+    click.option("--guidance", type=float, default=1.0, show_default=True, help="Classifier-free guidance scale."),
+    click.option("--fusion-schedule", "fusion", type=click.Choice(FUSION_SCHEDULES), default="early", show_default=True,
+                 help="vin: which steps blend the frames two windows share."),
+    click.option("--fusion", "fusion_fraction", type=float, default=0.4, show_default=True,
+                 help="vin: fraction of the steps that fuse (the paper's 20 of 50 is 0.4)."),
+    click.option("--global-tokens", type=click.Choice(GLOBAL_TOKENS), default="global", show_default=True,
+                 help="vin: global (the method), chunk (each chunk's VIN reads only itself: the no-global-tokens ablation), none."),
+    click.option("--chunk-frames", type=int, default=None, help="Frames per chunk or window [default: the model's]."),
+    click.option("--context-frames", type=int, default=None, help="Local context K [default: the model's]."),
+    click.option("--keyframe-stride", type=int, default=None, help="Keyframe stride s [default: the model's]."),
+)  # fmt: skip
+RUN_FLAGS = _flags(
+    click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N."),
+    click.option("--threads", type=int, default=None, help="CPU threads, at most the machine's [default: torch's]."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+)  # fmt: skip
+
+
+def _sampling(guidance, fusion, fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride) -> dict:
+    """The SAMPLING_FLAGS as generation options (`vin.generation.options.GenerationOptions` fields)."""
+    return dict(guidance=guidance, fusion=fusion, fusion_fraction=fusion_fraction, global_tokens=global_tokens,
+                chunk_frames=chunk_frames, context_frames=context_frames, keyframe_stride=keyframe_stride)  # fmt: skip
+
+
+def _setup_run(device: str, threads: int | None):
+    """Checks --device and --threads before anything is loaded; returns the torch device."""
+    from .devices import check_threads, resolve_device
+
+    check_threads(threads)
+    resolved = resolve_device(device, allow_auto=False)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    return resolved
 
 
 @main.command()
@@ -75,90 +160,82 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
 
 
 @main.command()
-@click.option("--checkpoint", type=click.Path(), default=None,
-              help="Checkpoint directory, or a shipped one: default (the VIN model), full (full attention) [default: default].")
-@click.option("--autoencoder", type=click.Path(), default=None,
-              help="Latent-space models: the autoencoder folder to decode with [default: the one recorded at training].")
+@CHECKPOINT_FLAGS
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="vin", show_default=True, help="How to make a long video.")
 @click.option("--frames", type=int, default=256, show_default=True, help="Video length; a multiple of the chunk size.")
 @click.option("--steps", type=int, default=25, show_default=True, help="Denoising steps.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise, in [0, 2**63 - 1].")
 @click.option("--out", "out", type=click.Path(), required=True, help="Output file: .mp4, .gif or .npy (raw frames).")
 @click.option("--label", type=int, default=None, help="Class label, for class-conditional models.")
-@click.option("--guidance", type=float, default=1.0, show_default=True, help="Classifier-free guidance scale.")
-@click.option("--fusion-schedule", "fusion", type=click.Choice(FUSION_SCHEDULES), default="early", show_default=True,
-              help="vin: which steps blend the frames two windows share.")
-@click.option("--fusion", "fusion_fraction", type=float, default=0.4, show_default=True,
-              help="vin: fraction of the steps that fuse (the paper's 20 of 50 is 0.4).")
-@click.option("--global-tokens", type=click.Choice(GLOBAL_TOKENS), default="global", show_default=True,
-              help="vin: global (the method), chunk (each chunk's VIN reads only itself: the no-global-tokens ablation), none.")
+@SAMPLING_FLAGS
 @click.option("--queue", type=int, default=4, show_default=True, help="fifo: chunks in flight at once (diagonal denoising).")
-@click.option("--chunk-frames", type=int, default=None, help="Frames per chunk or window [default: the model's].")
-@click.option("--context-frames", type=int, default=None, help="Local context K [default: the model's].")
-@click.option("--keyframe-stride", type=int, default=None, help="Keyframe stride s [default: the model's].")
 @click.option("--overlap-frames", type=int, default=None, help="overlap/freenoise: frames neighbouring windows share [F/2].")
 @click.option("--cutoff", type=float, default=0.25, show_default=True,
               help="spectral: fraction of the temporal frequency band taken from global attention.")
 @click.option("--no-position-interpolation", is_flag=True, help="full/spectral: keep raw positions past the trained window.")
-@click.option("--fps", type=int, default=16, show_default=True)
+@click.option("--fps", type=int, default=16, show_default=True, help="Frames per second of the mp4 or gif, in [1, 240].")
 @click.option("--upscale", type=int, default=1, show_default=True, help="Enlarge pixels N times in mp4/gif, for viewing.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--threads", type=int, default=0, help="CPU threads [default: torch's].")
+@RUN_FLAGS
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a sentence.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--nproc", type=int, default=1, show_default=True,
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Spread the chunks over N processes (launches torchrun; vin strategy only).")
-@click.option("--timeout", "timeout_s", type=int, default=300, show_default=True,
+@click.option("--timeout", "timeout_s", type=click.IntRange(min=1), default=300, show_default=True,
               help="Seconds a rank waits on the others before giving up (several processes only).")
 def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label, guidance, fusion, fusion_fraction, global_tokens,
-             queue, chunk_frames, context_frames, keyframe_stride, overlap_frames, cutoff, no_position_interpolation, fps,
-             upscale, device, threads, as_json, quiet, nproc, timeout_s) -> None:  # fmt: skip
+             chunk_frames, context_frames, keyframe_stride, queue, overlap_frames, cutoff, no_position_interpolation, fps,
+             upscale, device, threads, quiet, as_json, nproc, timeout_s) -> None:  # fmt: skip
     """Generate a long video (chunk-parallel with the VIN, or a baseline) and write it atomically to --out."""
-    import torch
-
-    from .generation import check_request, generate as run_generation
-    from .io import check_output_path, checkpoint_path, load_model, write_video
-    from .parallel import init_from_env, launched_by_torchrun, shutdown
+    from .checkpoint import checkpoint_path
+    from .generation.options import make_options
+    from .videos import check_output_path, check_video_settings
 
     out_path = check_output_path(out)
-    if upscale < 1:
-        raise VinError(f"--upscale must be at least 1, got {upscale}")
-    if nproc < 1:
-        raise VinError(f"--nproc must be at least 1, got {nproc}")
+    check_video_settings(fps, upscale)
+    options = dict(label=label, queue=queue, overlap_frames=overlap_frames, cutoff=cutoff,
+                   position_interpolation=not no_position_interpolation,
+                   **_sampling(guidance, fusion, fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride))  # fmt: skip
+    make_options(frames, steps, seed, **options)  # every value that needs no model, before anything loads
     ckpt = checkpoint_path(checkpoint)
-    options = dict(label=label, guidance=guidance, fusion=fusion, fusion_fraction=fusion_fraction,
-                   global_tokens=global_tokens, queue=queue, chunk_frames=chunk_frames, context_frames=context_frames,
-                   keyframe_stride=keyframe_stride, overlap_frames=overlap_frames, cutoff=cutoff,
-                   position_interpolation=not no_position_interpolation)  # fmt: skip
-    if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
-        check_request(load_model(ckpt, autoencoder=autoencoder), strategy, frames, steps, seed, nproc, **options)
-        _relaunch_with_torchrun(nproc)
-    if threads > 0:
-        torch.set_num_threads(threads)
-    group = init_from_env(device, timeout_s)
-    try:
-        model = load_model(ckpt, group.device if group.distributed else _device(device), autoencoder)
-        check_request(model, strategy, frames, steps, seed, group.world, **options)
-        result = run_generation(model, frames, steps, seed, strategy, progress=not quiet, group=group, **options)
-    except torch.distributed.DistError as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise VinError(f"rank {group.rank}: communication with the other ranks failed ({first_line}); "
-                       "another rank probably failed first, see its message") from None  # fmt: skip
-    finally:
-        shutdown()
+    torch_device = _setup_run(device, threads)
+    result, world = _sample(ckpt, autoencoder, strategy, frames, steps, seed, options, torch_device, quiet, nproc, timeout_s)
     if result is None:  # not rank 0
         return
+    from .videos import write_video
+
     write_video(result.video.numpy(), out_path, fps=fps, upscale=upscale)
     t, h, w, _ = result.video.shape
     if as_json:
         click.echo(json.dumps({"path": str(out_path), "strategy": strategy, "frames": t, "height": h, "width": w,
                                "steps": steps, "seed": seed, "checkpoint": str(ckpt), "model_calls": result.model_calls,
                                "window_calls": result.window_calls, "seconds": round(result.seconds, 3),
-                               "ranks": group.world}))  # fmt: skip
+                               "ranks": world}))  # fmt: skip
     else:
-        ranks = f", {group.world} ranks" if group.distributed else ""
+        ranks = f", {world} ranks" if world > 1 else ""
         click.echo(f"wrote {out_path} ({t} frames of {h}x{w}, {strategy}, {steps} steps, seed {seed}, "
                    f"{result.model_calls} model calls{ranks}) in {result.seconds:.1f} s")  # fmt: skip
+
+
+def _sample(ckpt, autoencoder, strategy, frames, steps, seed, options, device, quiet, nproc, timeout_s):
+    """Loads the model and samples, in this process or (--nproc > 1) re-run under torchrun; (result, ranks)."""
+    import torch
+
+    from .checkpoint import load_model
+    from .generation import check_request, generate as run_generation
+    from .parallel import init_from_env, launched_by_torchrun, shutdown
+
+    if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
+        check_request(load_model(ckpt, autoencoder=autoencoder), strategy, frames, steps, seed, nproc, **options)
+        _relaunch_with_torchrun(nproc)
+    group = init_from_env(str(device), timeout_s)
+    try:
+        model = load_model(ckpt, group.device if group.distributed else device, autoencoder)
+        return run_generation(model, frames, steps, seed, strategy, progress=not quiet, group=group, **options), group.world
+    except torch.distributed.DistError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VinError(f"rank {group.rank}: communication with the other ranks failed ({first_line}); "
+                       "another rank probably failed first, see its message") from None  # fmt: skip
+    finally:
+        shutdown()
 
 
 VIDEO_FILES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif", ".npy")
@@ -166,10 +243,7 @@ VIDEO_FILES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif", ".npy")
 
 @main.command("eval")
 @click.argument("videos", nargs=-1, type=click.Path())
-@click.option("--checkpoint", type=click.Path(), default=None,
-              help="Generate with this checkpoint and evaluate ('default' for the shipped model), instead of files.")
-@click.option("--autoencoder", type=click.Path(), default=None,
-              help="With --checkpoint, a latent-space model: the autoencoder folder to decode with [default: the recorded one].")
+@CHECKPOINT_FLAGS
 @click.option("--full-checkpoint", type=click.Path(), default=None,
               help="With --checkpoint: sample the full strategy with this full-attention model ('full' for the shipped "
                    "one, trained on whole clips) instead of the chunked model.")
@@ -179,39 +253,31 @@ VIDEO_FILES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif", ".npy")
 @click.option("--frames", "frame_list", default="64,128,256,512", show_default=True, help="With --checkpoint: lengths.")
 @click.option("--seeds", default="0,1,2,3", show_default=True, help="With --checkpoint: seeds (held out: below 2**20).")
 @click.option("--steps", type=int, default=25, show_default=True, help="With --checkpoint: denoising steps.")
-@click.option("--chunk-frames", type=int, default=None,
-              help="Chunk length for the boundary and drift figures [default: the model's; 16 for files].")
+@SAMPLING_FLAGS
 @click.option("--features", default="efficientnet-lite0", show_default=True,
               help="Feature model for consistency: efficientnet-lite0, pixels, or export:PATH (a torch.export-ed local DINO/CLIP).")
 @click.option("--feature-size", type=int, default=224, show_default=True,
               help="Frames are resized to this square size for the feature model (VBench: 224; 112 is 4x faster).")
 @click.option("--flow", "flow_method", type=click.Choice(["dis", "farneback"]), default="dis", show_default=True,
               help="OpenCV optical flow.")
-@click.option("--fps", type=float, default=16.0, show_default=True, help="Frame rate (dynamic degree samples ~8 fps).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True, max=240), default=16.0, show_default=True,
+              help="Frame rate (dynamic degree samples ~8 fps).")
 @click.option("--procedural/--no-procedural", default=None,
               help="Ground-truth checks of the procedural domain [default: on with --checkpoint, off for files].")
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write every figure as JSON (schema vin.eval/1).")
 @click.option("--markdown", "md_out", type=click.Path(), default=None, help="Write the table as markdown.")
 @click.option("--plot", "plot_out", type=click.Path(), default=None, help="Write metric-vs-length plots (PNG).")
 @click.option("--save-videos", type=click.Path(file_okay=False), default=None, help="With --checkpoint: keep the videos (.npy).")
-@click.option("--guidance", type=float, default=1.0, show_default=True)
-@click.option("--fusion-schedule", "fusion", type=click.Choice(FUSION_SCHEDULES), default="early", show_default=True)
-@click.option("--fusion", "fusion_fraction", type=float, default=0.4, show_default=True)
-@click.option("--global-tokens", type=click.Choice(GLOBAL_TOKENS), default="global", show_default=True)
-@click.option("--context-frames", type=int, default=None)
-@click.option("--keyframe-stride", type=int, default=None)
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--threads", type=int, default=0, help="CPU threads [default: torch's].")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(videos, checkpoint, autoencoder, full_checkpoint, strategies, frame_list, seeds, steps, chunk_frames, features, feature_size, flow_method, fps, procedural,
-             json_out, md_out, plot_out, save_videos, guidance, fusion, fusion_fraction, global_tokens, context_frames,
-             keyframe_stride, device, threads, quiet) -> None:  # fmt: skip
+@RUN_FLAGS
+def evaluate(videos, checkpoint, autoencoder, full_checkpoint, strategies, frame_list, seeds, steps, guidance, fusion,
+             fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride, features, feature_size, flow_method,
+             fps, procedural, json_out, md_out, plot_out, save_videos, device, threads, quiet) -> None:  # fmt: skip
     """Measure videos: MAWE, scene cuts, consistency, dynamic degree, flicker, seams, ground truth, FLOPs.
 
     Either VIDEOS (files or folders of .mp4/.webm/.avi/.mov/.mkv/.gif/.npy), or --checkpoint to generate
     every strategy x length x seed and evaluate them. Prints a markdown table; --json/--markdown/--plot save.
+    With files, --chunk-frames is the chunk length of the boundary and drift figures [default: 16].
     """
-    import torch
     from tqdm import tqdm
 
     if bool(videos) == bool(checkpoint):
@@ -227,9 +293,8 @@ def evaluate(videos, checkpoint, autoencoder, full_checkpoint, strategies, frame
             _check_report_path(Path(path), suffix)
     if save_videos is not None and not Path(save_videos).is_dir():
         raise VinError(f"--save-videos folder {save_videos} does not exist; create it first")
-    if threads > 0:
-        torch.set_num_threads(threads)
-    from .io import checkpoint_path, load_model, read_video
+    torch_device = _setup_run(device, threads)
+    from .checkpoint import checkpoint_path, load_model
     from .metrics.evaluate import evaluate_video
     from .metrics.features import FeatureExtractor
     from .metrics.report import markdown_table, plot, report_json, summarize, write_json, write_text
@@ -238,14 +303,13 @@ def evaluate(videos, checkpoint, autoencoder, full_checkpoint, strategies, frame
         from .metrics.suite import check_suite, run_suite, training_data_config
 
         ckpt = checkpoint_path(checkpoint)
-        model = load_model(ckpt, _device(device), autoencoder)
-        full_model = load_model(checkpoint_path(full_checkpoint), _device(device)) if full_checkpoint else None
+        model = load_model(ckpt, torch_device, autoencoder)
+        full_model = load_model(checkpoint_path(full_checkpoint), torch_device) if full_checkpoint else None
         if full_model is not None and full_model.config.full_frames == 0:
             raise VinError(f"--full-checkpoint {full_checkpoint} is not a full-attention model (its model.full_frames is 0)")
         names = [s.strip() for s in strategies.split(",") if s.strip()]
         lengths, seed_list = _int_list(frame_list, "--frames"), _int_list(seeds, "--seeds")
-        options = dict(guidance=guidance, fusion=fusion, fusion_fraction=fusion_fraction, global_tokens=global_tokens,
-                       chunk_frames=chunk_frames, context_frames=context_frames, keyframe_stride=keyframe_stride)  # fmt: skip
+        options = _sampling(guidance, fusion, fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride)
         check_suite(model, names, lengths, seed_list, steps, full_model, **options)
         extractor = FeatureExtractor(features, image_size=feature_size)
         rows = run_suite(model, names, lengths, seed_list, steps, extractor, fps=fps, flow_method=flow_method,
@@ -254,12 +318,14 @@ def evaluate(videos, checkpoint, autoencoder, full_checkpoint, strategies, frame
                          full_model=full_model, **options)  # fmt: skip
         title = f"{checkpoint}: {steps} steps, seeds {seeds}" + (f"; full from {full_checkpoint}" if full_model else "")
     else:
+        from .videos import read_video
+
         files = _video_files(videos)
         extractor = FeatureExtractor(features, image_size=feature_size)
         rows, skipped = [], []
         for f in tqdm(files, desc="eval", unit="video", disable=quiet or len(files) < 2):
             try:  # one unreadable file must not end a long evaluation: it is reported and skipped
-                rows.append(evaluate_video(read_video(f), extractor, chunk_frames or 16, video=str(f), fps=fps,
+                rows.append(evaluate_video(read_video(f), extractor, 16 if chunk_frames is None else chunk_frames, video=str(f), fps=fps,
                                            flow_method=flow_method, procedural=bool(procedural)))  # fmt: skip
             except VinError as err:
                 skipped.append(f)
@@ -438,28 +504,23 @@ def bench_flops(config, overrides, strategies, frames, context_frames, json_out,
 @click.option("--repeats", type=int, default=3, show_default=True, help="Timed steps per row (the median is reported).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the DiT blocks (compilation happens in the warm-up).")
 @click.option("--no-memory", is_flag=True, help="Skip the peak-memory measurement.")
-@click.option("--threads", type=int, default=0, help="CPU threads [default: torch's].")
+@click.option("--threads", type=int, default=None, help="CPU threads, at most the machine's [default: torch's].")
 def bench_speed(config, overrides, strategies, frames, context_frames, json_out, md_out, plot_out, device, dtype, warmup,
                 repeats, compile_, no_memory, threads) -> None:  # fmt: skip
     """Median wall time of one denoising step per strategy and length, side by side, with peak memory."""
-    import torch
-
     from .bench import speed_table
     from .bench.report import plot_speed, speed_markdown
+    from .devices import check_threads
 
-    if threads > 0:
+    if check_threads(threads) is not None:
+        import torch
+
         torch.set_num_threads(threads)
     setup, specs, lengths = _bench_setup(config, overrides, strategies, frames, json_out, md_out, plot_out)
     rows = speed_table(setup, specs, lengths, device, dtype, warmup, repeats, compile_, not no_memory, context_frames,
                        progress=lambda line: click.echo(line, err=True))  # fmt: skip
     title = f"({Path(config).stem}, {rows[0].device}, {dtype})"
     _bench_outputs(rows, speed_markdown(rows), json_out, md_out, plot_out, lambda r, p: plot_speed(r, p, title))
-
-
-def _device(name: str):
-    from .train import resolve_device
-
-    return resolve_device(name)
 
 
 def _relaunch_with_torchrun(nproc: int) -> None:

@@ -5,6 +5,8 @@ A YAML file only needs the keys it changes; an unknown key is an error that name
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,23 @@ from .data.synthetic import SyntheticConfig
 from .errors import VinError
 
 
+COUPLINGS = ("concat", "cross")
+KEYFRAME_POSITIONS = ("none", "relative")
+CONTEXT_MODES = ("recompute", "shared")
+ATTENTIONS = ("3d", "factorised")
+OBJECTIVES = ("flow", "epsilon", "v")
+PARAMETERIZATIONS = ("x0", "direct")
+LR_SCHEDULES = ("constant", "cosine")
+TIMESTEP_SAMPLINGS = ("logit_normal", "uniform")
+
+
 @dataclass
 class ModelConfig:
-    """Arguments of `VINModel` (stored in the checkpoint's config.json)."""
+    """The model's settings: `VINModel(config)` is built from these, and its config.json holds every one.
+
+    Declared here only; `check()` is the one place they are validated (load_config, VINModel and
+    checkpoint loading all call it).
+    """
 
     in_channels: int = 3
     sample_size: int = 32  # frame height and width the model is trained on
@@ -32,8 +48,8 @@ class ModelConfig:
     num_classes: int = 0  # > 0: class-conditional, with a null label for classifier-free guidance
     vin_tokens: int = 32  # M; 0 disables the VIN (no global tokens)
     vin_process_blocks: int = 2
-    coupling: str = "concat"  # concat | cross
-    keyframe_positions: str = "none"  # none | relative
+    coupling: str = "concat"  # concat (the paper: Z_t joins each window's self-attention) | cross (a cross-attention to Z_t per block)
+    keyframe_positions: str = "none"  # none (keyframes as a set) | relative (position in the video, in [0, 1))
     chunk_frames: int = 16  # F
     context_frames: int = 4  # K
     keyframe_stride: int = 4  # s
@@ -43,6 +59,72 @@ class ModelConfig:
     attention: str = "3d"  # 3d (all tokens of a window) | factorised (spatial then temporal, as STDiT; needs coupling=cross)
     text_dim: int = 0  # > 0: conditioned on a text embedding of this size (precomputed offline; data.captions)
     full_frames: int = 0  # > 0: the full-attention baseline, trained on whole clips of up to this many frames
+
+    def check(self) -> "ModelConfig":
+        """Raises a VinError naming the first bad setting; returns self."""
+        for name in ("in_channels", "sample_size", "patch_t", "patch_hw", "width", "depth", "heads"):
+            _at_least(f"model.{name}", getattr(self, name), 1)
+        for name in ("num_classes", "vin_tokens", "vin_process_blocks", "text_dim", "full_frames"):
+            _at_least(f"model.{name}", getattr(self, name), 0)
+        if not isinstance(self.mlp_ratio, (int, float)) or self.mlp_ratio <= 0:
+            raise VinError(f"model.mlp_ratio must be positive, got {self.mlp_ratio!r}")
+        for name, choices in (("coupling", COUPLINGS), ("keyframe_positions", KEYFRAME_POSITIONS), ("context_mode", CONTEXT_MODES),
+                              ("attention", ATTENTIONS), ("objective", OBJECTIVES), ("parameterization", PARAMETERIZATIONS)):  # fmt: skip
+            one_of(f"model.{name}", getattr(self, name), choices)
+        if self.width % self.heads:
+            near = min((h for h in range(1, self.width + 1) if self.width % h == 0), key=lambda h: (abs(h - self.heads), -h))
+            raise VinError(f"model.heads={self.heads} must divide model.width={self.width} (e.g. heads={near})")
+        if self.attention == "factorised" and self.coupling == "concat" and self.vin_tokens > 0:
+            raise VinError("model.attention=factorised couples the VIN tokens by cross-attention (as STDiT does text): "
+                           "set model.coupling=cross")  # fmt: skip
+        if self.full_frames % self.patch_t:
+            raise VinError(f"model.full_frames={self.full_frames} must be 0 or a multiple of model.patch_t={self.patch_t}")
+        if self.parameterization == "x0" and self.objective != "flow":
+            raise VinError("model.parameterization=x0 needs model.objective=flow; use parameterization=direct")
+        if self.num_classes > 0 and self.text_dim > 0:
+            raise VinError("a model is conditioned on class labels (model.num_classes) or text (model.text_dim), not both")
+        if self.sample_size % self.patch_hw:
+            raise VinError(f"model.sample_size={self.sample_size} must be a multiple of model.patch_hw={self.patch_hw}")
+        check_geometry(self.chunk_frames, self.chunk_frames, self.context_frames, self.patch_t, self.keyframe_stride)
+        return self
+
+
+def _in_span(name: str, value: Any, span: str) -> None:
+    """Raises unless `value` is a finite number in `span`, written as an interval: "[0, 1)", "(0, inf)"."""
+    low, high = (float(v) for v in span[1:-1].split(","))
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if span[0] == "(" else value >= low) and (value < high if span[-1] == ")" else value <= high)
+    if not ok:
+        raise VinError(f"{name} must be a number in {span}, got {value!r}")
+
+
+def _at_least(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise VinError(f"{name} must be a whole number of at least {low}, got {value!r}")
+
+
+def one_of(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raises a VinError naming the setting unless `value` is one of `choices`."""
+    if value not in choices:
+        raise VinError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def check_geometry(frames: int, chunk_frames: int, context_frames: int, patch_t: int, keyframe_stride: int) -> int:
+    """Validates a chunking request and returns the number of chunks, or raises a VinError that says how to fix it."""
+    if frames <= 0:
+        raise VinError(f"frames must be positive, got {frames}")
+    if chunk_frames <= 0 or chunk_frames % patch_t:
+        raise VinError(f"chunk_frames={chunk_frames} must be a positive multiple of the temporal patch size {patch_t}")
+    if frames % chunk_frames:
+        lo, hi = (frames // chunk_frames) * chunk_frames, (frames // chunk_frames + 1) * chunk_frames
+        near = f"{lo} or {hi}" if lo else f"{hi}"
+        raise VinError(f"{frames} frames cannot be cut into chunks of {chunk_frames} frames; "
+                       f"use a multiple of {chunk_frames} (e.g. {near})")  # fmt: skip
+    if context_frames < 0 or context_frames % patch_t or context_frames > chunk_frames:
+        raise VinError(f"context_frames={context_frames} must be a multiple of {patch_t} between 0 and chunk_frames={chunk_frames}")
+    if keyframe_stride <= 0:
+        raise VinError(f"keyframe_stride must be positive, got {keyframe_stride}")
+    return frames // chunk_frames
 
 
 # Options that measured no better and left the model (figures: benchmarks/results.md). An old config or
@@ -112,6 +194,24 @@ class TrainConfig:
     sample_frames: int = 0  # frames per sample video (0: twice the longest training clip)
     sample_steps: int = 10  # denoising steps per sample
 
+    def check(self) -> "TrainConfig":
+        """Raises a VinError naming the first bad setting; returns self."""
+        for name, low in (("steps", 1), ("windows_per_step", 1), ("grad_accum", 1), ("warmup_steps", 0), ("seed", 0),
+                          ("threads", 0), ("save_every", 1), ("keep_checkpoints", 1), ("stop_at", 0), ("log_every", 1),
+                          ("sample_every", 0), ("sample_frames", 0), ("sample_steps", 1)):  # fmt: skip
+            _at_least(f"train.{name}", getattr(self, name), low)
+        if not self.chunk_counts or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.chunk_counts):
+            raise VinError(f"train.chunk_counts must be a non-empty list of positive integers, got {self.chunk_counts}")
+        for name, span in (("lr", "[0, inf)"), ("min_lr_ratio", "[0, 1]"), ("weight_decay", "[0, inf)"), ("grad_clip", "[0, inf)"),
+                           ("ema_decay", "[0, 1]"), ("context_dropout", "[0, 1)"), ("label_dropout", "[0, 1]"),
+                           ("logit_mean", "(-inf, inf)"), ("logit_std", "(0, inf)")):  # fmt: skip
+            _in_span(f"train.{name}", getattr(self, name), span)
+        one_of("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        one_of("train.timestep_sampling", self.timestep_sampling, TIMESTEP_SAMPLINGS)
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise VinError(f"train.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        return self
+
 
 @dataclass
 class LatentConfig:
@@ -135,6 +235,48 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
+
+
+def check_config(config: Config, world: int = 1) -> None:
+    """Everything about a config that can be checked before any work; raises a VinError that says how to fix it.
+
+    Each section's own ranges and names (`ModelConfig.check`, `TrainConfig.check`), then how the sections
+    fit together; `world`: the ranks that will share each batch. `load_config` runs it (world 1).
+    """
+    m, d, t = config.model.check(), config.data, config.train.check()
+    if d.source not in ("synthetic", "folder"):
+        raise VinError(f"data.source must be synthetic or folder, got {d.source!r}")
+    if d.autoencoder:
+        from .data.latent import autoencoder_meta, geometry
+
+        if d.source != "folder":
+            raise VinError("data.autoencoder (latent space) needs data.source=folder")
+        channels, spatial, _ = geometry(autoencoder_meta(d.autoencoder))
+        if (d.height, d.width) != (m.sample_size * spatial, m.sample_size * spatial):
+            raise VinError(f"data.height/width ({d.height}x{d.width}) must be model.sample_size ({m.sample_size}) times the "
+                           f"autoencoder's spatial factor {spatial} = {m.sample_size * spatial}")  # fmt: skip
+        if m.in_channels != channels:
+            raise VinError(f"model.in_channels={m.in_channels} must equal the autoencoder's latent channels ({channels})")
+    elif (d.height, d.width) != (m.sample_size, m.sample_size):
+        raise VinError(f"data.height/width ({d.height}x{d.width}) must equal model.sample_size ({m.sample_size})")
+    elif d.source == "folder" and m.in_channels != 3:
+        raise VinError(f"model.in_channels={m.in_channels}: video frames in pixel space have 3 channels")
+    if m.text_dim > 0 and not (d.source == "folder" and d.captions):
+        raise VinError("model.text_dim > 0 needs text embeddings: data.source=folder and data.captions=<file>.safetensors")
+    if m.num_classes > 0 and d.source == "folder" and d.labels != "folders":
+        raise VinError("a class-conditional model (model.num_classes > 0) on a video folder needs data.labels=folders")
+    if t.windows_per_step < max(t.chunk_counts):
+        raise VinError(f"train.windows_per_step={t.windows_per_step} must be at least max(train.chunk_counts)={max(t.chunk_counts)}")
+    if t.context_dropout > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
+        raise VinError("train.context_dropout blanks recomputed context frames: it needs model.context_frames > 0, "
+                       "model.context_mode=recompute and a chunked model")  # fmt: skip
+    if 0 < m.full_frames < max(t.chunk_counts) * m.chunk_frames:
+        raise VinError(f"model.full_frames={m.full_frames} is shorter than the longest training clip "
+                       f"(max(train.chunk_counts) x model.chunk_frames = {max(t.chunk_counts) * m.chunk_frames}); raise it")  # fmt: skip
+    for n in t.chunk_counts:
+        if (t.windows_per_step // n) % world:
+            raise VinError(f"train.windows_per_step={t.windows_per_step} gives {t.windows_per_step // n} clips of {n} chunks, "
+                           f"which {world} ranks cannot share evenly; use a multiple of {world * max(t.chunk_counts)}")  # fmt: skip
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -164,7 +306,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         raise VinError(f"bad config{where}: {detail} (sections: model, data, train, latent; see configs/tiny.yaml)") from None
     except yaml.YAMLError as err:
         raise VinError(f"config file {path} is not valid YAML: {err}") from None
-    return OmegaConf.to_object(base)
+    config = OmegaConf.to_object(base)
+    config.model.check()  # each section where it enters; how they fit together: check_config (vin train)
+    config.train.check()
+    return config
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

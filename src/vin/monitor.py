@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_path, write_video
+from .files import atomic_path
+from .videos import write_video
 
 
 def read_log(path: Path) -> list[dict]:

@@ -26,18 +26,19 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .config import Config, TrainConfig, save_config
+from .config import Config, TrainConfig, check_config, save_config
+from .devices import check_threads, resolve_device
 from .data.synthetic import SyntheticVideos
 from .diffusion.objective import Objective
 from .errors import VinError
-from .io import atomic_write_bytes
+from .files import atomic_write_bytes
 from .metrics.probe import PROBE_SIGMA, loss_gap
 from .model.vin import VINModel
 from .monitor import plot_loss, read_log, write_sample
@@ -45,19 +46,11 @@ from .parallel import init_from_env, shutdown
 from .train_state import list_checkpoints, load_state, save_state
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise VinError(f"device {name!r} was asked for but CUDA is not available; use device=cpu")
-    return torch.device(name)
-
-
 def build_model(config: Config) -> VINModel:
     """A freshly initialised model, seeded from train.seed without touching the global RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.train.seed)
-        return VINModel(**asdict(config.model))
+        return VINModel(config.model)
 
 
 def save_checkpoint(model: VINModel, out_dir: Path) -> None:
@@ -76,89 +69,25 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.lerp_(p.detach(), 1 - decay)
 
 
-def check_config(config: Config, world: int = 1) -> None:
-    """Everything about a config that can be checked before any work; raises a VinError that says how to fix it."""
-    m, d, t = config.model, config.data, config.train
-    if d.source not in ("synthetic", "folder"):
-        raise VinError(f"data.source must be synthetic or folder, got {d.source!r}")
-    if d.autoencoder:
-        from .data.latent import autoencoder_meta, geometry
-
-        if d.source != "folder":
-            raise VinError("data.autoencoder (latent space) needs data.source=folder")
-        channels, spatial, _ = geometry(autoencoder_meta(d.autoencoder))
-        if (d.height, d.width) != (m.sample_size * spatial, m.sample_size * spatial):
-            raise VinError(f"data.height/width ({d.height}x{d.width}) must be model.sample_size ({m.sample_size}) times the "
-                           f"autoencoder's spatial factor {spatial} = {m.sample_size * spatial}")  # fmt: skip
-        if m.in_channels != channels:
-            raise VinError(f"model.in_channels={m.in_channels} must equal the autoencoder's latent channels ({channels})")
-    elif (d.height, d.width) != (m.sample_size, m.sample_size):
-        raise VinError(f"data.height/width ({d.height}x{d.width}) must equal model.sample_size ({m.sample_size})")
-    elif d.source == "folder" and m.in_channels != 3:
-        raise VinError(f"model.in_channels={m.in_channels}: video frames in pixel space have 3 channels")
-    if m.text_dim > 0 and not (d.source == "folder" and d.captions):
-        raise VinError("model.text_dim > 0 needs text embeddings: data.source=folder and data.captions=<file>.safetensors")
-    if m.num_classes > 0 and d.source == "folder" and d.labels != "folders":
-        raise VinError("a class-conditional model (model.num_classes > 0) on a video folder needs data.labels=folders")
-    if not t.chunk_counts or min(t.chunk_counts) < 1:
-        raise VinError(f"train.chunk_counts must be a non-empty list of positive integers, got {t.chunk_counts}")
-    if t.windows_per_step < max(t.chunk_counts):
-        raise VinError(f"train.windows_per_step={t.windows_per_step} must be at least max(train.chunk_counts)={max(t.chunk_counts)}")
-    if t.steps < 1:
-        raise VinError(f"train.steps must be positive, got {t.steps}")
-    if not 0 <= t.context_dropout < 1:
-        raise VinError(f"train.context_dropout must be in [0, 1), got {t.context_dropout}")
-    if t.context_dropout > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
-        raise VinError("train.context_dropout blanks recomputed context frames: it needs model.context_frames > 0, "
-                       "model.context_mode=recompute and a chunked model")  # fmt: skip
-    if 0 < m.full_frames < max(t.chunk_counts) * m.chunk_frames:
-        raise VinError(f"model.full_frames={m.full_frames} is shorter than the longest training clip "
-                       f"(max(train.chunk_counts) x model.chunk_frames = {max(t.chunk_counts) * m.chunk_frames}); raise it")  # fmt: skip
-    if t.grad_accum < 1:
-        raise VinError(f"train.grad_accum must be at least 1, got {t.grad_accum}")
-    if t.lr_schedule not in ("constant", "cosine"):
-        raise VinError(f"train.lr_schedule must be constant or cosine, got {t.lr_schedule!r}")
-    if t.save_every < 1 or t.keep_checkpoints < 1 or t.log_every < 1:
-        raise VinError("train.save_every, train.keep_checkpoints and train.log_every must be at least 1")
-    if t.init_from:
-        check_init_from(config)
-    if t.stop_at < 0 or t.sample_every < 0:
-        raise VinError("train.stop_at and train.sample_every must be 0 (off) or positive")
-    for n in t.chunk_counts:
-        if (t.windows_per_step // n) % world:
-            raise VinError(f"train.windows_per_step={t.windows_per_step} gives {t.windows_per_step // n} clips of {n} chunks, "
-                           f"which {world} ranks cannot share evenly; use a multiple of {world * max(t.chunk_counts)}")  # fmt: skip
-
-
 def init_from_path(tc: TrainConfig) -> Path:
     """train.init_from as a folder ("default", "full": the shipped checkpoints)."""
-    from .io import checkpoint_path
+    from .checkpoint import checkpoint_path
 
     return checkpoint_path(tc.init_from)
 
 
 def check_init_from(config: Config) -> Path:
     """train.init_from is an exported model whose config.json is the run's model config; returns its folder."""
-    import inspect
-
-    from .io import CONFIG_NAME, WEIGHTS_NAME
+    from .checkpoint import read_model_config
 
     path = init_from_path(config.train)
-    hint = ("train.init_from must be a folder exported by vin train (config.json + diffusion_pytorch_model.safetensors) "
-            "or 'default'")  # fmt: skip
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (path / name).is_file():
-            raise VinError(f"train.init_from={str(path)!r} has no {name} ({hint})")
     try:
-        meta = json.loads((path / CONFIG_NAME).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise VinError(f"train.init_from: {path / CONFIG_NAME} is not valid JSON ({err})") from None
-    if meta.get("_class_name") != VINModel.__name__:
-        raise VinError(f"train.init_from: {path / CONFIG_NAME} describes a {meta.get('_class_name')!r}, not a VINModel ({hint})")
-    defaults = {k: v.default for k, v in inspect.signature(VINModel.__init__).parameters.items() if k != "self"}
-    ours = asdict(config.model)
-    differ = [f"model.{k}: {ours[k]!r} here, {meta.get(k, defaults.get(k))!r} there" for k in ours
-              if meta.get(k, defaults.get(k)) != ours[k]]  # fmt: skip
+        theirs = read_model_config(path)
+    except VinError as err:
+        raise VinError(f"train.init_from: {err}") from None
+    ours = config.model
+    differ = [f"model.{f.name}: {getattr(ours, f.name)!r} here, {getattr(theirs, f.name)!r} there" for f in fields(ours)
+              if getattr(ours, f.name) != getattr(theirs, f.name)]  # fmt: skip
     if differ:
         raise VinError(f"train.init_from={str(path)!r} is a different model than this run's config: {'; '.join(differ)}. "
                        "Set the run's model section to the folder's config.json (e.g. the config it was trained with)")  # fmt: skip
@@ -167,7 +96,7 @@ def check_init_from(config: Config) -> Path:
 
 def load_init_weights(model: VINModel, config: Config) -> None:
     """Copies train.init_from's weights into `model` (its config checked first): the start of a fine-tune."""
-    from .io import load_model
+    from .checkpoint import load_model
 
     source = load_model(check_init_from(config))
     model.load_state_dict(source.state_dict())
@@ -327,10 +256,12 @@ def train(config: Config, progress: bool = True) -> Path:
     batch. Rank 0 writes the checkpoints and logs.
     """
     tc = config.train
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
-    device = resolve_device(tc.device)
     check_config(config, int(os.environ.get("WORLD_SIZE", "1")))
+    if tc.init_from:
+        check_init_from(config)
+    if tc.threads > 0:
+        torch.set_num_threads(check_threads(tc.threads, "train.threads"))
+    device = resolve_device(tc.device)
     out_dir = Path(tc.out_dir)
     resume_from = _resume_point(config, out_dir)
     group = init_from_env(str(device))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import VinError
-from ..io import atomic_path
+from ..files import atomic_path
 from .flops import FlopRow
 from .speed import SpeedRow
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, atomic_write_bytes
+from ..files import atomic_path, atomic_write_bytes
 
 
 def file_key(path: Path, variant: str) -> str:

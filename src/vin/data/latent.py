@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import VinError
-from ..io import atomic_write_bytes
+from ..files import atomic_write_bytes
 from .cache import ShardCache, file_key
 from .video_folder import BadVideo, ClipSpec, VideoFolder
 

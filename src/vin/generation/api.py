@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
 from ..errors import VinError
-from ..io import to_uint8
 from ..model.vin import VINModel
 from ..parallel import Group, chunk_ranges
+from ..videos import to_uint8
 from .distributed import run_vin_distributed
-from .strategies import GenerationOptions, plan, run_strategy
+from .memory import check_memory
+from .options import make_options
+from .strategies import Plan, plan, run_strategy
 
 
 @dataclass
@@ -22,16 +24,6 @@ class Generation:
     model_calls: int
     window_calls: int
     seconds: float  # sampling, and decoding for a latent-space model
-
-
-OPTION_NAMES = {f.name for f in fields(GenerationOptions)}
-
-
-def make_options(frames: int, steps: int, seed: int, **options) -> GenerationOptions:
-    unknown = set(options) - OPTION_NAMES
-    if unknown:
-        raise TypeError(f"unknown generation options: {', '.join(sorted(unknown))}")
-    return GenerationOptions(frames=frames, steps=steps, seed=seed, **options)
 
 
 def check_decodable(model: VINModel) -> None:
@@ -44,15 +36,16 @@ def check_decodable(model: VINModel) -> None:
                        "--autoencoder DIR (vin generate / vin eval) or vin.load_model(path, autoencoder=DIR)")  # fmt: skip
 
 
-def check_request(model: VINModel, strategy: str, frames: int, steps: int = 25, seed: int = 0, world: int = 1, **options) -> None:
+def check_request(model: VINModel, strategy: str, frames: int, steps: int = 25, seed: int = 0, world: int = 1, **options) -> Plan:
     """Everything that can be wrong with a request, checked before any work starts (raises VinError).
 
-    `world`: the number of ranks that will share the work.
+    `world`: the number of ranks that will share the work. Returns the resolved plan.
     """
     if model.config.full_frames > 0 and strategy != "full":
         raise VinError(f"this checkpoint is a full-attention model (trained on whole clips, model.full_frames="
                        f"{model.config.full_frames}): sample it with the full strategy, not {strategy!r}")  # fmt: skip
-    p = plan(model, strategy, make_options(frames, steps, seed, **options))
+    o = make_options(frames, steps, seed, **options)
+    p = plan(model, strategy, o)
     check_decodable(model)
     if world > 1:
         if strategy != "vin":
@@ -61,6 +54,8 @@ def check_request(model: VINModel, strategy: str, frames: int, steps: int = 25, 
             raise VinError("model.context_mode=shared borrows each chunk's context inside one pass; "
                            "chunk-parallel sampling across ranks needs context_mode=recompute")  # fmt: skip
         chunk_ranges(p.chunks, world)
+    check_memory(model, strategy, p, o.guidance, world)
+    return p
 
 
 def generate(
@@ -81,15 +76,15 @@ def generate(
     rank 0 gets the video and the others None. A latent-space model's sample is decoded to pixels by
     `model.latent_decoder` (set by `vin.load_model`), so `video` is always RGB frames.
     """
+    world = group.world if group is not None and group.distributed else 1
+    resolved = check_request(model, strategy, frames, steps, seed, world, **options)
     o = make_options(frames, steps, seed, progress=progress, **options)
-    check_decodable(model)
-    if group is not None and group.distributed:
-        check_request(model, strategy, frames, steps, seed, group.world, **options)
+    if world > 1:
         result = run_vin_distributed(model, o, group)
         if group.rank != 0:
             return None
     else:
-        result = run_strategy(model, strategy, o)
+        result = run_strategy(model, strategy, o, resolved=resolved)
     sample, seconds = result.sample, result.seconds
     if model.latent_decoder is not None:  # latents -> pixels; the decoding counts in `seconds`
         start = time.perf_counter()

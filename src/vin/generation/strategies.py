@@ -26,38 +26,12 @@ from einops import rearrange
 
 from tqdm.auto import tqdm
 
+from ..config import check_geometry
 from ..diffusion.objective import Objective, make_scheduler
 from ..diffusion.sampling import GuidedModel, denoise, initial_noise
 from ..errors import VinError
-from ..model.vin import VINModel, assemble, check_geometry
-
-STRATEGIES = ("vin", "full", "autoregressive", "independent", "overlap", "freenoise", "spectral", "fifo")
-FUSION_SCHEDULES = ("early", "mid", "late", "none")
-GLOBAL_TOKENS = ("global", "chunk", "none")
-SPECTRAL_BRANCHES = ("blend", "local", "global")
-
-
-@dataclass
-class GenerationOptions:
-    """What to generate and how; `None` means the model's own value."""
-
-    frames: int = 256
-    steps: int = 25
-    seed: int = 0
-    label: int | None = None
-    guidance: float = 1.0
-    chunk_frames: int | None = None  # F
-    context_frames: int | None = None  # K (vin, autoregressive, and the windows of the baselines)
-    keyframe_stride: int | None = None  # s
-    fusion: str = "early"  # vin: which steps blend overlapping frames: early | mid | late | none
-    fusion_fraction: float = 0.4  # vin: the fraction of the steps that fuse (paper: 20 of 50)
-    global_tokens: str = "global"  # vin: global (the method) | chunk (each chunk reads only itself) | none
-    overlap_frames: int | None = None  # overlap / freenoise: frames shared by neighbouring windows [F/2]
-    queue: int = 4  # fifo: chunks in flight at once (a chunk starts ceil(steps / queue) steps after its predecessor)
-    cutoff: float = 0.25  # spectral: fraction of the temporal frequency band taken from the global branch
-    spectral_branch: str = "blend"  # spectral: blend | local | global (the branches alone, for ablation)
-    position_interpolation: bool = True  # full / spectral: squeeze a long window's positions into the trained range
-    progress: bool = True
+from ..model.vin import VINModel, assemble
+from .options import STRATEGIES, GenerationOptions, check_options
 
 
 @dataclass
@@ -100,30 +74,21 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
     cfg = model.config
     if strategy not in STRATEGIES:
         raise VinError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    for name, value, allowed in (("fusion", o.fusion, FUSION_SCHEDULES), ("global_tokens", o.global_tokens, GLOBAL_TOKENS),
-                                 ("spectral_branch", o.spectral_branch, SPECTRAL_BRANCHES)):  # fmt: skip
-        if value not in allowed:
-            raise VinError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    check_options(o)
     if strategy == "spectral" and cfg.attention == "factorised":
         raise VinError("spectral blends 3D attention outputs; this model has factorised attention (model.attention=factorised)")
-    if o.steps < 1:
-        raise VinError(f"steps must be at least 1, got {o.steps}")
-    if not 0.0 <= o.fusion_fraction <= 1.0:
-        raise VinError(f"fusion fraction must be in [0, 1], got {o.fusion_fraction}")
-    if strategy == "fifo" and (cfg.objective != "flow" or cfg.full_frames > 0 or o.queue < 1):
-        raise VinError(f"fifo needs a chunked flow model and a queue of at least 1 chunk, got {o.queue}")
-    if not 0.0 <= o.cutoff <= 1.0:
-        raise VinError(f"spectral cutoff must be in [0, 1], got {o.cutoff}")
+    if strategy == "fifo" and (cfg.objective != "flow" or cfg.full_frames > 0):
+        raise VinError("fifo steps each chunk at its own noise level: it needs a chunked flow model (model.objective=flow)")
     if o.label is not None:
         if cfg.num_classes == 0:
             raise VinError("this model is unconditional: drop the label")
-        if not 0 <= o.label < cfg.num_classes:
+        if o.label >= cfg.num_classes:
             raise VinError(f"label must be in [0, {cfg.num_classes - 1}], got {o.label}")
     if o.guidance != 1.0 and (cfg.num_classes == 0 or (o.label is None and not labelled)):
         raise VinError("classifier-free guidance needs a class-conditional model and a label; use guidance 1")
-    f = o.chunk_frames or cfg.chunk_frames
+    f = cfg.chunk_frames if o.chunk_frames is None else o.chunk_frames
     k = cfg.context_frames if o.context_frames is None else o.context_frames
-    s = o.keyframe_stride or cfg.keyframe_stride
+    s = cfg.keyframe_stride if o.keyframe_stride is None else o.keyframe_stride
     t = o.frames
     starts: tuple[int, ...] = ()
     if strategy in ("overlap", "freenoise"):
@@ -350,16 +315,17 @@ def run_strategy(
     batch: int = 1,
     labels: torch.Tensor | None = None,
     size: int | tuple[int, int] | None = None,
+    resolved: Plan | None = None,
 ) -> StrategyOutput:
     """Samples `batch` videos with `strategy`. The noise is drawn frame by frame, so the first frames of a
     long video's noise are those of a short one with the same seed. `size`: frame size, square or
-    (height, width) [default: the model's sample size]."""
-    p = plan(model, strategy, options, labelled=labels is not None)
+    (height, width) [default: the model's sample size]. `resolved`: the request's plan, if already made."""
+    p = plan(model, strategy, options, labelled=labels is not None) if resolved is None else resolved
     generator = generator if generator is not None else torch.Generator().manual_seed(options.seed)
     if labels is None and options.label is not None:
         labels = torch.full((batch,), options.label, dtype=torch.long)
     call = GuidedModel(model, labels.to(model.device) if labels is not None else None, options.guidance)
-    noise = initial_noise(model, batch, p.frames, size or model.config.sample_size, generator)
+    noise = initial_noise(model, batch, p.frames, model.config.sample_size if size is None else size, generator)
     if strategy == "freenoise":
         noise = freenoise_noise(noise, p.chunk_frames, generator)
     start = time.perf_counter()

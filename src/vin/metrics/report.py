@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vin.io import atomic_write_bytes
+from vin.files import atomic_write_bytes
 from vin.metrics.evaluate import LOWER_IS_BETTER, METRICS, VideoMetrics
 
 SCHEMA = "vin.eval/1"

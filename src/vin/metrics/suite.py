@@ -21,7 +21,8 @@ from vin.bench.spec import OPTION_KEYS, StrategySpec, parse_strategy
 from vin.data.synthetic import SyntheticConfig, SyntheticVideos
 from vin.errors import VinError
 from vin.flops import count_flops, frozen
-from vin.generation.api import check_request, generate, make_options
+from vin.generation.api import check_request, generate
+from vin.generation.options import make_options
 from vin.generation.strategies import STRATEGIES, run_strategy
 from vin.metrics.evaluate import VideoMetrics, evaluate_video
 from vin.metrics.features import FeatureExtractor
@@ -126,7 +127,7 @@ def run_suite(
     cfg = model.config
     decoder = model.latent_decoder  # a latent-space model's videos are decoded: pixel frames and sizes
     spatial, temporal = (decoder.spatial, decoder.temporal) if decoder is not None else (1, 1)
-    chunk = (options.get("chunk_frames") or cfg.chunk_frames) * temporal
+    chunk = (cfg.chunk_frames if options.get("chunk_frames") is None else options["chunk_frames"]) * temporal
     size = cfg.sample_size * spatial
     data = SyntheticVideos(replace(data_config or SyntheticConfig(), height=size, width=size))
     jobs = [(f, s, seed) for f in frame_counts for s in strategies for seed in seeds]
@@ -147,7 +148,7 @@ def run_suite(
             video, seconds, calls = gen.video.numpy(), gen.seconds, gen.model_calls
         name = f"{strategy}/{frames}/{seed}"
         if save_videos is not None:
-            from vin.io import write_video
+            from vin.videos import write_video
 
             write_video(video, save_videos / f"{strategy.replace(':', '_')}-{frames}-{seed}.npy")
         row = evaluate_video(

@@ -1,5 +1,6 @@
 """The model: video DiT backbone, the VIN, and the chunk-parallel wrapper that couples them."""
 
-from .vin import VINModel, assemble, check_geometry
+from ..config import check_geometry
+from .vin import VINModel, assemble
 
 __all__ = ["VINModel", "assemble", "check_geometry"]

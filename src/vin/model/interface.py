@@ -13,18 +13,14 @@ the video, so any number of chunks works.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
 from .attention import Attention, DiTBlock, Mlp
 from .embed import level_offset, sincos, spatial_sincos
-
-KEYFRAME_POSITIONS = ("none", "relative")
 
 # Combines partial reads across processes: (output (B, H, M, Dh), log-sum-exp (B, H, M)) -> merged output.
 Merge = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -43,8 +39,6 @@ class VideoInterface(nn.Module):
         keyframe_positions: str = "none",
     ) -> None:
         super().__init__()
-        if keyframe_positions not in KEYFRAME_POSITIONS:
-            raise ValueError(f"keyframe_positions must be one of {KEYFRAME_POSITIONS}, got {keyframe_positions!r}")
         self.heads = heads
         self.dim = dim
         self.keyframe_positions = keyframe_positions

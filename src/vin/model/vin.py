@@ -25,54 +25,20 @@ attends within each frame, then across frames at each spatial position.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from diffusers import ConfigMixin, ModelMixin
-from diffusers.configuration_utils import register_to_config
 from einops import rearrange
 from torch import nn
 
+from ..config import ModelConfig, check_geometry
 from ..errors import VinError
 from .attention import Attend, Attention, DiTBlock, modulate
 from .embed import LabelEmbedder, PatchEmbed3D, TextEmbedder, TimestepEmbedder, level_offset, sincos, spatial_sincos
-from .interface import KEYFRAME_POSITIONS, Merge, VideoInterface
+from .interface import Merge, VideoInterface
 
-COUPLINGS = ("concat", "cross")
-CONTEXT_MODES = ("recompute", "shared")
-ATTENTIONS = ("3d", "factorised")
-OBJECTIVES = ("flow", "epsilon", "v")
-PARAMETERIZATIONS = ("x0", "direct")
 MIN_SIGMA = 0.05  # x0 -> velocity divides by sigma; clamped as in JiT (Li & He, 2025)
-
-
-def one_of(field: str, value: str, choices: tuple[str, ...]) -> None:
-    """Raises a VinError naming model.`field` unless `value` is one of `choices`."""
-    if value not in choices:
-        raise VinError(f"model.{field} must be one of {choices}, got {value!r}")
-
-
-def check_geometry(
-    frames: int, chunk_frames: int, context_frames: int, patch_t: int, keyframe_stride: int
-) -> int:
-    """Validates a chunking request and returns the number of chunks, or raises a VinError that says how to fix it."""
-    if frames <= 0:
-        raise VinError(f"frames must be positive, got {frames}")
-    if chunk_frames <= 0 or chunk_frames % patch_t:
-        raise VinError(f"chunk_frames={chunk_frames} must be a positive multiple of the temporal patch size {patch_t}")
-    if frames % chunk_frames:
-        lo, hi = (frames // chunk_frames) * chunk_frames, (frames // chunk_frames + 1) * chunk_frames
-        near = f"{lo} or {hi}" if lo else f"{hi}"
-        raise VinError(
-            f"{frames} frames cannot be cut into chunks of {chunk_frames} frames; use a multiple of {chunk_frames} (e.g. {near})"
-        )
-    if context_frames < 0 or context_frames % patch_t or context_frames > chunk_frames:
-        raise VinError(
-            f"context_frames={context_frames} must be a multiple of {patch_t} between 0 and chunk_frames={chunk_frames}"
-        )
-    if keyframe_stride <= 0:
-        raise VinError(f"keyframe_stride must be positive, got {keyframe_stride}")
-    return frames // chunk_frames
 
 
 class VINModel(ModelMixin, ConfigMixin):
@@ -80,51 +46,17 @@ class VINModel(ModelMixin, ConfigMixin):
 
     config_name = "config.json"
 
-    @register_to_config
-    def __init__(
-        self,
-        in_channels: int = 3,
-        sample_size: int = 32,
-        patch_t: int = 2,
-        patch_hw: int = 4,
-        width: int = 128,
-        depth: int = 4,
-        heads: int = 4,
-        mlp_ratio: float = 4.0,
-        num_classes: int = 0,
-        vin_tokens: int = 32,
-        vin_process_blocks: int = 2,
-        coupling: str = "concat",
-        keyframe_positions: str = "none",
-        chunk_frames: int = 16,
-        context_frames: int = 4,
-        keyframe_stride: int = 4,
-        objective: str = "flow",
-        parameterization: str = "x0",
-        context_mode: str = "recompute",
-        attention: str = "3d",
-        text_dim: int = 0,
-        full_frames: int = 0,
-    ) -> None:
+    def __init__(self, config: ModelConfig | None = None, **settings) -> None:
+        """`VINModel(config)` or `VINModel(width=64, ...)`: settings as `ModelConfig` declares and checks them."""
         super().__init__()
-        one_of("coupling", coupling, COUPLINGS)
-        one_of("keyframe_positions", keyframe_positions, KEYFRAME_POSITIONS)
-        one_of("context_mode", context_mode, CONTEXT_MODES)
-        one_of("attention", attention, ATTENTIONS)
-        if attention == "factorised" and coupling == "concat" and vin_tokens > 0:
-            raise VinError("model.attention=factorised couples the VIN tokens by cross-attention (as STDiT does text): "
-                           "set model.coupling=cross")  # fmt: skip
-        if full_frames < 0 or full_frames % patch_t:
-            raise VinError(f"model.full_frames={full_frames} must be 0 or a positive multiple of model.patch_t={patch_t}")
-        one_of("objective", objective, OBJECTIVES)
-        one_of("parameterization", parameterization, PARAMETERIZATIONS)
-        if parameterization == "x0" and objective != "flow":
-            raise VinError("model.parameterization=x0 needs model.objective=flow; use parameterization=direct")
-        if num_classes > 0 and text_dim > 0:
-            raise VinError("a model is conditioned on class labels (model.num_classes) or text (model.text_dim), not both")
-        if sample_size % patch_hw:
-            raise VinError(f"model.sample_size={sample_size} must be a multiple of model.patch_hw={patch_hw}")
-        check_geometry(chunk_frames, chunk_frames, context_frames, patch_t, keyframe_stride)
+        if config is None:
+            config = ModelConfig(**settings)
+        elif settings:
+            raise TypeError("give a ModelConfig or keyword settings, not both")
+        config.check()
+        self.register_to_config(**asdict(config))  # self.config: every setting, saved as config.json
+        in_channels, width, depth, heads, mlp_ratio = config.in_channels, config.width, config.depth, config.heads, config.mlp_ratio
+        patch_t, patch_hw, num_classes, text_dim = config.patch_t, config.patch_hw, config.num_classes, config.text_dim
         # set by vin.load_model for a model trained in an autoencoder's latent space: latents -> pixels
         self.latent_decoder = None  # vin.data.latent.LatentDecoder | None; not a module, not saved
         self.patch_embed = PatchEmbed3D(in_channels, width, patch_t, patch_hw)
@@ -133,15 +65,17 @@ class VINModel(ModelMixin, ConfigMixin):
         self.y_embedder = LabelEmbedder(num_classes, width) if num_classes > 0 else None
         self.text_embedder = TextEmbedder(text_dim, width) if text_dim > 0 else None
         self.interface = (
-            VideoInterface(in_channels, patch_hw, width, heads, vin_tokens, vin_process_blocks, mlp_ratio, keyframe_positions)
-            if vin_tokens > 0
+            VideoInterface(in_channels, patch_hw, width, heads, config.vin_tokens, config.vin_process_blocks, mlp_ratio,
+                           config.keyframe_positions)  # fmt: skip
+            if config.vin_tokens > 0
             else None
         )
         self.blocks = nn.ModuleList(
-            DiTBlock(width, heads, mlp_ratio, cross=coupling == "cross", temporal=attention == "factorised") for _ in range(depth)
+            DiTBlock(width, heads, mlp_ratio, cross=config.coupling == "cross", temporal=config.attention == "factorised")
+            for _ in range(depth)
         )
         # shared context: per block, the placeholder key and value of chunk 0 and the offset of borrowed keys
-        self.shared_context = nn.Parameter(torch.zeros(depth, 3, width)) if context_mode == "shared" else None
+        self.shared_context = nn.Parameter(torch.zeros(depth, 3, width)) if config.context_mode == "shared" else None
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.adaLN_out = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
         self.proj_out = nn.Linear(width, patch_t * patch_hw * patch_hw * in_channels)
@@ -220,7 +154,7 @@ class VINModel(ModelMixin, ConfigMixin):
         c = self.condition(timestep, labels)
         conditioned = self.y_embedder is not None or self.text_embedder is not None
         cond_tokens = c.unsqueeze(1) if conditioned else None
-        stride = keyframe_stride or self.config.keyframe_stride
+        stride = self.config.keyframe_stride if keyframe_stride is None else keyframe_stride
         return self.interface(x, c, stride, cond_tokens, frame_offset, total_frames, merge, offsets)
 
     def embed_windows(
@@ -337,7 +271,7 @@ class VINModel(ModelMixin, ConfigMixin):
         indices) only those windows are computed and returned. `context`, `drop_context`: see `embed_windows`.
         """
         cfg = self.config
-        f = chunk_frames or cfg.chunk_frames
+        f = cfg.chunk_frames if chunk_frames is None else chunk_frames
         k = cfg.context_frames if context_frames is None else context_frames
         b, _, t, h, w = x.shape
         shared = cfg.context_mode == "shared" and k > 0

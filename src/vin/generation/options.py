@@ -1,0 +1,81 @@
+"""What a generation request may ask for, and the checks that need no model (no torch here: the CLI's
+help and its flag checks import this alone).
+
+`GenerationOptions` is the one declaration of the sampling settings: `vin generate`, `vin eval` and
+`vin.generate(...)` all fill it; `None` means "the model's value", decided in `strategies.plan` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ..errors import VinError
+
+STRATEGIES = ("vin", "full", "autoregressive", "independent", "overlap", "freenoise", "spectral", "fifo")
+FUSION_SCHEDULES = ("early", "mid", "late", "none")
+GLOBAL_TOKENS = ("global", "chunk", "none")
+SPECTRAL_BRANCHES = ("blend", "local", "global")
+MAX_SEED = 2**63 - 1  # torch.Generator seeds are 64-bit; negative seeds would alias large ones
+
+
+@dataclass
+class GenerationOptions:
+    """What to generate and how; `None` means the model's own value."""
+
+    frames: int = 256
+    steps: int = 25
+    seed: int = 0
+    label: int | None = None
+    guidance: float = 1.0
+    chunk_frames: int | None = None  # F
+    context_frames: int | None = None  # K (vin, autoregressive, and the windows of the baselines)
+    keyframe_stride: int | None = None  # s
+    fusion: str = "early"  # vin: which steps blend overlapping frames: early | mid | late | none
+    fusion_fraction: float = 0.4  # vin: the fraction of the steps that fuse (paper: 20 of 50)
+    global_tokens: str = "global"  # vin: global (the method) | chunk (each chunk reads only itself) | none
+    overlap_frames: int | None = None  # overlap / freenoise: frames shared by neighbouring windows [F/2]
+    queue: int = 4  # fifo: chunks in flight at once (a chunk starts ceil(steps / queue) steps after its predecessor)
+    cutoff: float = 0.25  # spectral: fraction of the temporal frequency band taken from the global branch
+    spectral_branch: str = "blend"  # spectral: blend | local | global (the branches alone, for ablation)
+    position_interpolation: bool = True  # full / spectral: squeeze a long window's positions into the trained range
+    progress: bool = True
+
+
+OPTION_NAMES = tuple(f.name for f in fields(GenerationOptions))
+
+
+def make_options(frames: int, steps: int, seed: int, **options) -> GenerationOptions:
+    """`GenerationOptions` from keyword options, checked (`check_options`); an unknown name is an error."""
+    unknown = set(options) - set(OPTION_NAMES)
+    if unknown:
+        raise TypeError(f"unknown generation options: {', '.join(sorted(unknown))}")
+    return check_options(GenerationOptions(frames=frames, steps=steps, seed=seed, **options))
+
+
+def check_options(o: GenerationOptions) -> GenerationOptions:
+    """Every check that needs no model: types, ranges and names. Returns `o`; raises a one-line VinError."""
+    _whole("frames", o.frames, 1)
+    _whole("steps", o.steps, 1)
+    _whole("seed", o.seed, 0, MAX_SEED)
+    _whole("queue", o.queue, 1)
+    for name in ("chunk_frames", "keyframe_stride"):
+        if getattr(o, name) is not None:
+            _whole(name, getattr(o, name), 1)
+    for name in ("context_frames", "overlap_frames", "label"):
+        if getattr(o, name) is not None:
+            _whole(name, getattr(o, name), 0)
+    for name, value, allowed in (("fusion", o.fusion, FUSION_SCHEDULES), ("global_tokens", o.global_tokens, GLOBAL_TOKENS),
+                                 ("spectral_branch", o.spectral_branch, SPECTRAL_BRANCHES)):  # fmt: skip
+        if value not in allowed:
+            raise VinError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    for name, low, high in (("guidance", 0.0, 100.0), ("fusion_fraction", 0.0, 1.0), ("cutoff", 0.0, 1.0)):
+        value = getattr(o, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise VinError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+    return o
+
+
+def _whole(name: str, value, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        span = f"in [{low}, {high}]" if high is not None else f"of at least {low}"
+        raise VinError(f"{name} must be a whole number {span}, got {value!r}")
