@@ -278,163 +278,210 @@ def train(config: Config, progress: bool = True) -> Path:
 
 
 def _run(config, group, device, out_dir, resume_from, data, autoencoder, progress, stop_request: StopRequest) -> Path:
+    """The training loop: steps from the run's start to train.steps (or train.stop_at, or a signal)."""
+    run = _Run(config, group, device, out_dir, resume_from, data, autoencoder)
     tc = config.train
-    main = group.rank == 0
-    model = build_model(config)
-    if tc.init_from and resume_from is None:  # a resumed run's weights come from its checkpoint
-        load_init_weights(model, config)
-    model = model.to(device).train()
-    ema = copy.deepcopy(model).requires_grad_(False).eval()  # the EMA starts from the (loaded) weights
-    latent = None
-    if autoencoder is not None:
-        from .data.latent import LatentDecoder, LatentSpace
-
-        latent = LatentSpace.of(autoencoder)
-        ema.latent_decoder = LatentDecoder(latent, autoencoder=autoencoder)  # sample videos are decoded
-    objective = Objective(config.model.objective, tc.timestep_sampling, tc.logit_mean, tc.logit_std)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
-    data_gen = torch.Generator().manual_seed(tc.seed)
-    noise_gen = torch.Generator().manual_seed(tc.seed + 1)
-    generators = {"data": data_gen, "noise": noise_gen}
-    start_step, recent, elapsed0, clips_seen = 0, [], 0.0, 0
-    if resume_from is not None:
-        state = load_state(resume_from, config, model, ema, optimizer, generators)
-        start_step, recent = state["step"], state["recent_losses"]
-        elapsed0, clips_seen = state["elapsed_s"], state["clips"]
-    folder = getattr(data, "folder", data) if hasattr(data, "report") else None  # a VideoFolder, or None
-    if resume_from is not None and folder is not None:
-        names = {v.name: i for i, v in enumerate(folder.videos)}
-        for name, reason in state.get("broken_videos", {}).items():  # known bad: skipped without trying again
-            if name in names:
-                folder.mark_bad(names[name], reason)
-    if tc.activation_checkpointing:
-        enable_activation_checkpointing(model)
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if group.distributed else model
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    params = sum(p.numel() for p in model.parameters())
-    last_step = min(tc.steps, tc.stop_at) if tc.stop_at > 0 else tc.steps
-    if start_step >= last_step:
-        raise VinError(f"{resume_from} is at step {start_step}, which is already train.steps={tc.steps}"
-                       f"{f' / train.stop_at={tc.stop_at}' if tc.stop_at else ''}; raise train.steps to train on")  # fmt: skip
-
-    log = None
-    saved: tuple[int, Path] | None = (start_step, resume_from) if resume_from is not None else None
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, out_dir / "train.yaml")
-        kept = [r for r in read_log(out_dir / "log.jsonl") if r.get("step", 0) <= start_step] if resume_from else []
-        _atomic_text(out_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
-        log = open(out_dir / "log.jsonl", "a")
-
-    def save(step: int) -> Path:
-        save_checkpoint(ema, out_dir)
-        if latent is not None:  # what decoding the exported model's samples needs
-            latent.write(out_dir)
-        extra = {"recent_losses": recent, "elapsed_s": elapsed0 + time.perf_counter() - start, "clips": clips_seen,
-                 "broken_videos": dict(folder.broken) if folder is not None else {}}  # fmt: skip
-        path = save_state(out_dir, step, model, ema, optimizer, generators, config, extra, tc.keep_checkpoints)
-        log.flush()
-        plot_loss(out_dir / "log.jsonl", out_dir / "loss.png")
-        if folder is not None:
-            _atomic_text(out_dir / "data_report.json", json.dumps(data.report(), indent=1) + "\n")
-        return path
-
-    def stop(step: int, what: str) -> VinError:
-        where = (f"the last good checkpoint is {saved[1]} (step {saved[0]}), and the exported model in {out_dir} is its EMA"
-                 if saved is not None else "no checkpoint was written yet")  # fmt: skip
-        if log is not None:
-            log.write(json.dumps({"step": step, "stopped": what}) + "\n")
-            log.flush()
-        return VinError(f"training stopped at step {step}: {what}; {where}. Lower train.lr (now {tc.lr:g}) or raise "
-                        f"train.warmup_steps, then continue with train.resume=auto")  # fmt: skip
-
-    frames_per_chunk = config.model.chunk_frames
-    probe = probe_clips(config, data) if main else None
-    sample_frames = tc.sample_frames or 2 * max(tc.chunk_counts) * frames_per_chunk
-    start = time.perf_counter()
-    data_seconds, clips_before = 0.0, clips_seen
-    bar = tqdm(range(start_step + 1, last_step + 1), initial=start_step, total=tc.steps, desc="training",
-               disable=not (progress and main), dynamic_ncols=True)  # fmt: skip
-    end_step, interrupted = last_step, None
+    probe = probe_clips(config, data) if run.main else None
+    sample_frames = tc.sample_frames or 2 * max(tc.chunk_counts) * config.model.chunk_frames
+    run.start = time.perf_counter()
+    bar = tqdm(range(run.start_step + 1, run.last_step + 1), initial=run.start_step, total=tc.steps, desc="training",
+               disable=not (progress and run.main), dynamic_ncols=True)  # fmt: skip
+    end_step, interrupted = run.last_step, None
     try:
+        run.open_log()
         for step in bar:
-            lr = tc.lr * lr_factor(step, tc)
-            for g in optimizer.param_groups:
-                g["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            total, chunk_counts = 0.0, []
-            for micro in range(tc.grad_accum):
-                n = tc.chunk_counts[int(torch.randint(len(tc.chunk_counts), (1,), generator=data_gen))]
-                clips = max(1, tc.windows_per_step // n)  # the global batch
-                share = slice(group.rank * clips // group.world, (group.rank + 1) * clips // group.world)
-                t_data = time.perf_counter()
-                x0, cond = data.batch(data_gen, clips, n * frames_per_chunk, share)
-                data_seconds += time.perf_counter() - t_data
-                drop = torch.rand(clips, generator=data_gen)[share] < tc.label_dropout
-                cond = drop_condition(cond, drop, config)
-                t, noise = objective.draw((clips,) + tuple(x0.shape[1:]), noise_gen)
-                blank = None  # context dropout, drawn only when asked for: other runs keep their random streams
-                if tc.context_dropout > 0:
-                    blank = (torch.rand(clips, n, generator=noise_gen) < tc.context_dropout)[share]
-                sync = net.no_sync() if group.distributed and micro < tc.grad_accum - 1 else contextlib.nullcontext()
-                with sync:
-                    with autocast:
-                        loss = objective.loss(net, x0.to(device), cond.to(device) if cond is not None else None,
-                                              t=t[share], noise=noise[share], drop_context=blank)  # fmt: skip
-                    reported = loss.detach().clone()
-                    if group.distributed:
-                        torch.distributed.all_reduce(reported)
-                        reported /= group.world
-                    if not math.isfinite(reported.item()):
-                        raise stop(step, f"the loss is {reported.item()}")
-                    (loss / tc.grad_accum).backward()
-                total += reported.item() / tc.grad_accum
-                chunk_counts.append(n)
-                clips_seen += clips
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            if not math.isfinite(float(grad_norm)):
-                raise stop(step, f"the gradient norm is {float(grad_norm)}")
-            optimizer.step()
-            update_ema(ema, model, min(tc.ema_decay, (1 + step) / (10 + step)))
-
-            recent = (recent + [total])[-50:]
-            elapsed = elapsed0 + time.perf_counter() - start
-            done = step - start_step
-            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", it_s=f"{done / (time.perf_counter() - start):.2f}")
-            if main and (step % tc.log_every == 0 or step == last_step):
-                row = {"step": step, "loss": total, "loss_avg50": sum(recent) / len(recent), "grad_norm": float(grad_norm),
-                       "lr": lr, "chunks": chunk_counts[0] if len(chunk_counts) == 1 else chunk_counts,
-                       "elapsed_s": round(elapsed, 2)}  # fmt: skip
-                log.write(json.dumps(row) + "\n")
-                log.flush()
-            if main and (step % tc.save_every == 0 or step == last_step):
-                saved = (step, save(step))
-                if probe is not None:
-                    log.write(json.dumps(probe_row(ema, probe, step)) + "\n")
-                    log.flush()
-            if main and tc.sample_every > 0 and (step % tc.sample_every == 0 or step == last_step):
-                (out_dir / "samples").mkdir(exist_ok=True)
-                write_sample(ema, out_dir / "samples" / f"step_{step:07d}.mp4", sample_frames, tc.sample_steps, tc.seed)
-            interrupted = stop_request.agreed(group) if step < last_step else None
+            stats = run.optimizer_step(step)
+            bar.set_postfix(loss=f"{stats['loss_avg50']:.4f}", it_s=f"{(step - run.start_step) / (time.perf_counter() - run.start):.2f}")
+            run.after_step(step, stats, probe, sample_frames)
+            interrupted = stop_request.agreed(group) if step < run.last_step else None
             if interrupted is not None:  # SIGTERM / SIGINT: save this step (unless just saved) and stop
-                if main and step % tc.save_every:
-                    saved = (step, save(step))
+                if run.main and step % tc.save_every:
+                    run.saved = (step, run.save(step))
                 end_step = step
                 break
         if group.distributed:
             torch.distributed.barrier()  # every rank done (rank 0 saves last) before the group goes away
     finally:
-        if log is not None:
-            log.close()
-    seconds = time.perf_counter() - start
-    summary = {"steps": end_step, "of_steps": tc.steps, "params": params, "device": str(device),
-               "train_seconds": round(elapsed0 + seconds, 1), "this_run_seconds": round(seconds, 1),
-               "data_seconds": round(data_seconds, 2), "clips_per_s": round((clips_seen - clips_before) / seconds, 3),
-               "final_loss_avg50": sum(recent) / len(recent), "ranks": group.world, "torch": torch.__version__,
-               "resumed_from": str(resume_from) if resume_from else None, "stopped_early": end_step < tc.steps,
-               "stopped_by": signal.Signals(interrupted).name if interrupted else None}  # fmt: skip
-    if folder is not None:
-        summary["data"] = {k: v for k, v in data.report().items() if k != "skipped_files"}
-    if main:
-        _atomic_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        if run.log is not None:
+            run.log.close()
+    if run.main:
+        _atomic_text(out_dir / "summary.json", json.dumps(run.summary(end_step, interrupted), indent=2) + "\n")
     return out_dir
+
+
+class _Run:
+    """One run's state: the model and its EMA (fresh, from train.init_from, or resumed), the optimizer, the
+    random streams, the log; one optimizer step at a time, then logging, saving, probing and sampling."""
+
+    def __init__(self, config: Config, group, device: torch.device, out_dir: Path, resume_from: Path | None, data, autoencoder):
+        self.config, self.tc, self.group, self.device = config, config.train, group, device
+        self.out_dir, self.resume_from, self.data = out_dir, resume_from, data
+        self.main = group.rank == 0
+        tc = self.tc
+        self._build_model(autoencoder)
+        self.objective = Objective(config.model.objective, tc.timestep_sampling, tc.logit_mean, tc.logit_std)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
+        self.data_gen = torch.Generator().manual_seed(tc.seed)
+        self.noise_gen = torch.Generator().manual_seed(tc.seed + 1)
+        self.generators = {"data": self.data_gen, "noise": self.noise_gen}
+        self.start_step, self.recent, self.elapsed0, self.clips_seen = 0, [], 0.0, 0
+        self.folder = getattr(data, "folder", data) if hasattr(data, "report") else None  # a VideoFolder, or None
+        if resume_from is not None:
+            self._resume()
+        if tc.activation_checkpointing:
+            enable_activation_checkpointing(self.model)
+        ids = [device.index] if device.type == "cuda" else None
+        self.net = DistributedDataParallel(self.model, device_ids=ids) if group.distributed else self.model
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+        self.last_step = min(tc.steps, tc.stop_at) if tc.stop_at > 0 else tc.steps
+        if self.start_step >= self.last_step:
+            raise VinError(f"{resume_from} is at step {self.start_step}, which is already train.steps={tc.steps}"
+                           f"{f' / train.stop_at={tc.stop_at}' if tc.stop_at else ''}; raise train.steps to train on")  # fmt: skip
+        self.saved: tuple[int, Path] | None = (self.start_step, resume_from) if resume_from is not None else None
+        self.clips_before, self.data_seconds, self.start = self.clips_seen, 0.0, time.perf_counter()
+        self.log = None
+
+    def _build_model(self, autoencoder) -> None:
+        model = build_model(self.config)
+        if self.tc.init_from and self.resume_from is None:  # a resumed run's weights come from its checkpoint
+            load_init_weights(model, self.config)
+        self.model = model.to(self.device).train()
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()  # the EMA starts from the (loaded) weights
+        self.latent = None
+        if autoencoder is not None:
+            from .data.latent import LatentDecoder, LatentSpace
+
+            self.latent = LatentSpace.of(autoencoder)
+            self.ema.latent_decoder = LatentDecoder(self.latent, autoencoder=autoencoder)  # sample videos are decoded
+
+    def _resume(self) -> None:
+        state = load_state(self.resume_from, self.config, self.model, self.ema, self.optimizer, self.generators)
+        self.start_step, self.recent = state["step"], state["recent_losses"]
+        self.elapsed0, self.clips_seen = state["elapsed_s"], state["clips"]
+        if self.folder is not None:
+            names = {v.name: i for i, v in enumerate(self.folder.videos)}
+            for name, reason in state.get("broken_videos", {}).items():  # known bad: skipped without trying again
+                if name in names:
+                    self.folder.mark_bad(names[name], reason)
+
+    def open_log(self) -> None:
+        """Rank 0: train.yaml, and log.jsonl cut back to the resumed step (rows after it belong to no checkpoint)."""
+        if not self.main:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, self.out_dir / "train.yaml")
+        log_path = self.out_dir / "log.jsonl"
+        kept = [r for r in read_log(log_path) if r.get("step", 0) <= self.start_step] if self.resume_from else []
+        _atomic_text(log_path, "".join(json.dumps(r) + "\n" for r in kept))
+        self.log = open(log_path, "a")
+
+    def write_log(self, row: dict) -> None:
+        self.log.write(json.dumps(row) + "\n")
+        self.log.flush()
+
+    def micro_batch(self, micro: int, step: int) -> tuple[float, int]:
+        """Forward and backward of one batch of train.windows_per_step windows: (its loss over all ranks, chunks per clip)."""
+        tc, group, data_gen, noise_gen = self.tc, self.group, self.data_gen, self.noise_gen
+        n = tc.chunk_counts[int(torch.randint(len(tc.chunk_counts), (1,), generator=data_gen))]
+        clips = max(1, tc.windows_per_step // n)  # the global batch
+        share = slice(group.rank * clips // group.world, (group.rank + 1) * clips // group.world)
+        t_data = time.perf_counter()
+        x0, cond = self.data.batch(data_gen, clips, n * self.config.model.chunk_frames, share)
+        self.data_seconds += time.perf_counter() - t_data
+        drop = torch.rand(clips, generator=data_gen)[share] < tc.label_dropout
+        cond = drop_condition(cond, drop, self.config)
+        t, noise = self.objective.draw((clips,) + tuple(x0.shape[1:]), noise_gen)
+        blank = None  # context dropout, drawn only when asked for: other runs keep their random streams
+        if tc.context_dropout > 0:
+            blank = (torch.rand(clips, n, generator=noise_gen) < tc.context_dropout)[share]
+        sync = self.net.no_sync() if group.distributed and micro < tc.grad_accum - 1 else contextlib.nullcontext()
+        with sync:
+            with self.autocast:
+                loss = self.objective.loss(self.net, x0.to(self.device), cond.to(self.device) if cond is not None else None,
+                                           t=t[share], noise=noise[share], drop_context=blank)  # fmt: skip
+            reported = loss.detach().clone()
+            if group.distributed:
+                torch.distributed.all_reduce(reported)
+                reported /= group.world
+            if not math.isfinite(reported.item()):
+                raise self.stop(step, f"the loss is {reported.item()}")
+            (loss / tc.grad_accum).backward()
+        self.clips_seen += clips
+        return reported.item(), n
+
+    def optimizer_step(self, step: int) -> dict:
+        """train.grad_accum micro-batches, clipping, the optimizer and the EMA; the log row's figures."""
+        tc = self.tc
+        lr = tc.lr * lr_factor(step, tc)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        total, chunk_counts = 0.0, []
+        for micro in range(tc.grad_accum):
+            loss, n = self.micro_batch(micro, step)
+            total += loss / tc.grad_accum
+            chunk_counts.append(n)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        if not math.isfinite(float(grad_norm)):
+            raise self.stop(step, f"the gradient norm is {float(grad_norm)}")
+        self.optimizer.step()
+        update_ema(self.ema, self.model, min(tc.ema_decay, (1 + step) / (10 + step)))
+        self.recent = (self.recent + [total])[-50:]
+        return {"step": step, "loss": total, "loss_avg50": sum(self.recent) / len(self.recent), "grad_norm": float(grad_norm),
+                "lr": lr, "chunks": chunk_counts[0] if len(chunk_counts) == 1 else chunk_counts,
+                "elapsed_s": round(self.elapsed0 + time.perf_counter() - self.start, 2)}  # fmt: skip
+
+    def after_step(self, step: int, row: dict, probe: torch.Tensor | None, sample_frames: int) -> None:
+        """Rank 0: the log row every train.log_every steps, a checkpoint (and probe row) every train.save_every,
+        a sample video every train.sample_every; each also at the last step."""
+        tc, last = self.tc, step == self.last_step
+        if not self.main:
+            return
+        if step % tc.log_every == 0 or last:
+            self.write_log(row)
+        if step % tc.save_every == 0 or last:
+            self.saved = (step, self.save(step))
+            if probe is not None:
+                self.write_log(probe_row(self.ema, probe, step))
+        if tc.sample_every > 0 and (step % tc.sample_every == 0 or last):
+            (self.out_dir / "samples").mkdir(exist_ok=True)
+            write_sample(self.ema, self.out_dir / "samples" / f"step_{step:07d}.mp4", sample_frames, tc.sample_steps, tc.seed)
+
+    def save(self, step: int) -> Path:
+        """The exported EMA model, a resumable checkpoint, the loss plot and the data report."""
+        save_checkpoint(self.ema, self.out_dir)
+        if self.latent is not None:  # what decoding the exported model's samples needs
+            self.latent.write(self.out_dir)
+        extra = {"recent_losses": self.recent, "elapsed_s": self.elapsed0 + time.perf_counter() - self.start,
+                 "clips": self.clips_seen, "broken_videos": dict(self.folder.broken) if self.folder is not None else {}}  # fmt: skip
+        path = save_state(self.out_dir, step, self.model, self.ema, self.optimizer, self.generators, self.config, extra,
+                          self.tc.keep_checkpoints)  # fmt: skip
+        self.log.flush()
+        plot_loss(self.out_dir / "log.jsonl", self.out_dir / "loss.png")
+        if self.folder is not None:
+            _atomic_text(self.out_dir / "data_report.json", json.dumps(self.data.report(), indent=1) + "\n")
+        return path
+
+    def stop(self, step: int, what: str) -> VinError:
+        """The error that ends a diverged run, naming the last good checkpoint (logged first)."""
+        where = (f"the last good checkpoint is {self.saved[1]} (step {self.saved[0]}), and the exported model in "
+                 f"{self.out_dir} is its EMA" if self.saved is not None else "no checkpoint was written yet")  # fmt: skip
+        if self.log is not None:
+            self.write_log({"step": step, "stopped": what})
+        return VinError(f"training stopped at step {step}: {what}; {where}. Lower train.lr (now {self.tc.lr:g}) or raise "
+                        f"train.warmup_steps, then continue with train.resume=auto")  # fmt: skip
+
+    def summary(self, end_step: int, interrupted: int | None) -> dict:
+        """summary.json: how far the run got, how fast, where it came from and why it stopped."""
+        tc, seconds = self.tc, time.perf_counter() - self.start
+        summary = {"steps": end_step, "of_steps": tc.steps, "params": sum(p.numel() for p in self.model.parameters()),
+                   "device": str(self.device), "train_seconds": round(self.elapsed0 + seconds, 1),
+                   "this_run_seconds": round(seconds, 1), "data_seconds": round(self.data_seconds, 2),
+                   "clips_per_s": round((self.clips_seen - self.clips_before) / seconds, 3),
+                   "final_loss_avg50": sum(self.recent) / len(self.recent), "ranks": self.group.world,
+                   "torch": torch.__version__, "resumed_from": str(self.resume_from) if self.resume_from else None,
+                   "stopped_early": end_step < tc.steps,
+                   "stopped_by": signal.Signals(interrupted).name if interrupted else None}  # fmt: skip
+        if self.folder is not None:
+            summary["data"] = {k: v for k, v in self.data.report().items() if k != "skipped_files"}
+        return summary

@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from vin.bench.spec import OPTION_KEYS, StrategySpec, parse_strategy
+from vin.generation.spec import OPTION_KEYS, StrategySpec, parse_strategy
 from vin.data.synthetic import SyntheticConfig, SyntheticVideos
 from vin.errors import VinError
 from vin.flops import count_flops, frozen
