@@ -1,0 +1,162 @@
+"""A VIN on a pretrained Wan2.1 DiT (diffusers' `WanTransformer3DModel`), chunk-parallel.
+
+Every chunk's window (`K` context latent frames, then its `F` own) goes through the unchanged Wan
+forward as one batch, so Wan's 3D RoPE, computed from each window's own shape, gives positions local
+to the window for free. The VIN (`vin.model.interface.VideoInterface`) reads the keyframes of the whole
+noisy latent video once per step; its tokens `Z_t` reach Wan through a **decoupled cross-attention**
+in every block: beside the prompt's cross-attention, each block's queries attend to `Z_t` with key and
+value projections of their own, and the two outputs add before the output projection. This is how
+Wan's image-to-video model reads its image tokens (`added_kv_proj_dim`), and IP-Adapter's design: the
+value projections start at zero, so an untrained adapter leaves Wan's predictions exactly as they were
+(the prompt's attention is never diluted by extra keys, as appending Z to the prompt would do).
+
+Only the adapter trains (the VIN, its time embedding, the Z projections, the first chunk's context
+placeholder); the backbone is frozen. Chunk 0's context is a learned latent placeholder, so all
+windows have one length and batch together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import check_geometry
+from ..errors import VinError
+from ..model.embed import TimestepEmbedder
+from ..model.interface import VideoInterface
+from ..model.vin import window_pixels
+
+
+@dataclass
+class WanVINConfig:
+    """The adapter's settings; the backbone's geometry (channels, patches, widths) is read from its config."""
+
+    vin_tokens: int = 32  # M
+    vin_width: int = 512  # D of the VIN (Wan-1.3B is 1536 wide)
+    vin_heads: int = 8
+    vin_process_blocks: int = 2
+    mlp_ratio: float = 4.0
+    chunk_frames: int = 5  # F, latent frames (Wan's VAE: 4 video frames per latent frame after the first)
+    context_frames: int = 2  # K, latent frames
+    keyframe_stride: int = 1  # s
+
+    def check(self) -> "WanVINConfig":
+        if self.vin_tokens < 1 or self.vin_width < 1 or self.vin_heads < 1 or self.vin_width % self.vin_heads:
+            raise VinError(f"wan adapter: vin_tokens and vin_width must be positive and vin_heads must divide vin_width "
+                           f"(got {self.vin_tokens}, {self.vin_width}, {self.vin_heads})")  # fmt: skip
+        check_geometry(self.chunk_frames, self.chunk_frames, self.context_frames, 1, self.keyframe_stride)
+        return self
+
+
+class ZKeyValue(nn.Module):
+    """One block's key and value projections of Z_t (B, M, D_vin) -> (B, M, inner) each; values start at zero."""
+
+    def __init__(self, vin_width: int, inner: int, eps: float) -> None:
+        super().__init__()
+        self.to_k = nn.Linear(vin_width, inner)
+        self.to_v = nn.Linear(vin_width, inner)
+        self.norm_k = nn.RMSNorm(inner, eps=eps)
+        nn.init.zeros_(self.to_v.weight)
+        nn.init.zeros_(self.to_v.bias)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.norm_k(self.to_k(z)), self.to_v(z)
+
+
+class ZCrossAttention:
+    """An attention processor for a Wan block's cross-attention (attn2): the prompt's attention, as Wan
+    computes it, plus an attention of the same queries to Z_t, through the block's output projection."""
+
+    def __init__(self, base, kv: ZKeyValue, adapter: "WanVIN") -> None:
+        self.base, self.kv, self.adapter = base, kv, adapter
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
+        out = self.base(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
+        z = self.adapter.current_z
+        if z is None:
+            return out
+        q = attn.norm_q(attn.to_q(hidden_states)).unflatten(2, (attn.heads, -1)).transpose(1, 2)  # (W, H, L, Dh)
+        k, v = (p.unflatten(2, (attn.heads, -1)).transpose(1, 2).to(q.dtype) for p in self.kv(z))  # (W, H, M, Dh)
+        read = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)  # (W, L, inner)
+        return out + F.linear(read.type_as(out), attn.to_out[0].weight)  # to_out is linear: (a + b) W + c
+
+
+class WanVIN(nn.Module):
+    """Wan2.1 denoising every chunk in parallel, coupled to a VIN; `backbone` is frozen, the rest trains."""
+
+    def __init__(self, backbone, config: WanVINConfig | None = None) -> None:
+        super().__init__()
+        self.vin_config = (config or WanVINConfig()).check()
+        c, bc = self.vin_config, backbone.config
+        if tuple(bc.patch_size)[0] != 1:
+            raise VinError(f"wan backbone: a temporal patch of {bc.patch_size[0]} is not supported (Wan2.1 uses 1)")
+        self.backbone = backbone.requires_grad_(False)
+        inner = bc.num_attention_heads * bc.attention_head_dim
+        self.t_embedder = TimestepEmbedder(c.vin_width)
+        self.interface = VideoInterface(bc.in_channels, bc.patch_size[1], c.vin_width, c.vin_heads, c.vin_tokens,
+                                        c.vin_process_blocks, c.mlp_ratio)  # fmt: skip
+        self.z_kv = nn.ModuleList(ZKeyValue(c.vin_width, inner, bc.eps) for _ in backbone.blocks)
+        self.context_placeholder = nn.Parameter(torch.zeros(bc.in_channels, max(c.context_frames, 1), 1, 1))
+        self.current_z: torch.Tensor | None = None  # (W, M, D_vin) while `denoise_chunks` runs the backbone
+        for block, kv in zip(backbone.blocks, self.z_kv):
+            block.attn2.set_processor(ZCrossAttention(block.attn2.processor, kv, self))
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint saves: every tensor but the backbone's (megabytes, not gigabytes)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+
+    def load_adapter_state_dict(self, weights: dict[str, torch.Tensor]) -> None:
+        """Loads what `adapter_state_dict` saved; a missing, unexpected or misshapen tensor is a VinError naming it."""
+        from ..checkpoint import first_mismatch
+
+        mismatch = first_mismatch(self.adapter_state_dict(), weights)
+        if mismatch:
+            raise VinError(f"the adapter weights do not match this adapter and backbone ({mismatch})")
+        self.load_state_dict(weights, strict=False)
+
+    def read_interface(self, x: torch.Tensor, timestep: torch.Tensor, keyframe_stride: int | None = None) -> torch.Tensor:
+        """Z_t = VIN(keyframes of the whole noisy latent video): (B, C, T, H, W), (B,) in [0, 1000] -> (B, M, D_vin)."""
+        stride = self.vin_config.keyframe_stride if keyframe_stride is None else keyframe_stride
+        return self.interface(x, self.t_embedder(timestep), stride)
+
+    @contextmanager
+    def reading(self, z: torch.Tensor | None) -> Iterator[None]:
+        """Z_t for the Wan blocks' cross-attention inside the block (None: Wan alone)."""
+        self.current_z = z
+        try:
+            yield
+        finally:
+            self.current_z = None
+
+    def denoise_chunks(
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        z: torch.Tensor | None,
+        chunk_frames: int | None = None,
+        context_frames: int | None = None,
+    ) -> torch.Tensor:
+        """Every chunk's window through Wan as one batch: x (B, C, T, H, W), timestep (B,), prompt_embeds
+        (B, L, text_dim), z (B, M, D_vin) or None -> Wan's flow prediction of each window (B, N, C, K+F, H, W)."""
+        c = self.vin_config
+        f = c.chunk_frames if chunk_frames is None else chunk_frames
+        k = c.context_frames if context_frames is None else context_frames
+        b = x.shape[0]
+        n = check_geometry(x.shape[2], f, k, 1, c.keyframe_stride)
+        first = self.context_placeholder[:, :k].expand(b, -1, -1, x.shape[3], x.shape[4]).to(x.dtype) if k else None
+        windows = window_pixels(x, f, k, first).flatten(0, 1)  # (B*N, C, K+F, H, W)
+        zw = z.repeat_interleave(n, dim=0) if z is not None else None
+        with self.reading(zw):
+            out = self.backbone(windows, timestep.repeat_interleave(n), prompt_embeds.repeat_interleave(n, dim=0),
+                                return_dict=False)[0]  # fmt: skip
+        return out.unflatten(0, (b, n))
+
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor, prompt_embeds: torch.Tensor) -> torch.Tensor:
+        """One denoising evaluation: the VIN read, then all chunks in parallel -> windows (B, N, C, K+F, H, W)."""
+        return self.denoise_chunks(x, timestep, prompt_embeds, self.read_interface(x, timestep))

@@ -1,0 +1,106 @@
+"""The VIN on a Wan2.1 backbone, with a tiny random `WanTransformer3DModel` (built in well under a second)."""
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from vin.errors import VinError
+
+diffusers = pytest.importorskip("diffusers")
+from vin.backbones.wan import WanVIN, WanVINConfig  # noqa: E402
+
+TINY_WAN = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4, out_channels=4,
+                text_dim=16, freq_dim=32, ffn_dim=32, num_layers=2, rope_max_seq_len=64)  # fmt: skip
+
+
+def tiny(context_frames: int = 0, seed: int = 0, random_adapter: bool = False) -> WanVIN:
+    torch.manual_seed(seed)
+    wan = diffusers.WanTransformer3DModel(**TINY_WAN)
+    config = WanVINConfig(vin_tokens=4, vin_width=16, vin_heads=2, vin_process_blocks=1, chunk_frames=3,
+                          context_frames=context_frames)  # fmt: skip
+    model = WanVIN(wan, config).eval()
+    if random_adapter:
+        g = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return model
+
+
+def inputs(frames: int = 6, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(2, 4, frames, 8, 8, generator=g), torch.tensor([300.0, 800.0]), torch.randn(2, 5, 16, generator=g)
+
+
+def test_an_untrained_adapter_with_no_context_is_wan_on_each_chunk():
+    model = tiny()
+    x, t, p = inputs()
+    with torch.no_grad():
+        windows = model(x, t, p)  # (B, N, C, F, H, W), the VIN read included
+        wan = torch.stack([model.backbone(x[:, :, i * 3 : (i + 1) * 3], t, p, return_dict=False)[0] for i in range(2)], 1)
+    assert windows.shape == (2, 2, 4, 3, 8, 8)
+    torch.testing.assert_close(windows, wan, rtol=0, atol=1e-5)
+
+
+def test_windows_have_local_positions_and_batch_like_one_at_a_time():
+    """Wan's RoPE comes from each window's shape: chunk i's window is Wan on [context | own frames] alone."""
+    model = tiny(context_frames=1, random_adapter=True)
+    x, t, p = inputs(9)
+    with torch.no_grad():
+        z = model.read_interface(x, t)
+        windows = model.denoise_chunks(x, t, p, z)
+        for i in range(3):
+            context = x[:, :, 3 * i - 1 : 3 * i] if i else model.context_placeholder.expand(2, -1, -1, 8, 8)
+            with model.reading(z):
+                alone = model.backbone(torch.cat([context, x[:, :, 3 * i : 3 * i + 3]], 2), t, p, return_dict=False)[0]
+            torch.testing.assert_close(windows[:, i], alone, rtol=0, atol=1e-5)
+
+
+def test_z_carries_the_whole_video_and_nothing_else_leaves_the_window():
+    model = tiny(context_frames=1, random_adapter=True)
+    x, t, p = inputs(9)
+    y = x.clone()
+    y[:, :, 8] += 1.0  # a frame of the last chunk
+    with torch.no_grad():
+        with_z = model(x, t, p)[:, 0] - model(y, t, p)[:, 0]
+        z = model.read_interface(x, t)
+        fixed_z = model.denoise_chunks(x, t, p, z)[:, 0] - model.denoise_chunks(y, t, p, z)[:, 0]
+    assert with_z.abs().max() > 1e-3  # chunk 0 sees the last chunk, through Z only
+    assert fixed_z.abs().max() == 0
+
+
+def test_only_the_adapter_learns_and_steps_lower_the_loss():
+    model = tiny(context_frames=1).train()
+    x0, t, p = inputs(6)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5))
+    sigma = (t / 1000).view(-1, 1, 1, 1, 1)
+    x_t = (1 - sigma) * x0 + sigma * noise
+    target = (noise - x0).unfold(2, 3, 3).permute(0, 2, 1, 5, 3, 4)  # own frames of each chunk: (B, N, C, F, H, W)
+    trainable = [q for q in model.parameters() if q.requires_grad]
+    assert {n.split(".")[0] for n, q in model.named_parameters() if q.requires_grad} == {
+        "t_embedder", "interface", "z_kv", "context_placeholder"}  # fmt: skip
+    optimizer = torch.optim.Adam(trainable, lr=3e-3)
+    losses = []
+    for _ in range(8):
+        loss = ((model(x_t, t, p)[:, :, :, 1:] - target) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        assert all(q.grad is None for q in model.backbone.parameters())
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 1e-3, losses
+
+
+def test_the_adapter_saves_alone_and_reloads_to_identical_predictions(tmp_path):
+    model = tiny(context_frames=1, random_adapter=True)
+    weights = model.adapter_state_dict()
+    assert weights and not any(k.startswith("backbone.") for k in weights)
+    save_file({k: v.contiguous() for k, v in weights.items()}, tmp_path / "adapter.safetensors")
+    again = tiny(context_frames=1, seed=0)  # the same backbone, a fresh adapter
+    again.load_adapter_state_dict(load_file(tmp_path / "adapter.safetensors"))
+    x, t, p = inputs(6)
+    with torch.no_grad():
+        assert torch.equal(model(x, t, p), again(x, t, p))
+    with pytest.raises(VinError, match="do not match this adapter and backbone .no tensor 'z_kv.1.to_k.weight'"):
+        again.load_adapter_state_dict({k: v for k, v in weights.items() if not k.startswith("z_kv.1.")})
