@@ -104,3 +104,21 @@ def test_the_adapter_saves_alone_and_reloads_to_identical_predictions(tmp_path):
         assert torch.equal(model(x, t, p), again(x, t, p))
     with pytest.raises(VinError, match="do not match this adapter and backbone .no tensor 'z_kv.1.to_k.weight'"):
         again.load_adapter_state_dict({k: v for k, v in weights.items() if not k.startswith("z_kv.1.")})
+
+
+def test_a_time_per_chunk_is_a_time_per_token_and_equal_times_change_nothing():
+    model = tiny(context_frames=1, random_adapter=True)
+    x, t, p = inputs(9)
+    per_chunk = t[:, None].expand(-1, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, per_chunk, p), model(x, t, p), rtol=0, atol=1e-5)
+        times = torch.tensor([[900.0, 500.0, 100.0], [300.0, 300.0, 700.0]])
+        z = model.read_interface(x, times)
+        windows = model.denoise_chunks(x, times, p, z)
+        # chunk 1's window alone: its context frame at chunk 0's time, its own frames at its own
+        tokens = 16  # (8 / 2) ** 2 per latent frame
+        frame_t = torch.cat([times[:, :1].repeat(1, tokens), times[:, 1:2].repeat(1, 3 * tokens)], dim=1)
+        with model.reading(z):
+            alone = model.backbone(x[:, :, 2:6], frame_t, p, return_dict=False)[0]
+    torch.testing.assert_close(windows[:, 1], alone, rtol=0, atol=1e-5)
+    assert (model.read_interface(x, times) - model.read_interface(x, times.mean(1))).abs().max() > 1e-4  # offsets read

@@ -29,7 +29,7 @@ from ..config import check_geometry
 from ..errors import VinError
 from ..model.embed import TimestepEmbedder
 from ..model.interface import VideoInterface
-from ..model.vin import window_pixels
+from ..model.vin import chunk_times, window_pixels, window_times
 
 
 @dataclass
@@ -120,9 +120,19 @@ class WanVIN(nn.Module):
         self.load_state_dict(weights, strict=False)
 
     def read_interface(self, x: torch.Tensor, timestep: torch.Tensor, keyframe_stride: int | None = None) -> torch.Tensor:
-        """Z_t = VIN(keyframes of the whole noisy latent video): (B, C, T, H, W), (B,) in [0, 1000] -> (B, M, D_vin)."""
+        """Z_t = VIN(keyframes of the whole noisy latent video): (B, C, T, H, W) -> (B, M, D_vin).
+
+        `timestep` (B,) in [0, 1000], or (B, N) one per chunk: the read is then conditioned on their mean
+        and every keyframe token carries its offset from it (as `VINModel.read_interface`).
+        """
         stride = self.vin_config.keyframe_stride if keyframe_stride is None else keyframe_stride
-        return self.interface(x, self.t_embedder(timestep), stride)
+        offsets = None
+        if timestep.ndim == 2:
+            reference = timestep.mean(1)  # (B,)
+            times = chunk_times(timestep, x.shape[2] // self.vin_config.chunk_frames)
+            offsets = times.repeat_interleave(self.vin_config.chunk_frames, dim=1) - reference[:, None]  # (B, T)
+            timestep = reference
+        return self.interface(x, self.t_embedder(timestep), stride, offsets=offsets)
 
     @contextmanager
     def reading(self, z: torch.Tensor | None) -> Iterator[None]:
@@ -142,8 +152,10 @@ class WanVIN(nn.Module):
         chunk_frames: int | None = None,
         context_frames: int | None = None,
     ) -> torch.Tensor:
-        """Every chunk's window through Wan as one batch: x (B, C, T, H, W), timestep (B,), prompt_embeds
-        (B, L, text_dim), z (B, M, D_vin) or None -> Wan's flow prediction of each window (B, N, C, K+F, H, W)."""
+        """Every chunk's window through Wan as one batch: x (B, C, T, H, W), timestep (B,) or (B, N) one per
+        chunk, prompt_embeds (B, L, text_dim), z (B, M, D_vin) or None -> Wan's flow prediction of each
+        window (B, N, C, K+F, H, W). With a time per chunk every token gets its frame's time (Wan takes a
+        timestep per token): context frames at their owner's, the chunk's own frames at the chunk's."""
         c = self.vin_config
         f = c.chunk_frames if chunk_frames is None else chunk_frames
         k = c.context_frames if context_frames is None else context_frames
@@ -152,9 +164,14 @@ class WanVIN(nn.Module):
         first = self.context_placeholder[:, :k].expand(b, -1, -1, x.shape[3], x.shape[4]).to(x.dtype) if k else None
         windows = window_pixels(x, f, k, first).flatten(0, 1)  # (B*N, C, K+F, H, W)
         zw = z.repeat_interleave(n, dim=0) if z is not None else None
+        if timestep.ndim == 2:
+            tokens = (x.shape[3] // self.backbone.config.patch_size[1]) * (x.shape[4] // self.backbone.config.patch_size[2])
+            frame_times = window_times(chunk_times(timestep, n), f, k)  # (B, N, K+F)
+            t = frame_times.flatten(0, 1).repeat_interleave(tokens, dim=1)  # (B*N, (K+F) * tokens per frame)
+        else:
+            t = timestep.repeat_interleave(n)
         with self.reading(zw):
-            out = self.backbone(windows, timestep.repeat_interleave(n), prompt_embeds.repeat_interleave(n, dim=0),
-                                return_dict=False)[0]  # fmt: skip
+            out = self.backbone(windows, t, prompt_embeds.repeat_interleave(n, dim=0), return_dict=False)[0]
         return out.unflatten(0, (b, n))
 
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, prompt_embeds: torch.Tensor) -> torch.Tensor:
