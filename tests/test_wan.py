@@ -122,3 +122,35 @@ def test_a_time_per_chunk_is_a_time_per_token_and_equal_times_change_nothing():
             alone = model.backbone(x[:, :, 2:6], frame_t, p, return_dict=False)[0]
     torch.testing.assert_close(windows[:, 1], alone, rtol=0, atol=1e-5)
     assert (model.read_interface(x, times) - model.read_interface(x, times.mean(1))).abs().max() > 1e-4  # offsets read
+
+
+def sample(model, strategy, frames=9, guidance=1.0, null=None, **options):
+    from vin.generation.options import make_options
+    from vin.generation.strategies import run_strategy
+
+    _, _, p = inputs(frames)
+    o = make_options(frames, 3, 0, progress=False, guidance=guidance, **options)
+    return run_strategy(model, strategy, o, labels=p[:1], null_labels=null, size=(8, 8)).sample
+
+
+@pytest.mark.parametrize("strategy", ["vin", "independent", "autoregressive", "overlap", "fifo"])
+def test_the_strategies_run_on_wan(strategy):
+    model = tiny(context_frames=1, random_adapter=True)
+    video = sample(model, strategy)
+    assert video.shape == (1, 4, 9, 8, 8) and torch.isfinite(video).all()
+    assert torch.equal(video, sample(model, strategy))  # the seed decides
+
+
+def test_vin_on_an_untrained_adapter_without_context_is_wan_chunk_by_chunk():
+    model = tiny(context_frames=0)
+    torch.testing.assert_close(sample(model, "vin", fusion="none"), sample(model, "independent"), rtol=0, atol=1e-5)
+
+
+def test_guidance_contrasts_the_prompt_with_the_negative_prompt():
+    model = tiny(context_frames=1, random_adapter=True)
+    _, _, p = inputs(9)
+    same = sample(model, "vin", guidance=5.0, null=p[:1])  # negative == prompt: cond - uncond = 0
+    torch.testing.assert_close(same, sample(model, "vin"), rtol=0, atol=1e-4)
+    assert (sample(model, "vin", guidance=5.0, null=torch.zeros_like(p[:1])) - same).abs().max() > 1e-3
+    with pytest.raises(VinError, match="negative prompt"):
+        sample(model, "vin", guidance=5.0)

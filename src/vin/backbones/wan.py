@@ -53,6 +53,29 @@ class WanVINConfig:
         return self
 
 
+@dataclass(frozen=True)
+class WanGeometry:
+    """What the generation strategies read of a model (`model.config`): chunking, sizes, objective."""
+
+    chunk_frames: int
+    context_frames: int
+    keyframe_stride: int
+    in_channels: int
+    sample_size: int  # latent frame height the adapter was set up for (strategies take `size` for others)
+    patch_hw: int
+    width: int  # the backbone's inner width (memory estimates)
+    vin_tokens: int
+    text_dim: int
+    patch_t: int = 1
+    full_frames: int = 0
+    num_classes: int = 0
+    objective: str = "flow"  # Wan is a rectified-flow model: x_t = (1 - sigma) x0 + sigma noise, v = noise - x0
+    parameterization: str = "direct"
+    attention: str = "3d"
+    coupling: str = "cross"
+    context_mode: str = "recompute"
+
+
 class ZKeyValue(nn.Module):
     """One block's key and value projections of Z_t (B, M, D_vin) -> (B, M, inner) each; values start at zero."""
 
@@ -89,7 +112,7 @@ class ZCrossAttention:
 class WanVIN(nn.Module):
     """Wan2.1 denoising every chunk in parallel, coupled to a VIN; `backbone` is frozen, the rest trains."""
 
-    def __init__(self, backbone, config: WanVINConfig | None = None) -> None:
+    def __init__(self, backbone, config: WanVINConfig | None = None, sample_size: int = 60) -> None:
         super().__init__()
         self.vin_config = (config or WanVINConfig()).check()
         c, bc = self.vin_config, backbone.config
@@ -103,8 +126,23 @@ class WanVIN(nn.Module):
         self.z_kv = nn.ModuleList(ZKeyValue(c.vin_width, inner, bc.eps) for _ in backbone.blocks)
         self.context_placeholder = nn.Parameter(torch.zeros(bc.in_channels, max(c.context_frames, 1), 1, 1))
         self.current_z: torch.Tensor | None = None  # (W, M, D_vin) while `denoise_chunks` runs the backbone
+        self.latent_decoder = None  # set where the model is loaded: latents -> pixels (AutoencoderKLWan)
+        self.config = WanGeometry(c.chunk_frames, c.context_frames, c.keyframe_stride, bc.in_channels, sample_size,
+                                  bc.patch_size[1], inner, c.vin_tokens, bc.text_dim)  # fmt: skip
         for block, kv in zip(backbone.blocks, self.z_kv):
             block.attn2.set_processor(ZCrossAttention(block.attn2.processor, kv, self))
+
+    @property
+    def device(self) -> torch.device:
+        return self.context_placeholder.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.context_placeholder.dtype
+
+    def null_condition(self, labels: torch.Tensor) -> torch.Tensor:
+        raise VinError("classifier-free guidance with Wan contrasts the prompt with a negative prompt: give its "
+                       "embeddings (null_labels / --negative-embeds)")  # fmt: skip
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
         """What a checkpoint saves: every tensor but the backbone's (megabytes, not gigabytes)."""
@@ -119,9 +157,13 @@ class WanVIN(nn.Module):
             raise VinError(f"the adapter weights do not match this adapter and backbone ({mismatch})")
         self.load_state_dict(weights, strict=False)
 
-    def read_interface(self, x: torch.Tensor, timestep: torch.Tensor, keyframe_stride: int | None = None) -> torch.Tensor:
+    def read_interface(
+        self, x: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None = None, keyframe_stride: int | None = None
+    ) -> torch.Tensor:
         """Z_t = VIN(keyframes of the whole noisy latent video): (B, C, T, H, W) -> (B, M, D_vin).
 
+        The read is not conditioned on the prompt (`labels`, accepted as the strategies pass it): the
+        tokens carry what the video shows, the prompt reaches every window through Wan's own attention.
         `timestep` (B,) in [0, 1000], or (B, N) one per chunk: the read is then conditioned on their mean
         and every keyframe token carries its offset from it (as `VINModel.read_interface`).
         """
@@ -151,29 +193,52 @@ class WanVIN(nn.Module):
         z: torch.Tensor | None,
         chunk_frames: int | None = None,
         context_frames: int | None = None,
+        time_scale: float = 1.0,
+        chunks: slice | None = None,
+        context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Every chunk's window through Wan as one batch: x (B, C, T, H, W), timestep (B,) or (B, N) one per
         chunk, prompt_embeds (B, L, text_dim), z (B, M, D_vin) or None -> Wan's flow prediction of each
         window (B, N, C, K+F, H, W). With a time per chunk every token gets its frame's time (Wan takes a
-        timestep per token): context frames at their owner's, the chunk's own frames at the chunk's."""
+        timestep per token): context frames at their owner's, the chunk's own frames at the chunk's.
+        `chunks`: only those windows; `context` (B, C, K, H, W): chunk 0's context when `x` is part of a
+        longer video. `time_scale` must be 1 (Wan's RoPE positions are its own)."""
         c = self.vin_config
         f = c.chunk_frames if chunk_frames is None else chunk_frames
         k = c.context_frames if context_frames is None else context_frames
+        if time_scale != 1.0:
+            raise VinError("Wan windows keep their own positions: position interpolation (time_scale) does not apply")
         b = x.shape[0]
         n = check_geometry(x.shape[2], f, k, 1, c.keyframe_stride)
-        first = self.context_placeholder[:, :k].expand(b, -1, -1, x.shape[3], x.shape[4]).to(x.dtype) if k else None
-        windows = window_pixels(x, f, k, first).flatten(0, 1)  # (B*N, C, K+F, H, W)
-        zw = z.repeat_interleave(n, dim=0) if z is not None else None
-        if timestep.ndim == 2:
-            tokens = (x.shape[3] // self.backbone.config.patch_size[1]) * (x.shape[4] // self.backbone.config.patch_size[2])
-            frame_times = window_times(chunk_times(timestep, n), f, k)  # (B, N, K+F)
-            t = frame_times.flatten(0, 1).repeat_interleave(tokens, dim=1)  # (B*N, (K+F) * tokens per frame)
+        first = context
+        if k and first is None:
+            first = self.context_placeholder[:, :k].expand(b, -1, -1, x.shape[3], x.shape[4]).to(x.dtype)
+        windows = window_pixels(x, f, k, first)  # (B, N, C, K+F, H, W)
+        tokens = (x.shape[3] // self.config.patch_hw) * (x.shape[4] // self.config.patch_hw)  # per latent frame
+        if timestep.ndim == 2:  # every token at its frame's time (context frames at their owner's)
+            t = window_times(chunk_times(timestep, n), f, k).repeat_interleave(tokens, dim=2)  # (B, N, (K+F) * tokens)
         else:
-            t = timestep.repeat_interleave(n)
+            t = timestep[:, None].expand(-1, n)  # (B, N)
+        if z is not None:
+            z = z.unsqueeze(1).expand(-1, n, -1, -1) if z.ndim == 3 else z  # (B, N, M, D_vin)
+        if chunks is not None:
+            windows, t, z = windows[:, chunks], t[:, chunks], (z[:, chunks] if z is not None else None)
+        n = windows.shape[1]
+        windows, t = windows.flatten(0, 1), t.flatten(0, 1)  # (B*N, C, K+F, H, W), (B*N[, L])
+        zw = z.flatten(0, 1) if z is not None else None
         with self.reading(zw):
             out = self.backbone(windows, t, prompt_embeds.repeat_interleave(n, dim=0), return_dict=False)[0]
         return out.unflatten(0, (b, n))
 
-    def forward(self, x: torch.Tensor, timestep: torch.Tensor, prompt_embeds: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        chunk_frames: int | None = None,
+        context_frames: int | None = None,
+        keyframe_stride: int | None = None,
+    ) -> torch.Tensor:
         """One denoising evaluation: the VIN read, then all chunks in parallel -> windows (B, N, C, K+F, H, W)."""
-        return self.denoise_chunks(x, timestep, prompt_embeds, self.read_interface(x, timestep))
+        z = self.read_interface(x, timestep, prompt_embeds, keyframe_stride)
+        return self.denoise_chunks(x, timestep, prompt_embeds, z, chunk_frames, context_frames)

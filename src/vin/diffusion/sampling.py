@@ -53,10 +53,14 @@ class GuidedModel:
     a doubled batch (conditional, then null labels), which counts as one model call.
     """
 
-    def __init__(self, model: VINModel, labels: torch.Tensor | None, guidance: float) -> None:
+    def __init__(
+        self, model: VINModel, labels: torch.Tensor | None, guidance: float, null_labels: torch.Tensor | None = None
+    ) -> None:
         self.model = model
         self.labels = labels
-        self.guided = guidance != 1.0 and labels is not None and model.config.num_classes > 0
+        self.null_labels = null_labels  # (1 or B, ...): e.g. a negative prompt's embeddings; None: the null class
+        conditional = model.config.num_classes > 0 or model.config.text_dim > 0
+        self.guided = guidance != 1.0 and labels is not None and (conditional or null_labels is not None)
         self.guidance = guidance
         self.model_calls = 0
         self.window_calls = 0
@@ -68,7 +72,10 @@ class GuidedModel:
         dtype = self.model.dtype
         if not self.guided:
             return fn(x.to(dtype), t, labels).float()
-        null = torch.full_like(labels, self.model.config.num_classes)
+        if self.null_labels is not None:
+            null = self.null_labels.expand_as(labels).to(labels.dtype)
+        else:
+            null = self.model.null_condition(labels)
         both = fn(torch.cat([x, x]).to(dtype), torch.cat([t, t]), torch.cat([labels, null])).float()
         cond, uncond = both.chunk(2)
         return uncond + self.guidance * (cond - uncond)

@@ -84,8 +84,9 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
             raise VinError("this model is unconditional: drop the label")
         if o.label >= cfg.num_classes:
             raise VinError(f"label must be in [0, {cfg.num_classes - 1}], got {o.label}")
-    if o.guidance != 1.0 and (cfg.num_classes == 0 or (o.label is None and not labelled)):
-        raise VinError("classifier-free guidance needs a class-conditional model and a label; use guidance 1")
+    if o.guidance != 1.0 and ((cfg.num_classes == 0 and cfg.text_dim == 0) or (o.label is None and not labelled)):
+        raise VinError("classifier-free guidance needs a conditional model and a condition (a label or prompt "
+                       "embeddings); use guidance 1")  # fmt: skip
     f = cfg.chunk_frames if o.chunk_frames is None else o.chunk_frames
     k = cfg.context_frames if o.context_frames is None else o.context_frames
     s = cfg.keyframe_stride if o.keyframe_stride is None else o.keyframe_stride
@@ -122,7 +123,7 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
 def _per_chunk(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, n: int):
     """A video of n chunks as n one-chunk videos: (B, C, n*F, H, W) -> (B*n, C, F, H, W)."""
     xs = rearrange(x, "b c (n f) h w -> (b n) c f h w", n=n)
-    return xs, t.repeat_interleave(n), (y.repeat_interleave(n) if y is not None else None)
+    return xs, t.repeat_interleave(n), (y.repeat_interleave(n, dim=0) if y is not None else None)
 
 
 def _short_videos(model: VINModel, xs, ts, ys, p: Plan, tokens: str) -> torch.Tensor:
@@ -176,7 +177,7 @@ def _windows_fused(model, p: Plan, o, noise, call, gen, desc: str) -> torch.Tens
     def fn(x, t, y):
         xs = torch.stack([x[:, :, a : a + f] for a in p.window_starts], dim=1).flatten(0, 1)  # (B*W, C, F, H, W)
         w = len(p.window_starts)
-        own = _short_videos(model, xs, t.repeat_interleave(w), y.repeat_interleave(w) if y is not None else None, p, o.global_tokens)
+        own = _short_videos(model, xs, t.repeat_interleave(w), y.repeat_interleave(w, dim=0) if y is not None else None, p, o.global_tokens)
         own = rearrange(own, "(b w) c f h w2 -> b c (w f) h w2", w=w)
         out = torch.zeros(x.shape, dtype=own.dtype, device=x.device).index_add_(2, index, own)
         return out / counts
@@ -316,15 +317,20 @@ def run_strategy(
     labels: torch.Tensor | None = None,
     size: int | tuple[int, int] | None = None,
     resolved: Plan | None = None,
+    null_labels: torch.Tensor | None = None,
 ) -> StrategyOutput:
     """Samples `batch` videos with `strategy`. The noise is drawn frame by frame, so the first frames of a
     long video's noise are those of a short one with the same seed. `size`: frame size, square or
-    (height, width) [default: the model's sample size]. `resolved`: the request's plan, if already made."""
+    (height, width) [default: the model's sample size]. `resolved`: the request's plan, if already made.
+    `labels`: class ids (B,), or the condition of a text model (prompt embeddings (B, L, D) for Wan);
+    `null_labels`: the unconditional condition that guidance contrasts with (a negative prompt's embeddings;
+    default: a class-conditional model's null label)."""
     p = plan(model, strategy, options, labelled=labels is not None) if resolved is None else resolved
     generator = generator if generator is not None else torch.Generator().manual_seed(options.seed)
     if labels is None and options.label is not None:
         labels = torch.full((batch,), options.label, dtype=torch.long)
-    call = GuidedModel(model, labels.to(model.device) if labels is not None else None, options.guidance)
+    call = GuidedModel(model, labels.to(model.device) if labels is not None else None, options.guidance,
+                       null_labels.to(model.device) if null_labels is not None else None)  # fmt: skip
     noise = initial_noise(model, batch, p.frames, model.config.sample_size if size is None else size, generator)
     if strategy == "freenoise":
         noise = freenoise_noise(noise, p.chunk_frames, generator)

@@ -121,6 +121,12 @@ class VINModel(ModelMixin, ConfigMixin):
             c = c + self.text_embedder(labels, timestep.shape[0])
         return c
 
+    def null_condition(self, labels: torch.Tensor) -> torch.Tensor:
+        """The unconditional counterpart of `labels` for guidance: the null class id, or NaN rows (the null text embedding)."""
+        if self.config.num_classes > 0:
+            return torch.full_like(labels, self.config.num_classes)
+        return torch.full_like(labels, float("nan"))
+
     def read_interface(
         self,
         x: torch.Tensor,
