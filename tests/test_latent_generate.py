@@ -156,3 +156,28 @@ def test_vin_eval_decodes_a_latent_checkpoint(latent_run, tmp_path):
     assert {r["strategy"] for r in rows} == {"data", "vin"}
     cli = CliRunner().invoke(main, ["eval", str(tmp_path), "--autoencoder", str(tmp_path)])
     assert cli.exit_code == 2 and "use it with --checkpoint" in cli.output
+
+
+def test_wans_video_autoencoder_normalises_each_channel_and_decodes_back(tmp_path):
+    """AutoencoderKLWan: latents = (mean - latents_mean) / latents_std per channel; geometry from its config."""
+    import diffusers
+
+    torch.manual_seed(0)
+    mean_c, std_c = [0.5, -0.2, 0.1, 0.0], [2.0, 0.5, 1.0, 4.0]
+    vae = diffusers.AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, attn_scales=[],
+                                     temperal_downsample=[False, True], latents_mean=mean_c, latents_std=std_c)  # fmt: skip
+    vae.save_pretrained(tmp_path / "wan_vae")
+    space = LatentSpace.of_folder(tmp_path / "wan_vae")
+    assert (space.kind, space.latent_channels, space.spatial_factor, space.temporal_factor) == ("AutoencoderKLWan", 4, 4, 2)
+    assert space.shift_factor == mean_c and space.scaling_factor == [1 / s for s in std_c]
+    x = torch.rand(1, 3, 9, 16, 16) * 2 - 1
+    with torch.no_grad():
+        raw = vae.encode(x).latent_dist.mean  # (1, 4, 5, 4, 4): 1 + 8 / 2 latent frames
+        expected = vae.decode(raw).sample.clamp(-1, 1)
+    ae = Autoencoder(tmp_path / "wan_vae")
+    z = ae.encode(x)
+    m, s = torch.tensor(mean_c).view(1, 4, 1, 1, 1), torch.tensor(std_c).view(1, 4, 1, 1, 1)
+    torch.testing.assert_close(z, (raw - m) / s, atol=1e-5, rtol=1e-5)
+    assert ae.pixel_frames(5) == 9
+    space.write(tmp_path)  # the record round-trips through JSON with its per-channel lists
+    torch.testing.assert_close(LatentDecoder(LatentSpace.read(tmp_path))(z), expected, atol=1e-4, rtol=1e-4)

@@ -1,12 +1,14 @@
 """Training in the latent space of a local diffusers autoencoder (optional; pixels are the default).
 
-`data.autoencoder` names a folder holding a diffusers `AutoencoderKL` (per-frame, an image VAE) or
-`AutoencoderKLCogVideoX` (a causal video VAE that also compresses time): its config.json and
+`data.autoencoder` names a folder holding a diffusers `AutoencoderKL` (per-frame, an image VAE),
+`AutoencoderKLCogVideoX` or `AutoencoderKLWan` (causal video VAEs that also compress time): its config.json and
 safetensors weights, as `save_pretrained` writes them. Nothing is downloaded and nothing is
 unpickled. The model then trains on the autoencoder's scaled latents: `model.in_channels` must be
 its latent channels and `model.sample_size` the frame size divided by its spatial factor.
 
-Latents are the mean of the encoder's distribution (deterministic), `(mean - shift) * scaling_factor`.
+Latents are the mean of the encoder's distribution (deterministic), `(mean - shift) * scaling_factor`;
+Wan's VAE normalises per channel instead (`latents_mean`, `latents_std` in its config: shift = mean,
+scale = 1 / std, recorded as lists).
 With `data.cache_dir`, an image VAE's latents are cached per video (every frame, centre crop), so a
 video is decoded and encoded once; a video VAE encodes each clip as it is drawn (its latents depend
 on where the clip starts).
@@ -31,7 +33,8 @@ from ..files import atomic_write_bytes
 from .cache import ShardCache, file_key
 from .video_folder import BadVideo, ClipSpec, VideoFolder
 
-KINDS = ("AutoencoderKL", "AutoencoderKLCogVideoX")
+KINDS = ("AutoencoderKL", "AutoencoderKLCogVideoX", "AutoencoderKLWan")
+Factor = float | list[float]  # one latent scale / shift, or one per latent channel (Wan)
 LATENT_FILE = "autoencoder.json"  # beside an exported latent-space model's weights
 DECODE_FRAMES = 16  # an image VAE decodes this many frames per call (bounded memory on long videos)
 
@@ -53,12 +56,31 @@ def autoencoder_meta(path: str | Path) -> dict:
 
 def geometry(meta: dict) -> tuple[int, int, int]:
     """(latent channels, spatial factor, temporal factor) of an autoencoder config."""
+    if meta["_class_name"] == "AutoencoderKLWan":  # time is halved by every down block marked in temperal_downsample
+        down = meta.get("temperal_downsample", [False, True, True])
+        return int(meta.get("z_dim", 16)), 2 ** (len(meta.get("dim_mult", [1, 2, 4, 4])) - 1), 2 ** sum(map(bool, down))
     levels = len(meta.get("block_out_channels", (64,))) - 1
     spatial = 2**levels
     temporal = 1
     if meta["_class_name"] == "AutoencoderKLCogVideoX":  # time is halved by the first log2(ratio) down blocks
         temporal = 2 ** min(int(math.log2(meta.get("temporal_compression_ratio", 4))), levels)
     return int(meta.get("latent_channels", 4)), spatial, temporal
+
+
+def factors(meta: dict) -> tuple[Factor, Factor]:
+    """(scale, shift) of an autoencoder config: latents = (mean - shift) * scale."""
+    if meta["_class_name"] == "AutoencoderKLWan":
+        channels = geometry(meta)[0]
+        mean, std = meta.get("latents_mean") or [0.0] * channels, meta.get("latents_std") or [1.0] * channels
+        return [1.0 / float(v) for v in std], [float(v) for v in mean]
+    return float(meta.get("scaling_factor") or 1.0), float(meta.get("shift_factor") or 0.0)
+
+
+def _broadcast(factor: Factor, z: torch.Tensor) -> torch.Tensor | float:
+    """A factor shaped to multiply latents (B, C, T, h, w): per channel when it is a list."""
+    if isinstance(factor, (list, tuple)):
+        return torch.tensor(factor, dtype=z.dtype, device=z.device).view(1, -1, *([1] * (z.ndim - 2)))
+    return factor
 
 
 class Autoencoder:
@@ -69,7 +91,7 @@ class Autoencoder:
     """
 
     def __init__(
-        self, path: str | Path, device: torch.device | str = "cpu", scale: float | None = None, shift: float | None = None
+        self, path: str | Path, device: torch.device | str = "cpu", scale: Factor | None = None, shift: Factor | None = None
     ) -> None:
         import diffusers
 
@@ -85,8 +107,9 @@ class Autoencoder:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise VinError(f"data.autoencoder={str(self.path)!r} could not be loaded: {reason}") from None
         self.vae = vae.to(device).eval().requires_grad_(False)
-        self.scale = float(self.meta.get("scaling_factor") or 1.0) if scale is None else float(scale)
-        self.shift = float(self.meta.get("shift_factor") or 0.0) if shift is None else float(shift)
+        own_scale, own_shift = factors(self.meta)
+        self.scale: Factor = own_scale if scale is None else scale
+        self.shift: Factor = own_shift if shift is None else shift
 
     @property
     def device(self) -> torch.device:
@@ -106,14 +129,15 @@ class Autoencoder:
             b = x.shape[0]
             frames = x.transpose(1, 2).flatten(0, 1)  # (B*T, 3, H, W)
             z = self.vae.encode(frames).latent_dist.mean.unflatten(0, (b, -1)).transpose(1, 2)
-        return ((z - self.shift) * self.scale).float()
+        return ((z - _broadcast(self.shift, z)) * _broadcast(self.scale, z)).float()
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         # (B, C, T', h, w) -> (B, 3, T, H, W) in [-1, 1]; the inverse of `encode`'s scaling, then the VAE's decoder.
         # A video VAE decodes the whole latent video in one causal pass (diffusers steps through it two
         # latent frames at a time with a convolution cache); an image VAE decodes DECODE_FRAMES frames per call.
-        z = (z.to(self.device, self.vae.dtype) / self.scale) + self.shift
+        z = z.to(self.device, self.vae.dtype)
+        z = z / _broadcast(self.scale, z) + _broadcast(self.shift, z)
         if self.temporal > 1:
             x = self.vae.decode(z).sample
         else:
@@ -129,12 +153,12 @@ class LatentSpace:
     """What decoding a latent-space model's samples needs: written to `autoencoder.json` at export."""
 
     autoencoder: str  # the autoencoder's folder (absolute)
-    kind: str  # AutoencoderKL | AutoencoderKLCogVideoX
+    kind: str  # AutoencoderKL | AutoencoderKLCogVideoX | AutoencoderKLWan
     latent_channels: int
     spatial_factor: int
     temporal_factor: int
-    scaling_factor: float  # latents = (mean - shift_factor) * scaling_factor
-    shift_factor: float
+    scaling_factor: Factor  # latents = (mean - shift_factor) * scaling_factor; per channel for Wan
+    shift_factor: Factor
 
     @classmethod
     def of(cls, ae: Autoencoder) -> "LatentSpace":
@@ -146,7 +170,7 @@ class LatentSpace:
         path = Path(path).expanduser()
         meta = autoencoder_meta(path)
         channels, spatial, temporal = geometry(meta)
-        scale, shift = float(meta.get("scaling_factor") or 1.0), float(meta.get("shift_factor") or 0.0)
+        scale, shift = factors(meta)
         return cls(str(path.resolve()), meta["_class_name"], channels, spatial, temporal, scale, shift)
 
     def write(self, folder: Path) -> Path:
