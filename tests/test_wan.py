@@ -154,3 +154,26 @@ def test_guidance_contrasts_the_prompt_with_the_negative_prompt():
     assert (sample(model, "vin", guidance=5.0, null=torch.zeros_like(p[:1])) - same).abs().max() > 1e-3
     with pytest.raises(VinError, match="negative prompt"):
         sample(model, "vin", guidance=5.0)
+
+
+def test_a_checkpoint_holds_the_adapter_and_finds_its_backbone(tmp_path):
+    from vin.backbones.wan import save_wan_vin
+    from vin.checkpoint import load_model
+
+    model = tiny(context_frames=1, random_adapter=True)
+    model.backbone.save_pretrained(tmp_path / "wan")
+    save_wan_vin(model, tmp_path / "run", tmp_path / "wan")
+    adapter = (tmp_path / "run" / "diffusion_pytorch_model.safetensors").stat().st_size
+    assert adapter < (tmp_path / "wan" / "diffusion_pytorch_model.safetensors").stat().st_size
+    again = load_model(tmp_path / "run")
+    x, t, p = inputs(6)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x, t, p), model(x, t, p), rtol=0, atol=1e-6)
+    (tmp_path / "wan" / "diffusion_pytorch_model.safetensors").rename(tmp_path / "moved.safetensors")
+    with pytest.raises(VinError, match=r"wan backbone '.*wan' could not be loaded"):
+        load_model(tmp_path / "run")
+    import shutil
+
+    shutil.rmtree(tmp_path / "wan")
+    with pytest.raises(VinError, match=r"wan backbone '.*wan' does not exist"):
+        load_model(tmp_path / "run")

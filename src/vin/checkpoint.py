@@ -53,6 +53,8 @@ def read_model_config(path: str | Path) -> ModelConfig:
         raise VinError(f"checkpoint {path}: {CONFIG_NAME} is not valid JSON ({err}); the folder is damaged or not a "
                        "vin checkpoint: point --checkpoint at a folder written by `vin train`") from None  # fmt: skip
     name = meta.get("_class_name") if isinstance(meta, dict) else None
+    if name == "WanVIN":
+        raise VinError(f"checkpoint {path} is a VIN on a Wan backbone, not a VINModel: load it with vin.load_model")
     if name != VINModel.__name__:
         what = f"a {name!r}" if name else "no model class (_class_name)"
         raise VinError(f"checkpoint {path}: its {CONFIG_NAME} names {what}, not VINModel; is it a vin checkpoint? ({HINT})")
@@ -79,6 +81,11 @@ def load_model(
     (loaded on first use); `autoencoder` points to another copy of it (a folder, as save_pretrained writes).
     """
     path = Path(path) if path is not None else default_checkpoint()
+    wan = _wan_meta(path)
+    if wan is not None:  # a VIN on a pretrained Wan: the adapter here, the backbone in its own folder
+        from .backbones.wan import load_wan_vin
+
+        return load_wan_vin(path, wan, device)
     model = VINModel(read_model_config(path))
     try:
         weights = load_file(str(path / WEIGHTS_NAME))
@@ -93,6 +100,15 @@ def load_model(
     model = model.to(device).eval()
     model.latent_decoder = _latent_decoder(path, model, autoencoder)
     return model
+
+
+def _wan_meta(path: Path) -> dict | None:
+    """The config.json of a Wan-backbone checkpoint (a WanVIN adapter), or None for anything else."""
+    try:
+        meta = json.loads((path / CONFIG_NAME).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None  # read_model_config says what is wrong
+    return meta if isinstance(meta, dict) and meta.get("_class_name") == "WanVIN" else None
 
 
 def first_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str | None:

@@ -17,9 +17,11 @@ windows have one length and batch together.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -242,3 +244,83 @@ class WanVIN(nn.Module):
         """One denoising evaluation: the VIN read, then all chunks in parallel -> windows (B, N, C, K+F, H, W)."""
         z = self.read_interface(x, timestep, prompt_embeds, keyframe_stride)
         return self.denoise_chunks(x, timestep, prompt_embeds, z, chunk_frames, context_frames)
+
+
+WAN_CLASS = "WanVIN"
+
+
+def load_backbone(path: str | Path):
+    """A `WanTransformer3DModel` from a local diffusers folder (config.json + safetensors); nothing is downloaded."""
+    import diffusers
+
+    folder = Path(path).expanduser()
+    hint = "model.backbone.path must be a local folder written by WanTransformer3DModel.save_pretrained (e.g. the transformer/ folder of Wan2.1-T2V-1.3B-Diffusers)"
+    if not (folder / "config.json").is_file():
+        raise VinError(f"wan backbone {str(folder)!r} {'has no config.json' if folder.is_dir() else 'does not exist'} ({hint})")
+    try:
+        name = json.loads((folder / "config.json").read_text()).get("_class_name")
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise VinError(f"wan backbone {str(folder)!r}: config.json is not valid JSON ({err})") from None
+    if name != "WanTransformer3DModel":
+        raise VinError(f"wan backbone {str(folder)!r} holds a {name!r}, not a WanTransformer3DModel ({hint})")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..checkpoint import first_mismatch
+
+    config = diffusers.WanTransformer3DModel.load_config(folder)
+    with torch.device("meta"):
+        model = diffusers.WanTransformer3DModel.from_config(config)
+    index = folder / "diffusion_pytorch_model.safetensors.index.json"  # sharded weights, as large models are saved
+    names = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else ["diffusion_pytorch_model.safetensors"]
+    weights: dict[str, torch.Tensor] = {}
+    try:
+        for name in names:
+            weights.update(load_file(str(folder / name)))
+    except (SafetensorError, OSError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VinError(f"wan backbone {str(folder)!r} could not be loaded: {reason}") from None
+    mismatch = first_mismatch(model.state_dict(), weights)
+    if mismatch:
+        raise VinError(f"wan backbone {str(folder)!r}: its weights do not match its config.json ({mismatch})")
+    model.load_state_dict(weights, assign=True)
+    model.rope = type(model.rope)(model.rope.attention_head_dim, model.rope.patch_size, model.rope.max_seq_len)  # buffers off meta
+    return model.eval()
+
+
+def save_wan_vin(model: WanVIN, folder: str | Path, backbone_path: str | Path) -> Path:
+    """A checkpoint of the adapter only: config.json (the adapter's settings and the backbone's folder) and
+    the adapter's weights as safetensors; the backbone stays where it is."""
+    from safetensors.torch import save_file
+
+    from ..files import atomic_path, atomic_write_bytes
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"_class_name": WAN_CLASS, "backbone": str(Path(backbone_path).expanduser().resolve()),
+            "sample_size": model.config.sample_size, **asdict(model.vin_config)}  # fmt: skip
+    with atomic_path(folder / "diffusion_pytorch_model.safetensors") as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.adapter_state_dict().items()}, tmp)
+    atomic_write_bytes(folder / "config.json", (json.dumps(meta, indent=1) + "\n").encode())
+    return folder
+
+
+def load_wan_vin(folder: str | Path, meta: dict, device: str | torch.device = "cpu", backbone: str | Path | None = None) -> WanVIN:
+    """A checkpoint written by `save_wan_vin` (its config.json already read into `meta`), on its recorded
+    backbone or on `backbone` (another copy of it), in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    known = {f.name for f in fields(WanVINConfig)}
+    unknown = sorted(set(meta) - known - {"_class_name", "backbone", "sample_size"})
+    if unknown:
+        raise VinError(f"checkpoint {folder}: its config.json has settings this version of vin does not know ({', '.join(unknown)})")
+    config = WanVINConfig(**{k: v for k, v in meta.items() if k in known})
+    model = WanVIN(load_backbone(backbone or meta.get("backbone", "")), config, meta.get("sample_size", 60))
+    try:
+        weights = load_file(str(folder / "diffusion_pytorch_model.safetensors"))
+    except (SafetensorError, OSError) as err:
+        raise VinError(f"checkpoint {folder}: the adapter weights could not be read ({str(err).splitlines()[0]})") from None
+    model.load_adapter_state_dict(weights)
+    return model.to(device).eval()
