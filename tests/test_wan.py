@@ -177,3 +177,28 @@ def test_a_checkpoint_holds_the_adapter_and_finds_its_backbone(tmp_path):
     shutil.rmtree(tmp_path / "wan")
     with pytest.raises(VinError, match=r"wan backbone '.*wan' does not exist"):
         load_model(tmp_path / "run")
+
+
+def test_generate_takes_prompt_embeddings_and_decodes_with_wans_autoencoder(tmp_path):
+    """vin.generate on a saved Wan checkpoint: prompt and negative embeddings, decoded to RGB by AutoencoderKLWan."""
+    from vin.backbones.wan import save_wan_vin
+    from vin.checkpoint import load_model
+    from vin.generation.api import generate
+
+    model = tiny(context_frames=1, random_adapter=True)
+    model.config = type(model.config)(**{**model.config.__dict__, "sample_size": (8, 12)})  # non-square latents
+    model.backbone.save_pretrained(tmp_path / "wan")
+    torch.manual_seed(0)
+    diffusers.AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, attn_scales=[],
+                               temperal_downsample=[False, True], latents_mean=[0.0] * 4,
+                               latents_std=[1.0] * 4).save_pretrained(tmp_path / "vae")  # fmt: skip
+    save_wan_vin(model, tmp_path / "run", tmp_path / "wan", autoencoder=tmp_path / "vae")
+    loaded = load_model(tmp_path / "run")
+    _, _, p = inputs(9)
+    out = generate(loaded, 9, 2, 0, prompt_embeds=p[:1], negative_prompt_embeds=torch.zeros_like(p[:1]), guidance=4.0)
+    # 9 latent frames -> 1 + 8 * 2 = 17 video frames; latents 8 x 12 -> 32 x 48 pixels (4x spatial)
+    assert out.video.dtype == torch.uint8 and out.video.shape == (17, 32, 48, 3)
+    again = generate(loaded, 9, 2, 0, prompt_embeds=p[:1], negative_prompt_embeds=torch.zeros_like(p[:1]), guidance=4.0)
+    assert torch.equal(out.video, again.video)
+    with pytest.raises(VinError, match="needs a conditional model and a condition"):
+        generate(loaded, 9, 2, 0, guidance=4.0)

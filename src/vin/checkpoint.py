@@ -85,7 +85,9 @@ def load_model(
     if wan is not None:  # a VIN on a pretrained Wan: the adapter here, the backbone in its own folder
         from .backbones.wan import load_wan_vin
 
-        return load_wan_vin(path, wan, device)
+        model = load_wan_vin(path, wan, device)
+        model.latent_decoder = _latent_decoder(path, model, autoencoder)
+        return model
     model = VINModel(read_model_config(path))
     try:
         weights = load_file(str(path / WEIGHTS_NAME))

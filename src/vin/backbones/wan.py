@@ -63,7 +63,7 @@ class WanGeometry:
     context_frames: int
     keyframe_stride: int
     in_channels: int
-    sample_size: int  # latent frame height the adapter was set up for (strategies take `size` for others)
+    sample_size: int | tuple[int, int]  # latent frame size the videos are sampled at: square, or (height, width)
     patch_hw: int
     width: int  # the backbone's inner width (memory estimates)
     vin_tokens: int
@@ -114,7 +114,7 @@ class ZCrossAttention:
 class WanVIN(nn.Module):
     """Wan2.1 denoising every chunk in parallel, coupled to a VIN; `backbone` is frozen, the rest trains."""
 
-    def __init__(self, backbone, config: WanVINConfig | None = None, sample_size: int = 60) -> None:
+    def __init__(self, backbone, config: WanVINConfig | None = None, sample_size: int | tuple[int, int] = (60, 104)) -> None:
         super().__init__()
         self.vin_config = (config or WanVINConfig()).check()
         c, bc = self.vin_config, backbone.config
@@ -129,7 +129,8 @@ class WanVIN(nn.Module):
         self.context_placeholder = nn.Parameter(torch.zeros(bc.in_channels, max(c.context_frames, 1), 1, 1))
         self.current_z: torch.Tensor | None = None  # (W, M, D_vin) while `denoise_chunks` runs the backbone
         self.latent_decoder = None  # set where the model is loaded: latents -> pixels (AutoencoderKLWan)
-        self.config = WanGeometry(c.chunk_frames, c.context_frames, c.keyframe_stride, bc.in_channels, sample_size,
+        size = sample_size if isinstance(sample_size, int) else tuple(sample_size)  # (60, 104): 480 x 832 video
+        self.config = WanGeometry(c.chunk_frames, c.context_frames, c.keyframe_stride, bc.in_channels, size,
                                   bc.patch_size[1], inner, c.vin_tokens, bc.text_dim)  # fmt: skip
         for block, kv in zip(backbone.blocks, self.z_kv):
             block.attn2.set_processor(ZCrossAttention(block.attn2.processor, kv, self))
@@ -160,23 +161,34 @@ class WanVIN(nn.Module):
         self.load_state_dict(weights, strict=False)
 
     def read_interface(
-        self, x: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None = None, keyframe_stride: int | None = None
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        keyframe_stride: int | None = None,
+        frame_offset: int = 0,
+        total_frames: int | None = None,
+        merge=None,
     ) -> torch.Tensor:
         """Z_t = VIN(keyframes of the whole noisy latent video): (B, C, T, H, W) -> (B, M, D_vin).
 
         The read is not conditioned on the prompt (`labels`, accepted as the strategies pass it): the
         tokens carry what the video shows, the prompt reaches every window through Wan's own attention.
+        `frame_offset`, `total_frames`, `merge`: one rank's share of a video spread over processes (as
+        `VINModel.read_interface`).
         `timestep` (B,) in [0, 1000], or (B, N) one per chunk: the read is then conditioned on their mean
         and every keyframe token carries its offset from it (as `VINModel.read_interface`).
         """
         stride = self.vin_config.keyframe_stride if keyframe_stride is None else keyframe_stride
         offsets = None
         if timestep.ndim == 2:
+            if merge is not None:
+                raise VinError("a timestep per chunk is read in one process (chunk-parallel ranks share one timestep)")
             reference = timestep.mean(1)  # (B,)
             times = chunk_times(timestep, x.shape[2] // self.vin_config.chunk_frames)
             offsets = times.repeat_interleave(self.vin_config.chunk_frames, dim=1) - reference[:, None]  # (B, T)
             timestep = reference
-        return self.interface(x, self.t_embedder(timestep), stride, offsets=offsets)
+        return self.interface(x, self.t_embedder(timestep), stride, None, frame_offset, total_frames, merge, offsets)
 
     @contextmanager
     def reading(self, z: torch.Tensor | None) -> Iterator[None]:
@@ -288,9 +300,10 @@ def load_backbone(path: str | Path):
     return model.eval()
 
 
-def save_wan_vin(model: WanVIN, folder: str | Path, backbone_path: str | Path) -> Path:
+def save_wan_vin(model: WanVIN, folder: str | Path, backbone_path: str | Path, autoencoder: str | Path | None = None) -> Path:
     """A checkpoint of the adapter only: config.json (the adapter's settings and the backbone's folder) and
-    the adapter's weights as safetensors; the backbone stays where it is."""
+    the adapter's weights as safetensors; the backbone stays where it is. `autoencoder`: the folder of the
+    `AutoencoderKLWan` that decodes the samples (recorded in autoencoder.json, as for any latent model)."""
     from safetensors.torch import save_file
 
     from ..files import atomic_path, atomic_write_bytes
@@ -301,6 +314,10 @@ def save_wan_vin(model: WanVIN, folder: str | Path, backbone_path: str | Path) -
             "sample_size": model.config.sample_size, **asdict(model.vin_config)}  # fmt: skip
     with atomic_path(folder / "diffusion_pytorch_model.safetensors") as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in model.adapter_state_dict().items()}, tmp)
+    if autoencoder is not None:
+        from ..data.latent import LatentSpace
+
+        LatentSpace.of_folder(autoencoder).write(folder)
     atomic_write_bytes(folder / "config.json", (json.dumps(meta, indent=1) + "\n").encode())
     return folder
 
@@ -317,7 +334,7 @@ def load_wan_vin(folder: str | Path, meta: dict, device: str | torch.device = "c
     if unknown:
         raise VinError(f"checkpoint {folder}: its config.json has settings this version of vin does not know ({', '.join(unknown)})")
     config = WanVINConfig(**{k: v for k, v in meta.items() if k in known})
-    model = WanVIN(load_backbone(backbone or meta.get("backbone", "")), config, meta.get("sample_size", 60))
+    model = WanVIN(load_backbone(backbone or meta.get("backbone", "")), config, meta.get("sample_size", (60, 104)))
     try:
         weights = load_file(str(folder / "diffusion_pytorch_model.safetensors"))
     except (SafetensorError, OSError) as err:

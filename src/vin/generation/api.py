@@ -36,16 +36,19 @@ def check_decodable(model: VINModel) -> None:
                        "--autoencoder DIR (vin generate / vin eval) or vin.load_model(path, autoencoder=DIR)")  # fmt: skip
 
 
-def check_request(model: VINModel, strategy: str, frames: int, steps: int = 25, seed: int = 0, world: int = 1, **options) -> Plan:
+def check_request(
+    model: VINModel, strategy: str, frames: int, steps: int = 25, seed: int = 0, world: int = 1, labelled: bool = False, **options
+) -> Plan:
     """Everything that can be wrong with a request, checked before any work starts (raises VinError).
 
-    `world`: the number of ranks that will share the work. Returns the resolved plan.
+    `world`: the number of ranks that will share the work; `labelled`: a condition comes with the request
+    other than `label` (prompt embeddings). Returns the resolved plan.
     """
     if model.config.full_frames > 0 and strategy != "full":
         raise VinError(f"this checkpoint is a full-attention model (trained on whole clips, model.full_frames="
                        f"{model.config.full_frames}): sample it with the full strategy, not {strategy!r}")  # fmt: skip
     o = make_options(frames, steps, seed, **options)
-    p = plan(model, strategy, o)
+    p = plan(model, strategy, o, labelled=labelled)
     check_decodable(model)
     if world > 1:
         if strategy != "vin":
@@ -66,25 +69,28 @@ def generate(
     strategy: str = "vin",
     progress: bool = False,
     group: Group | None = None,
+    prompt_embeds: torch.Tensor | None = None,
+    negative_prompt_embeds: torch.Tensor | None = None,
     **options,
 ) -> Generation | None:
     """Generates one video of `frames` frames with `strategy`; the same seed gives the same video.
 
     `options` are the fields of `GenerationOptions`: label, guidance, chunk_frames, context_frames,
     keyframe_stride, fusion, fusion_fraction, global_tokens, queue, overlap_frames, cutoff, spectral_branch,
-    position_interpolation. With a distributed `group` (torchrun) the chunks are shared by the ranks;
+    position_interpolation. `prompt_embeds` (1, L, D): a text model's condition (a Wan backbone's UMT5
+    embeddings, computed offline); `negative_prompt_embeds`: what guidance contrasts it with. With a distributed `group` (torchrun) the chunks are shared by the ranks;
     rank 0 gets the video and the others None. A latent-space model's sample is decoded to pixels by
     `model.latent_decoder` (set by `vin.load_model`), so `video` is always RGB frames.
     """
     world = group.world if group is not None and group.distributed else 1
-    resolved = check_request(model, strategy, frames, steps, seed, world, **options)
+    resolved = check_request(model, strategy, frames, steps, seed, world, prompt_embeds is not None, **options)
     o = make_options(frames, steps, seed, progress=progress, **options)
     if world > 1:
-        result = run_vin_distributed(model, o, group)
+        result = run_vin_distributed(model, o, group, labels=prompt_embeds, null_labels=negative_prompt_embeds)
         if group.rank != 0:
             return None
     else:
-        result = run_strategy(model, strategy, o, resolved=resolved)
+        result = run_strategy(model, strategy, o, resolved=resolved, labels=prompt_embeds, null_labels=negative_prompt_embeds)
     sample, seconds = result.sample, result.seconds
     if model.latent_decoder is not None:  # latents -> pixels; the decoding counts in `seconds`
         start = time.perf_counter()

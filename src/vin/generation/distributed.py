@@ -27,7 +27,8 @@ from .strategies import GenerationOptions, StrategyOutput, _per_chunk, fusion_st
 
 @torch.no_grad()
 def run_vin_distributed(
-    model: VINModel, options: GenerationOptions, group: Group, labels: torch.Tensor | None = None
+    model: VINModel, options: GenerationOptions, group: Group, labels: torch.Tensor | None = None,
+    null_labels: torch.Tensor | None = None,
 ) -> StrategyOutput:
     """The `vin` strategy over `group.world` ranks. On rank 0 `sample` is the whole video; elsewhere None."""
     p = plan(model, "vin", options, labelled=labels is not None)
@@ -43,7 +44,8 @@ def run_vin_distributed(
     context_shape = (b, c, k, h, w)
     fused = fusion_steps(o.fusion, o.fusion_fraction, o.steps)
     merge = allreduce_merge(group) if group.distributed else None
-    call = GuidedModel(model, labels.to(model.device) if labels is not None else None, o.guidance)
+    call = GuidedModel(model, labels.to(model.device) if labels is not None else None, o.guidance,
+                       null_labels.to(model.device) if null_labels is not None else None)  # fmt: skip
     exchange = group.distributed and k > 0
 
     def predict(x_in: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:

@@ -20,10 +20,16 @@ ACTIVATION_COPIES = 20
 VIDEO_COPIES = 10
 
 
+def frame_pixels(size: int | tuple[int, int]) -> int:
+    """Pixels (or latent positions) of one frame of `model.config.sample_size`: square, or (height, width)."""
+    h, w = (size, size) if isinstance(size, int) else size
+    return h * w
+
+
 def call_tokens(model: VINModel, strategy: str, plan) -> int:
     """DiT tokens one model call of `strategy` evaluates (all its windows together)."""
     cfg = model.config
-    per_frame = (cfg.sample_size // cfg.patch_hw) ** 2
+    per_frame = frame_pixels(cfg.sample_size) // cfg.patch_hw**2
     window = (plan.context_frames + plan.chunk_frames) // cfg.patch_t * per_frame  # a chunk with its context
     windows = {
         "vin": plan.chunks,
@@ -43,7 +49,7 @@ def estimate_bytes(model: VINModel, strategy: str, plan, guidance: float = 1.0) 
     """Peak bytes of sampling one video with `strategy` (see the module docstring), weights included."""
     cfg = model.config
     batch = 2 if guidance != 1.0 else 1  # classifier-free guidance doubles every call
-    video = plan.frames * cfg.in_channels * cfg.sample_size**2 * 4
+    video = plan.frames * cfg.in_channels * frame_pixels(cfg.sample_size) * 4
     activations = call_tokens(model, strategy, plan) * cfg.width * 4 * ACTIVATION_COPIES * batch
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     return video * VIDEO_COPIES + activations + weights
