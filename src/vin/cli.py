@@ -425,6 +425,40 @@ def _video_files(paths: tuple[str, ...]) -> list[Path]:
     return files
 
 
+@main.command("demo")
+@CHECKPOINT_FLAGS
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True, help="Port of the page.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on: 127.0.0.1 is this machine only; 0.0.0.0 serves your network.")
+@click.option("--votes", type=click.Path(), default="vin-votes.sqlite", show_default=True,
+              help="SQLite file of the user study's votes (created if missing; one row per vote).")
+@click.option("--study", type=click.Path(), default="vin-study", show_default=True, help="Folder of the study's videos.")
+@click.option("--study-strategies", default="vin,autoregressive", show_default=True,
+              help="Comma-separated strategies the study compares in pairs.")
+@click.option("--study-seeds", default="0,1,2,3", show_default=True, help="Comma-separated seeds of the study's videos.")
+@click.option("--study-frames", type=int, default=None, help="Length of the study's videos [default: 16 chunks].")
+@click.option("--study-steps", type=int, default=25, show_default=True, help="Denoising steps of the study's videos.")
+@click.option("--prepare", is_flag=True, help="Make the study's missing videos and exit (then raters never wait).")
+@click.option("--features", default="efficientnet-lite0", show_default=True,
+              help="Feature model of the consistency figures: efficientnet-lite0, pixels or export:PATH (as vin eval).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--threads", type=int, default=None, help="CPU threads, at most the machine's [default: torch's].")
+def demo(checkpoint, autoencoder, port, host, votes, study, study_strategies, study_seeds, study_frames, study_steps,
+         prepare, features, device, threads) -> None:  # fmt: skip
+    """A web page (gradio): generate and compare strategies side by side, and run the pairwise user study.
+
+    Needs the optional extra: pip install -e ".[demo]". Local only by default (--host 127.0.0.1).
+    """
+    from .demo.launch import DemoSettings, run_demo
+
+    strategies = tuple(s.strip() for s in study_strategies.split(",") if s.strip())
+    seeds = tuple(_int_list(study_seeds, "--study-seeds"))
+    torch_device = _setup_run(device, threads)
+    run_demo(DemoSettings(checkpoint=checkpoint, autoencoder=autoencoder, host=host, port=port, votes=votes, study=study,
+                          study_strategies=strategies, study_seeds=seeds, study_frames=study_frames, study_steps=study_steps,
+                          features=features, device=str(torch_device), prepare=prepare), echo=click.echo)  # fmt: skip
+
+
 @main.group()
 def bench() -> None:
     """What the strategies cost: FLOPs (counted on the meta device) and wall time, side by side.

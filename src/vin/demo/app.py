@@ -1,0 +1,189 @@
+"""The gradio page of `vin demo`: Generate, Compare (the pairwise user study) and Results.
+
+Every handler calls `vin.demo.core.Demo` and shows a user error as the CLI's one line (`error: ...`) in the
+tab's status box, never a traceback. Generation runs in gradio's queue, one request at a time (a second one
+waits in line, with its place shown); votes and tallies have their own queues and never wait for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable
+
+import gradio as gr
+import pandas as pd
+
+from ..errors import VinError
+from ..generation.options import FUSION_SCHEDULES, GLOBAL_TOKENS, STRATEGIES
+from .core import HEADERS, Demo, GenerateRequest, whole
+from .votes import QUESTIONS, TALLY_HEADERS
+
+log = logging.getLogger("vin.demo")
+ANSWERS = [("Left", "left"), ("Right", "right"), ("No preference", "none")]
+
+
+def _guard(fn: Callable[[], tuple], failed: Callable[[str], tuple]) -> tuple:
+    """fn()'s outputs; on a VinError (or a bug) the outputs of failed('error: ...'), one line, logged if a bug."""
+    try:
+        return fn()
+    except VinError as err:
+        return failed(f"error: {err}")
+    except Exception as err:  # a bug: one line on the page, the traceback in the server's log
+        log.exception("vin demo: unexpected error")
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return failed(
+            f"error: unexpected {type(err).__name__}{': ' + first if first else ''} (the server's log has the details)"
+        )
+
+
+def _empty_table(headers: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([], columns=headers)
+
+
+def generate_tab(demo: Demo, frames: int) -> None:
+    """Frames, steps, seed, strategies and sampling switches; the side-by-side video, figures and costs."""
+    chunk = demo.model().config.chunk_frames
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            checkpoint = gr.Textbox(label="Checkpoint", value=str(demo.checkpoint), elem_id="checkpoint",
+                                    info="a folder written by vin train, or default / full (the shipped models)")  # fmt: skip
+            n_frames = gr.Number(
+                label="Frames", value=frames, elem_id="frames", info=f"a multiple of the chunk ({chunk} frames)"
+            )
+            steps = gr.Number(label="Steps", value=25, elem_id="steps", minimum=1)
+            seed = gr.Number(label="Seed", value=0, elem_id="seed", minimum=0)
+            strategies = gr.CheckboxGroup(list(STRATEGIES), value=["vin"], label="Strategies (side by side, same noise)",
+                                          elem_id="strategies")  # fmt: skip
+            with gr.Accordion("Sampling switches", open=False):
+                fusion = gr.Dropdown(list(FUSION_SCHEDULES), value="early", label="Fusion schedule (vin)")
+                fraction = gr.Slider(0, 1, value=0.4, step=0.05, label="Fusion: fraction of the steps (vin)")
+                context = gr.Number(label="Context frames K (blank: the model's)", value=None)
+                tokens = gr.Radio(list(GLOBAL_TOKENS), value="global", label="Global tokens (vin)")
+            button = gr.Button("Generate", variant="primary", elem_id="generate")
+        with gr.Column(scale=3):
+            status = gr.Textbox(label="Status", interactive=False, elem_id="generate-status", max_lines=2)
+            gr.Markdown("The strategies side by side, from the same noise; an orange frame marks the frames either side "
+                        "of a chunk boundary, and the ticks under each video are the boundaries.")  # fmt: skip
+            view = gr.Video(show_label=False, interactive=False, autoplay=True, loop=True, elem_id="view", height=420)
+            table = gr.Dataframe(_empty_table(HEADERS), label="vin eval figures, wall time and FLOPs", interactive=False,
+                                 elem_id="figures", wrap=True)  # fmt: skip
+            files = gr.File(label="Each strategy's video", file_count="multiple", interactive=False)
+
+    def run(ckpt, f, s, sd, chosen, fu, fr, k, gt, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (gradio's way)
+        """A generator: the videos as soon as they are sampled, then their figures."""
+        done = {}
+
+        def report(fraction: float, text: str) -> None:
+            progress(fraction, desc=text)
+
+        def failed(line: str) -> tuple:
+            return line, None, _empty_table(HEADERS), None
+
+        def sample():
+            request = GenerateRequest(ckpt, whole(f, "frames"), whole(s, "steps"), whole(sd, "seed"), tuple(chosen or ()),
+                                      fu, float(fr), gt, whole(k, "context frames"))  # fmt: skip
+            samples = done["samples"] = demo.sample(request, report)
+            return (samples.describe() + "; measuring (FLOPs and vin eval figures)...", str(samples.view),
+                    _empty_table(HEADERS), [str(p) for p in samples.files.values()])  # fmt: skip
+
+        def measure():
+            result = demo.measure(done["samples"], report)
+            return (
+                result.summary,
+                str(result.view),
+                pd.DataFrame(result.rows, columns=HEADERS),
+                [str(p) for p in result.videos.values()],
+            )
+
+        yield _guard(sample, failed)
+        if "samples" in done:
+            yield _guard(measure, failed)
+
+    button.click(run, [checkpoint, n_frames, steps, seed, strategies, fusion, fraction, context, tokens],
+                 [status, view, table, files], concurrency_limit=1, concurrency_id="generate")  # fmt: skip
+
+
+def compare_tab(demo: Demo, rng: random.Random) -> gr.Tab:
+    """Two videos of one seed from two strategies, sides at random; a vote is two answers."""
+    s = demo.study
+    with gr.Tab("Compare", id="compare") as tab:
+        gr.Markdown(f"**Which is better?** Two videos of the same length ({s.frames} frames) and the same noise, made two "
+                    "ways; which one is on which side is random. Watch both, answer both questions, then vote.")  # fmt: skip
+        trial = gr.State(None)
+        rater = gr.State(None)
+        with gr.Row():
+            left = gr.Video(label="Left", interactive=False, autoplay=True, loop=True, elem_id="left", height=400)
+            right = gr.Video(label="Right", interactive=False, autoplay=True, loop=True, elem_id="right", height=400)
+        consistency = gr.Radio(ANSWERS, label=QUESTIONS["consistency"], elem_id="consistency")
+        quality = gr.Radio(ANSWERS, label=QUESTIONS["quality"], elem_id="quality")
+        with gr.Row():
+            vote = gr.Button("Vote", variant="primary", elem_id="vote")
+            skip = gr.Button("Next pair", elem_id="next")
+        status = gr.Textbox(label="Status", interactive=False, elem_id="compare-status", max_lines=2)
+
+    def draw(current, message: str = ""):
+        def work():
+            t, lpath, rpath = demo.trial(rng)
+            ready = len(s.strategies) * len(s.seeds) - len(s.missing())
+            note = message or f"{ready} of {len(s.strategies) * len(s.seeds)} study videos ready in {s.folder}"
+            return t, str(lpath), str(rpath), None, None, note
+
+        return _guard(work, lambda line: (current, gr.update(), gr.update(), gr.update(), gr.update(), line))
+
+    def cast(current, c, q, who):
+        who = who or uuid.uuid4().hex[:12]  # one id per browser session
+        try:
+            row = demo.vote(current, c, q, who)
+        except VinError as err:
+            return current, gr.update(), gr.update(), gr.update(), gr.update(), f"error: {err}", who
+        return (*draw(current, f"vote {row} recorded; here is the next pair"), who)
+
+    outputs = [trial, left, right, consistency, quality, status]
+    vote.click(
+        cast, [trial, consistency, quality, rater], [*outputs, rater], concurrency_limit=4, concurrency_id="votes"
+    )
+    skip.click(draw, [trial], outputs, concurrency_limit=4, concurrency_id="draw")
+    tab.select(lambda t: draw(t) if t is None else (t, gr.update(), gr.update(), gr.update(), gr.update(), gr.update()),
+               [trial], outputs, concurrency_limit=4, concurrency_id="draw")  # fmt: skip
+    return tab
+
+
+def results_tab(demo: Demo) -> None:
+    """Win rates per pair and question, with 95% intervals."""
+    with gr.Tab("Results", id="results") as tab:
+        note = gr.Markdown(elem_id="results-note")
+        table = gr.Dataframe(_empty_table(TALLY_HEADERS), interactive=False, elem_id="tally", wrap=True)
+        refresh = gr.Button("Refresh", elem_id="refresh")
+
+    def show():
+        def work():
+            text, rows = demo.results()
+            return text, pd.DataFrame(rows, columns=TALLY_HEADERS)
+
+        return _guard(work, lambda line: (line, _empty_table(TALLY_HEADERS)))
+
+    for event in (tab.select, refresh.click):
+        event(show, None, [note, table], concurrency_limit=4, concurrency_id="tally")
+
+
+def build(demo: Demo, frames: int, seed: int | None = None) -> gr.Blocks:
+    """The page. `frames`: the Generate tab's starting length; `seed` fixes the draw of study pairs (tests)."""
+    rng = random.Random(seed)
+    with gr.Blocks(title="vin demo", analytics_enabled=False, delete_cache=(1800, 7200)) as page:
+        gr.Markdown(f"# vin: long videos with Video Interface Networks\nModel: `{demo.checkpoint}` · votes: "
+                    f"`{demo.votes.path}` · study: `{demo.study.folder}`")  # fmt: skip
+        with gr.Tabs():
+            with gr.Tab("Generate", id="generate"):
+                generate_tab(demo, frames)
+            compare_tab(demo, rng)
+            results_tab(demo)
+    page.queue(default_concurrency_limit=1)
+    return page
+
+
+def launch(page: gr.Blocks, demo: Demo, host: str, port: int) -> None:
+    """Serves `page` on host:port until interrupted (blocks)."""
+    page.launch(server_name=host, server_port=port, ssr_mode=False, quiet=True, show_error=False, mcp_server=False,
+                pwa=False, allowed_paths=[str(demo.study.folder), str(demo.work_dir)], footer_links=[])  # fmt: skip
