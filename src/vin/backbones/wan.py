@@ -31,7 +31,7 @@ from ..config import check_geometry
 from ..errors import VinError
 from ..model.embed import TimestepEmbedder
 from ..model.interface import VideoInterface
-from ..model.vin import chunk_times, window_pixels, window_times
+from ..model.vin import chunk_times, read_times, window_pixels, window_times
 
 
 @dataclass
@@ -180,14 +180,7 @@ class WanVIN(nn.Module):
         and every keyframe token carries its offset from it (as `VINModel.read_interface`).
         """
         stride = self.vin_config.keyframe_stride if keyframe_stride is None else keyframe_stride
-        offsets = None
-        if timestep.ndim == 2:
-            if merge is not None:
-                raise VinError("a timestep per chunk is read in one process (chunk-parallel ranks share one timestep)")
-            reference = timestep.mean(1)  # (B,)
-            times = chunk_times(timestep, x.shape[2] // self.vin_config.chunk_frames)
-            offsets = times.repeat_interleave(self.vin_config.chunk_frames, dim=1) - reference[:, None]  # (B, T)
-            timestep = reference
+        timestep, offsets = read_times(timestep, x.shape[2], merge)
         return self.interface(x, self.t_embedder(timestep), stride, None, frame_offset, total_frames, merge, offsets)
 
     @contextmanager

@@ -147,16 +147,7 @@ class VINModel(ModelMixin, ConfigMixin):
         """
         if self.interface is None:
             return None
-        offsets = None
-        if timestep.ndim == 2:
-            if merge is not None:
-                raise VinError("a timestep per chunk is read in one process (chunk-parallel ranks share one timestep)")
-            n = timestep.shape[1]
-            if x.shape[2] % n:
-                raise VinError(f"a timestep per chunk: {x.shape[2]} frames do not split into {n} chunks")
-            reference = timestep.mean(1)  # (B,)
-            offsets = timestep.repeat_interleave(x.shape[2] // n, dim=1) - reference[:, None]  # (B, T)
-            timestep = reference
+        timestep, offsets = read_times(timestep, x.shape[2], merge)
         c = self.condition(timestep, labels)
         conditioned = self.y_embedder is not None or self.text_embedder is not None
         cond_tokens = c.unsqueeze(1) if conditioned else None
@@ -387,6 +378,20 @@ class WindowLayout:
         x = rearrange(h, "(b n) (t s) d -> b n s t d", b=self.batch, s=self.frame_tokens)
         out = attn.banded(x, self.frames, self.borrow_frames, lent)  # (B, N, S, T, D)
         return rearrange(out, "b n s t d -> (b n) (t s) d")
+
+
+def read_times(timestep: torch.Tensor, frames: int, merge=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The VIN read's time: (B,) as it is, or (B, N) one per chunk -> (their mean (B,), each frame's offset
+    from it (B, T)), so keyframe tokens can tell clean frames from noisy ones."""
+    if timestep.ndim == 1:
+        return timestep, None
+    if merge is not None:
+        raise VinError("a timestep per chunk is read in one process (chunk-parallel ranks share one timestep)")
+    n = timestep.shape[1]
+    if frames % n:
+        raise VinError(f"a timestep per chunk: {frames} frames do not split into {n} chunks")
+    reference = timestep.mean(1)  # (B,)
+    return reference, timestep.repeat_interleave(frames // n, dim=1) - reference[:, None]
 
 
 def chunk_times(timestep: torch.Tensor, chunks: int) -> torch.Tensor:
