@@ -7,18 +7,22 @@ from safetensors.torch import load_file, save_file
 from vin.errors import VinError
 
 diffusers = pytest.importorskip("diffusers")
-from vin.backbones.wan import WanVIN, WanVINConfig  # noqa: E402
+from vin.backbones.wan import WanVIN  # noqa: E402
+from vin.config import ModelConfig  # noqa: E402
 
 TINY_WAN = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4, out_channels=4,
                 text_dim=16, freq_dim=32, ffn_dim=32, num_layers=2, rope_max_seq_len=64)  # fmt: skip
 
 
-def tiny(context_frames: int = 0, seed: int = 0, random_adapter: bool = False) -> WanVIN:
+def tiny(context_frames: int = 0, seed: int = 0, random_adapter: bool = False, folder=None, lora_rank: int = 0) -> WanVIN:
+    """A tiny random Wan with a VIN; `folder`: the backbone is saved there first and the model records it."""
     torch.manual_seed(seed)
     wan = diffusers.WanTransformer3DModel(**TINY_WAN)
-    config = WanVINConfig(vin_tokens=4, vin_width=16, vin_heads=2, vin_process_blocks=1, chunk_frames=3,
-                          context_frames=context_frames)  # fmt: skip
-    model = WanVIN(wan, config).eval()
+    if folder is not None:
+        wan.save_pretrained(folder)
+    config = ModelConfig(vin_tokens=4, width=16, heads=2, vin_process_blocks=1, chunk_frames=3, context_frames=context_frames,
+                         keyframe_stride=1, sample_size=8, backbone=str(folder or ""))  # fmt: skip
+    model = WanVIN(wan, config, lora_rank).eval()
     if random_adapter:
         g = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():
@@ -160,9 +164,8 @@ def test_a_checkpoint_holds_the_adapter_and_finds_its_backbone(tmp_path):
     from vin.backbones.wan import save_wan_vin
     from vin.checkpoint import load_model
 
-    model = tiny(context_frames=1, random_adapter=True)
-    model.backbone.save_pretrained(tmp_path / "wan")
-    save_wan_vin(model, tmp_path / "run", tmp_path / "wan")
+    model = tiny(context_frames=1, random_adapter=True, folder=tmp_path / "wan")
+    save_wan_vin(model, tmp_path / "run")
     adapter = (tmp_path / "run" / "diffusion_pytorch_model.safetensors").stat().st_size
     assert adapter < (tmp_path / "wan" / "diffusion_pytorch_model.safetensors").stat().st_size
     again = load_model(tmp_path / "run")
@@ -185,19 +188,17 @@ def test_generate_takes_prompt_embeddings_and_decodes_with_wans_autoencoder(tmp_
     from vin.checkpoint import load_model
     from vin.generation.api import generate
 
-    model = tiny(context_frames=1, random_adapter=True)
-    model.config = type(model.config)(**{**model.config.__dict__, "sample_size": (8, 12)})  # non-square latents
-    model.backbone.save_pretrained(tmp_path / "wan")
+    model = tiny(context_frames=1, random_adapter=True, folder=tmp_path / "wan")
     torch.manual_seed(0)
     diffusers.AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, attn_scales=[],
                                temperal_downsample=[False, True], latents_mean=[0.0] * 4,
                                latents_std=[1.0] * 4).save_pretrained(tmp_path / "vae")  # fmt: skip
-    save_wan_vin(model, tmp_path / "run", tmp_path / "wan", autoencoder=tmp_path / "vae")
+    save_wan_vin(model, tmp_path / "run", autoencoder=tmp_path / "vae")
     loaded = load_model(tmp_path / "run")
     _, _, p = inputs(9)
     out = generate(loaded, 9, 2, 0, prompt_embeds=p[:1], negative_prompt_embeds=torch.zeros_like(p[:1]), guidance=4.0)
-    # 9 latent frames -> 1 + 8 * 2 = 17 video frames; latents 8 x 12 -> 32 x 48 pixels (4x spatial)
-    assert out.video.dtype == torch.uint8 and out.video.shape == (17, 32, 48, 3)
+    # 9 latent frames -> 1 + 8 * 2 = 17 video frames; latents 8 x 8 -> 32 x 32 pixels (4x spatial)
+    assert out.video.dtype == torch.uint8 and out.video.shape == (17, 32, 32, 3)
     again = generate(loaded, 9, 2, 0, prompt_embeds=p[:1], negative_prompt_embeds=torch.zeros_like(p[:1]), guidance=4.0)
     assert torch.equal(out.video, again.video)
     with pytest.raises(VinError, match="needs a conditional model and a condition"):

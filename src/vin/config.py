@@ -59,6 +59,11 @@ class ModelConfig:
     attention: str = "3d"  # 3d (all tokens of a window) | factorised (spatial then temporal, as STDiT; needs coupling=cross)
     text_dim: int = 0  # > 0: conditioned on a text embedding of this size (precomputed offline; data.captions)
     full_frames: int = 0  # > 0: the full-attention baseline, trained on whole clips of up to this many frames
+    flow_shift: float = 1.0  # flow times shifted, in training and sampling: sigma -> s*sigma / (1 + (s-1)*sigma) (Wan2.1: 3 at 480p)
+    # "": the project's own DiT. A folder: a pretrained diffusers WanTransformer3DModel (Wan2.1), frozen, that
+    # denoises the chunks; its config decides in_channels, patch_hw, text_dim and depth (vin.backbones), and
+    # width, heads, vin_process_blocks and mlp_ratio are then the VIN's own.
+    backbone: str = ""
 
     def check(self) -> "ModelConfig":
         """Raises a VinError naming the first bad setting; returns self."""
@@ -68,6 +73,17 @@ class ModelConfig:
             _at_least(f"model.{name}", getattr(self, name), 0)
         if not isinstance(self.mlp_ratio, (int, float)) or self.mlp_ratio <= 0:
             raise VinError(f"model.mlp_ratio must be positive, got {self.mlp_ratio!r}")
+        _in_span("model.flow_shift", self.flow_shift, "(0, inf)")
+        if self.flow_shift != 1.0 and self.objective != "flow":
+            raise VinError("model.flow_shift shifts flow times: it needs model.objective=flow")
+        if self.backbone:
+            from .backbones import WAN_FIXED
+
+            for name, value in WAN_FIXED.items():
+                if getattr(self, name) != value:
+                    raise VinError(f"model.{name}={getattr(self, name)!r}: a wan backbone needs {value!r}")
+            if self.vin_tokens == 0:
+                raise VinError("model.vin_tokens=0: a wan backbone is here to read a VIN; set model.vin_tokens > 0")
         for name, choices in (("coupling", COUPLINGS), ("keyframe_positions", KEYFRAME_POSITIONS), ("context_mode", CONTEXT_MODES),
                               ("attention", ATTENTIONS), ("objective", OBJECTIVES), ("parameterization", PARAMETERIZATIONS)):  # fmt: skip
             one_of(f"model.{name}", getattr(self, name), choices)
@@ -173,6 +189,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 200
     grad_clip: float = 1.0
+    lora_rank: int = 0  # > 0 (a wan backbone only): LoRA adapters of this rank on the DiT's attention train too (peft)
     ema_decay: float = 0.999
     context_dropout: float = 0.0  # fraction of windows whose context frames are blanked: only the VIN links them to the rest
     label_dropout: float = 0.1  # for classifier-free guidance, class-conditional models only
@@ -197,7 +214,7 @@ class TrainConfig:
     def check(self) -> "TrainConfig":
         """Raises a VinError naming the first bad setting; returns self."""
         for name, low in (("steps", 1), ("windows_per_step", 1), ("grad_accum", 1), ("warmup_steps", 0), ("seed", 0),
-                          ("threads", 0), ("save_every", 1), ("keep_checkpoints", 1), ("stop_at", 0), ("log_every", 1),
+                          ("threads", 0), ("lora_rank", 0), ("save_every", 1), ("keep_checkpoints", 1), ("stop_at", 0), ("log_every", 1),
                           ("sample_every", 0), ("sample_frames", 0), ("sample_steps", 1)):  # fmt: skip
             _at_least(f"train.{name}", getattr(self, name), low)
         if not self.chunk_counts or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.chunk_counts):
@@ -257,12 +274,20 @@ def check_config(config: Config, world: int = 1) -> None:
                            f"autoencoder's spatial factor {spatial} = {m.sample_size * spatial}")  # fmt: skip
         if m.in_channels != channels:
             raise VinError(f"model.in_channels={m.in_channels} must equal the autoencoder's latent channels ({channels})")
+    elif m.backbone:
+        raise VinError("a wan backbone denoises its VAE's latents: set data.source=folder and data.autoencoder to the "
+                       "AutoencoderKLWan folder (the vae/ folder of the Wan2.1 release)")  # fmt: skip
     elif (d.height, d.width) != (m.sample_size, m.sample_size):
         raise VinError(f"data.height/width ({d.height}x{d.width}) must equal model.sample_size ({m.sample_size})")
     elif d.source == "folder" and m.in_channels != 3:
         raise VinError(f"model.in_channels={m.in_channels}: video frames in pixel space have 3 channels")
     if m.text_dim > 0 and not (d.source == "folder" and d.captions):
         raise VinError("model.text_dim > 0 needs text embeddings: data.source=folder and data.captions=<file>.safetensors")
+    if t.lora_rank > 0 and not m.backbone:
+        raise VinError("train.lora_rank adapts a pretrained backbone's attention: it needs model.backbone (a wan folder)")
+    if m.backbone and t.sample_every > 0:
+        raise VinError("train.sample_every: samples of a wan run need prompt embeddings; set it to 0 and sample the "
+                       "exported run with vin generate --prompt-embeds")  # fmt: skip
     if m.num_classes > 0 and d.source == "folder" and d.labels != "folders":
         raise VinError("a class-conditional model (model.num_classes > 0) on a video folder needs data.labels=folders")
     if t.windows_per_step < max(t.chunk_counts):
@@ -293,6 +318,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
                 raise VinError(f"config file {path} must hold a mapping of sections (model, data, train, latent)")
             data = {k: drop_retired(k, v, f"config file {path}") if isinstance(v, dict) else v for k, v in data.items()}
             base = OmegaConf.merge(base, OmegaConf.create(data))
+        data = data if path is not None else {}
         for item in overrides:
             if "=" not in item:
                 raise VinError(f"override {item!r} must look like section.key=value, e.g. train.steps=100")
@@ -307,6 +333,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     except yaml.YAMLError as err:
         raise VinError(f"config file {path} is not valid YAML: {err}") from None
     config = OmegaConf.to_object(base)
+    if config.model.backbone:  # the backbone's geometry, resolved once, here
+        from .backbones import resolve_backbone
+
+        given = set(data.get("model") or {}) | set(dotted.get("model") or {})
+        resolve_backbone(config.model, given)
     config.model.check()  # each section where it enters; how they fit together: check_config (vin train)
     config.train.check()
     return config

@@ -1,1 +1,62 @@
-"""Pretrained video DiTs as the chunk-parallel backbone of a VIN (diffusers models, loaded from local folders)."""
+"""Pretrained video DiTs as the chunk-parallel backbone of a VIN (diffusers models, loaded from local folders).
+
+`model.backbone` names a local folder written by `WanTransformer3DModel.save_pretrained` (the
+`transformer/` folder of a Wan2.1 diffusers release). Its config.json decides the model's geometry:
+`resolve_backbone` copies it into the `ModelConfig` where the config enters (`load_config`), so every
+later reader sees one resolved config. This module is torch-free (configs load without torch).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import VinError
+
+WAN_TRANSFORMER = "WanTransformer3DModel"
+HINT = ("model.backbone must be a local folder written by WanTransformer3DModel.save_pretrained "
+        "(e.g. the transformer/ folder of Wan2.1-T2V-1.3B-Diffusers)")  # fmt: skip
+
+# What the chunk-parallel machinery needs of a model on a Wan backbone, fixed by Wan itself.
+WAN_FIXED = {"patch_t": 1, "objective": "flow", "parameterization": "direct", "coupling": "cross", "attention": "3d",
+             "context_mode": "recompute", "keyframe_positions": "none", "num_classes": 0, "full_frames": 0}  # fmt: skip
+
+
+def backbone_config(path: str | Path) -> dict[str, Any]:
+    """The config.json of a Wan backbone folder, or a VinError that says what is wrong with the folder."""
+    folder = Path(path).expanduser()
+    if not (folder / "config.json").is_file():
+        state = "has no config.json" if folder.is_dir() else "does not exist"
+        raise VinError(f"wan backbone {str(folder)!r} {state} ({HINT})")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise VinError(f"wan backbone {str(folder)!r}: config.json is not valid JSON ({err})") from None
+    name = config.get("_class_name") if isinstance(config, dict) else None
+    if name != WAN_TRANSFORMER:
+        raise VinError(f"wan backbone {str(folder)!r} holds a {name!r}, not a {WAN_TRANSFORMER} ({HINT})")
+    return config
+
+
+def backbone_settings(bc) -> dict[str, Any]:
+    """The `ModelConfig` settings a Wan backbone's config (config.json, or a loaded model's `.config`)
+    decides: its geometry, and what Wan fixes (`WAN_FIXED`)."""
+    patch = list(bc.get("patch_size", [1, 2, 2]))
+    if patch[0] != 1:
+        raise VinError(f"wan backbone: a temporal patch of {patch[0]} is not supported (Wan2.1 uses 1)")
+    return {"in_channels": bc.get("in_channels", 16), "patch_hw": patch[1], "text_dim": bc.get("text_dim", 4096),
+            "depth": bc.get("num_layers", 30), **WAN_FIXED}  # fmt: skip
+
+
+def resolve_backbone(model, given: set[str]) -> None:
+    """Fills `model` (a ModelConfig with `backbone` set) with what its backbone decides, in place.
+
+    `given`: the model keys the user set (YAML or overrides); one that contradicts the backbone is an
+    error naming both values, as silently overriding it would hide a mistake.
+    """
+    for name, value in backbone_settings(backbone_config(model.backbone)).items():
+        if name in given and getattr(model, name) != value:
+            raise VinError(f"model.{name}={getattr(model, name)!r} contradicts the wan backbone {model.backbone!r}, "
+                           f"which makes it {value!r}; remove model.{name} (a backbone's geometry is read from its config)")  # fmt: skip
+        setattr(model, name, value)

@@ -20,44 +20,25 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import check_geometry
+from ..backbones import backbone_config, backbone_settings
+from ..config import ModelConfig, check_geometry
 from ..errors import VinError
 from ..model.embed import TimestepEmbedder
 from ..model.interface import VideoInterface
 from ..model.vin import chunk_times, read_times, window_pixels, window_times
 
 
-@dataclass
-class WanVINConfig:
-    """The adapter's settings; the backbone's geometry (channels, patches, widths) is read from its config."""
-
-    vin_tokens: int = 32  # M
-    vin_width: int = 512  # D of the VIN (Wan-1.3B is 1536 wide)
-    vin_heads: int = 8
-    vin_process_blocks: int = 2
-    mlp_ratio: float = 4.0
-    chunk_frames: int = 5  # F, latent frames (Wan's VAE: 4 video frames per latent frame after the first)
-    context_frames: int = 2  # K, latent frames
-    keyframe_stride: int = 1  # s
-
-    def check(self) -> "WanVINConfig":
-        if self.vin_tokens < 1 or self.vin_width < 1 or self.vin_heads < 1 or self.vin_width % self.vin_heads:
-            raise VinError(f"wan adapter: vin_tokens and vin_width must be positive and vin_heads must divide vin_width "
-                           f"(got {self.vin_tokens}, {self.vin_width}, {self.vin_heads})")  # fmt: skip
-        check_geometry(self.chunk_frames, self.chunk_frames, self.context_frames, 1, self.keyframe_stride)
-        return self
-
-
 @dataclass(frozen=True)
 class WanGeometry:
-    """What the generation strategies read of a model (`model.config`): chunking, sizes, objective."""
+    """What the generation strategies read of a model (`model.config`): chunking, sizes, objective. Derived,
+    never declared: `ModelConfig` holds the settings, the backbone its geometry; `width` is Wan's."""
 
     chunk_frames: int
     context_frames: int
@@ -71,11 +52,19 @@ class WanGeometry:
     patch_t: int = 1
     full_frames: int = 0
     num_classes: int = 0
+    flow_shift: float = 1.0
     objective: str = "flow"  # Wan is a rectified-flow model: x_t = (1 - sigma) x0 + sigma noise, v = noise - x0
     parameterization: str = "direct"
     attention: str = "3d"
     coupling: str = "cross"
     context_mode: str = "recompute"
+
+    @classmethod
+    def of(cls, config: ModelConfig, inner_width: int) -> "WanGeometry":
+        """The view of a resolved `ModelConfig` (its backbone's geometry filled in) that the strategies read."""
+        return cls(config.chunk_frames, config.context_frames, config.keyframe_stride, config.in_channels,
+                   config.sample_size, config.patch_hw, inner_width, config.vin_tokens, config.text_dim,
+                   flow_shift=config.flow_shift)  # fmt: skip
 
 
 class ZKeyValue(nn.Module):
@@ -108,30 +97,42 @@ class ZCrossAttention:
         q = attn.norm_q(attn.to_q(hidden_states)).unflatten(2, (attn.heads, -1)).transpose(1, 2)  # (W, H, L, Dh)
         k, v = (p.unflatten(2, (attn.heads, -1)).transpose(1, 2).to(q.dtype) for p in self.kv(z))  # (W, H, M, Dh)
         read = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)  # (W, L, inner)
-        return out + F.linear(read.type_as(out), attn.to_out[0].weight)  # to_out is linear: (a + b) W + c
+        proj = attn.to_out[0]  # affine (a LoRA adapter included): proj(a + b) = proj(a) + proj(b) - bias
+        added = proj(read.type_as(out))
+        return out + (added - proj.bias if proj.bias is not None else added)
+
+
+LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # every attention projection of Wan's blocks (attn1, attn2)
 
 
 class WanVIN(nn.Module):
-    """Wan2.1 denoising every chunk in parallel, coupled to a VIN; `backbone` is frozen, the rest trains."""
+    """Wan2.1 denoising every chunk in parallel, coupled to a VIN; `backbone` is frozen, the rest trains.
 
-    def __init__(self, backbone, config: WanVINConfig | None = None, sample_size: int | tuple[int, int] = (60, 104)) -> None:
+    `config`: the VIN's settings (a `ModelConfig`: vin_tokens, width and heads of the VIN, its process
+    blocks, chunk_frames F, context_frames K, keyframe_stride s, sample_size, flow_shift); what the
+    backbone decides (in_channels, patch_hw, text_dim, ...) is read from `backbone.config`.
+    `lora_rank` > 0: LoRA adapters on every attention projection of the DiT (through peft) train too.
+    """
+
+    def __init__(self, backbone, config: ModelConfig | None = None, lora_rank: int = 0) -> None:
         super().__init__()
-        self.vin_config = (config or WanVINConfig()).check()
-        c, bc = self.vin_config, backbone.config
-        if tuple(bc.patch_size)[0] != 1:
-            raise VinError(f"wan backbone: a temporal patch of {bc.patch_size[0]} is not supported (Wan2.1 uses 1)")
+        bc = backbone.config
+        self.model_config = replace(config or ModelConfig(), **backbone_settings(bc)).check()
+        c = self.model_config
+        self.lora_rank = lora_rank
         self.backbone = backbone.requires_grad_(False)
+        if lora_rank > 0:
+            add_lora(backbone, lora_rank)
         inner = bc.num_attention_heads * bc.attention_head_dim
-        self.t_embedder = TimestepEmbedder(c.vin_width)
-        self.interface = VideoInterface(bc.in_channels, bc.patch_size[1], c.vin_width, c.vin_heads, c.vin_tokens,
+        self.t_embedder = TimestepEmbedder(c.width)
+        self.interface = VideoInterface(bc.in_channels, bc.patch_size[1], c.width, c.heads, c.vin_tokens,
                                         c.vin_process_blocks, c.mlp_ratio)  # fmt: skip
-        self.z_kv = nn.ModuleList(ZKeyValue(c.vin_width, inner, bc.eps) for _ in backbone.blocks)
-        self.context_placeholder = nn.Parameter(torch.zeros(bc.in_channels, max(c.context_frames, 1), 1, 1))
+        self.z_kv = nn.ModuleList(ZKeyValue(c.width, inner, bc.eps) for _ in backbone.blocks)
+        placeholder = torch.zeros(bc.in_channels, max(c.context_frames, 1), 1, 1)
+        self.context_placeholder = nn.Parameter(placeholder, requires_grad=c.context_frames > 0)  # unused without context
         self.current_z: torch.Tensor | None = None  # (W, M, D_vin) while `denoise_chunks` runs the backbone
         self.latent_decoder = None  # set where the model is loaded: latents -> pixels (AutoencoderKLWan)
-        size = sample_size if isinstance(sample_size, int) else tuple(sample_size)  # (60, 104): 480 x 832 video
-        self.config = WanGeometry(c.chunk_frames, c.context_frames, c.keyframe_stride, bc.in_channels, size,
-                                  bc.patch_size[1], inner, c.vin_tokens, bc.text_dim)  # fmt: skip
+        self.config = WanGeometry.of(c, inner)
         for block, kv in zip(backbone.blocks, self.z_kv):
             block.attn2.set_processor(ZCrossAttention(block.attn2.processor, kv, self))
 
@@ -148,8 +149,9 @@ class WanVIN(nn.Module):
                        "embeddings (null_labels / --negative-embeds)")  # fmt: skip
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """What a checkpoint saves: every tensor but the backbone's (megabytes, not gigabytes)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+        """What a checkpoint saves: every tensor but the backbone's own (megabytes, not gigabytes); its LoRA
+        adapters, when there are any, are saved."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.") or ".lora_" in k}
 
     def load_adapter_state_dict(self, weights: dict[str, torch.Tensor]) -> None:
         """Loads what `adapter_state_dict` saved; a missing, unexpected or misshapen tensor is a VinError naming it."""
@@ -159,6 +161,23 @@ class WanVIN(nn.Module):
         if mismatch:
             raise VinError(f"the adapter weights do not match this adapter and backbone ({mismatch})")
         self.load_state_dict(weights, strict=False)
+
+    def checkpoint_activations(self) -> None:
+        """Every Wan block recomputes its activations in the backward pass (less memory, ~30% more compute).
+        Z_t goes into the checkpoint as an input, so the recomputation reads what the forward read."""
+        from torch.utils.checkpoint import checkpoint
+
+        for block in self.backbone.blocks:
+            inner = block.forward
+
+            def run(z, *args, _inner=inner, **kwargs):
+                with self.reading(z):
+                    return _inner(*args, **kwargs)
+
+            def forward(*args, _run=run, **kwargs):
+                return checkpoint(_run, self.current_z, *args, use_reentrant=False, **kwargs)
+
+            block.forward = forward
 
     def read_interface(
         self,
@@ -179,18 +198,18 @@ class WanVIN(nn.Module):
         `timestep` (B,) in [0, 1000], or (B, N) one per chunk: the read is then conditioned on their mean
         and every keyframe token carries its offset from it (as `VINModel.read_interface`).
         """
-        stride = self.vin_config.keyframe_stride if keyframe_stride is None else keyframe_stride
+        stride = self.config.keyframe_stride if keyframe_stride is None else keyframe_stride
         timestep, offsets = read_times(timestep, x.shape[2], merge)
         return self.interface(x, self.t_embedder(timestep), stride, None, frame_offset, total_frames, merge, offsets)
 
     @contextmanager
     def reading(self, z: torch.Tensor | None) -> Iterator[None]:
-        """Z_t for the Wan blocks' cross-attention inside the block (None: Wan alone)."""
-        self.current_z = z
+        """Z_t for the Wan blocks' cross-attention inside the block (None: Wan alone); nests."""
+        previous, self.current_z = self.current_z, z
         try:
             yield
         finally:
-            self.current_z = None
+            self.current_z = previous
 
     def denoise_chunks(
         self,
@@ -203,25 +222,29 @@ class WanVIN(nn.Module):
         time_scale: float = 1.0,
         chunks: slice | None = None,
         context: torch.Tensor | None = None,
+        drop_context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Every chunk's window through Wan as one batch: x (B, C, T, H, W), timestep (B,) or (B, N) one per
         chunk, prompt_embeds (B, L, text_dim), z (B, M, D_vin) or None -> Wan's flow prediction of each
         window (B, N, C, K+F, H, W). With a time per chunk every token gets its frame's time (Wan takes a
         timestep per token): context frames at their owner's, the chunk's own frames at the chunk's.
         `chunks`: only those windows; `context` (B, C, K, H, W): chunk 0's context when `x` is part of a
-        longer video. `time_scale` must be 1 (Wan's RoPE positions are its own)."""
-        c = self.vin_config
+        longer video; `drop_context` (B, N) bool: those windows get the placeholder as context (training's
+        context dropout: only Z links them to their neighbours). `time_scale` must be 1 (Wan's RoPE
+        positions are its own)."""
+        c = self.config
         f = c.chunk_frames if chunk_frames is None else chunk_frames
         k = c.context_frames if context_frames is None else context_frames
         if time_scale != 1.0:
             raise VinError("Wan windows keep their own positions: position interpolation (time_scale) does not apply")
         b = x.shape[0]
         n = check_geometry(x.shape[2], f, k, 1, c.keyframe_stride)
-        first = context
-        if k and first is None:
-            first = self.context_placeholder[:, :k].expand(b, -1, -1, x.shape[3], x.shape[4]).to(x.dtype)
-        windows = window_pixels(x, f, k, first)  # (B, N, C, K+F, H, W)
-        tokens = (x.shape[3] // self.config.patch_hw) * (x.shape[4] // self.config.patch_hw)  # per latent frame
+        blank = self.context_placeholder[:, :k].expand(b, -1, -1, x.shape[3], x.shape[4]).to(x.dtype)  # (B, C, K, H, W)
+        windows = window_pixels(x, f, k, blank if context is None and k else context)  # (B, N, C, K+F, H, W)
+        if drop_context is not None and k:
+            dropped = drop_context.to(x.device)[:, :, None, None, None, None]
+            windows = torch.cat([torch.where(dropped, blank[:, None], windows[:, :, :, :k]), windows[:, :, :, k:]], 3)
+        tokens = (x.shape[3] // c.patch_hw) * (x.shape[4] // c.patch_hw)  # per latent frame
         if timestep.ndim == 2:  # every token at its frame's time (context frames at their owner's)
             t = window_times(chunk_times(timestep, n), f, k).repeat_interleave(tokens, dim=2)  # (B, N, (K+F) * tokens)
         else:
@@ -245,10 +268,21 @@ class WanVIN(nn.Module):
         chunk_frames: int | None = None,
         context_frames: int | None = None,
         keyframe_stride: int | None = None,
+        drop_context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One denoising evaluation: the VIN read, then all chunks in parallel -> windows (B, N, C, K+F, H, W)."""
         z = self.read_interface(x, timestep, prompt_embeds, keyframe_stride)
-        return self.denoise_chunks(x, timestep, prompt_embeds, z, chunk_frames, context_frames)
+        return self.denoise_chunks(x, timestep, prompt_embeds, z, chunk_frames, context_frames, drop_context=drop_context)
+
+
+def add_lora(backbone, rank: int) -> None:
+    """LoRA adapters of `rank` (alpha = rank: scale 1) on every attention projection of Wan's blocks, through
+    peft; their B matrices start at zero, so the adapted DiT starts as the pretrained one."""
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise VinError("train.lora_rank > 0 needs peft: pip install peft (or set train.lora_rank=0)") from None
+    backbone.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=True, target_modules=LORA_TARGETS))
 
 
 WAN_CLASS = "WanVIN"
@@ -257,22 +291,13 @@ WAN_CLASS = "WanVIN"
 def load_backbone(path: str | Path):
     """A `WanTransformer3DModel` from a local diffusers folder (config.json + safetensors); nothing is downloaded."""
     import diffusers
-
-    folder = Path(path).expanduser()
-    hint = "model.backbone.path must be a local folder written by WanTransformer3DModel.save_pretrained (e.g. the transformer/ folder of Wan2.1-T2V-1.3B-Diffusers)"
-    if not (folder / "config.json").is_file():
-        raise VinError(f"wan backbone {str(folder)!r} {'has no config.json' if folder.is_dir() else 'does not exist'} ({hint})")
-    try:
-        name = json.loads((folder / "config.json").read_text()).get("_class_name")
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise VinError(f"wan backbone {str(folder)!r}: config.json is not valid JSON ({err})") from None
-    if name != "WanTransformer3DModel":
-        raise VinError(f"wan backbone {str(folder)!r} holds a {name!r}, not a WanTransformer3DModel ({hint})")
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from ..checkpoint import first_mismatch
 
+    folder = Path(path).expanduser()
+    backbone_config(folder)  # a VinError that says what is wrong with the folder
     config = diffusers.WanTransformer3DModel.load_config(folder)
     with torch.device("meta"):
         model = diffusers.WanTransformer3DModel.from_config(config)
@@ -293,18 +318,22 @@ def load_backbone(path: str | Path):
     return model.eval()
 
 
-def save_wan_vin(model: WanVIN, folder: str | Path, backbone_path: str | Path, autoencoder: str | Path | None = None) -> Path:
-    """A checkpoint of the adapter only: config.json (the adapter's settings and the backbone's folder) and
-    the adapter's weights as safetensors; the backbone stays where it is. `autoencoder`: the folder of the
-    `AutoencoderKLWan` that decodes the samples (recorded in autoencoder.json, as for any latent model)."""
+def save_wan_vin(model: WanVIN, folder: str | Path, autoencoder: str | Path | None = None) -> Path:
+    """A checkpoint of the adapter only: config.json (the `ModelConfig`, whose `backbone` is the backbone's
+    folder, and the LoRA rank) and the adapter's weights as safetensors; the backbone stays where it is.
+    `autoencoder`: the folder of the `AutoencoderKLWan` that decodes the samples (autoencoder.json)."""
     from safetensors.torch import save_file
 
     from ..files import atomic_path, atomic_write_bytes
 
+    config = model.model_config
+    if not config.backbone:
+        raise VinError("this WanVIN's backbone has no folder (model_config.backbone): build it with the folder "
+                       "the backbone was loaded from, so the checkpoint can find it")  # fmt: skip
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {"_class_name": WAN_CLASS, "backbone": str(Path(backbone_path).expanduser().resolve()),
-            "sample_size": model.config.sample_size, **asdict(model.vin_config)}  # fmt: skip
+    meta = {"_class_name": WAN_CLASS, **asdict(config), "backbone": str(Path(config.backbone).expanduser().resolve()),
+            "lora_rank": model.lora_rank}  # fmt: skip
     with atomic_path(folder / "diffusion_pytorch_model.safetensors") as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in model.adapter_state_dict().items()}, tmp)
     if autoencoder is not None:
@@ -322,12 +351,17 @@ def load_wan_vin(folder: str | Path, meta: dict, device: str | torch.device = "c
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    known = {f.name for f in fields(WanVINConfig)}
-    unknown = sorted(set(meta) - known - {"_class_name", "backbone", "sample_size"})
+    settings = {k: v for k, v in meta.items() if not k.startswith("_") and k != "lora_rank"}
+    unknown = sorted(set(settings) - {f.name for f in fields(ModelConfig)})
     if unknown:
         raise VinError(f"checkpoint {folder}: its config.json has settings this version of vin does not know ({', '.join(unknown)})")
-    config = WanVINConfig(**{k: v for k, v in meta.items() if k in known})
-    model = WanVIN(load_backbone(backbone or meta.get("backbone", "")), config, meta.get("sample_size", (60, 104)))
+    if backbone is not None:
+        settings["backbone"] = str(backbone)
+    try:
+        config = ModelConfig(**settings).check()
+    except VinError as err:
+        raise VinError(f"checkpoint {folder} has a bad config: {err}") from None
+    model = WanVIN(load_backbone(config.backbone), config, int(meta.get("lora_rank", 0)))
     try:
         weights = load_file(str(folder / "diffusion_pytorch_model.safetensors"))
     except (SafetensorError, OSError) as err:
