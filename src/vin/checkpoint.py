@@ -40,7 +40,8 @@ def checkpoint_path(text: str | Path | None) -> Path:
 
 
 def read_model_config(path: str | Path) -> ModelConfig:
-    """The checked `ModelConfig` of a checkpoint folder's config.json (retired settings at their old values dropped)."""
+    """The checked `ModelConfig` of a checkpoint folder's config.json (retired settings at their old values
+    dropped): a VINModel's, or a WanVIN's (whose `backbone` is its backbone's folder)."""
     path = Path(path)
     if not path.is_dir():
         raise VinError(f"checkpoint {path} does not exist or is not a directory ({HINT})")
@@ -53,9 +54,9 @@ def read_model_config(path: str | Path) -> ModelConfig:
         raise VinError(f"checkpoint {path}: {CONFIG_NAME} is not valid JSON ({err}); the folder is damaged or not a "
                        "vin checkpoint: point --checkpoint at a folder written by `vin train`") from None  # fmt: skip
     name = meta.get("_class_name") if isinstance(meta, dict) else None
-    if name == "WanVIN":
-        raise VinError(f"checkpoint {path} is a VIN on a Wan backbone, not a VINModel: load it with vin.load_model")
-    if name != VINModel.__name__:
+    if name == "WanVIN":  # a VIN on a Wan backbone: its ModelConfig, and the LoRA rank it was trained with
+        meta = {k: v for k, v in meta.items() if k != "lora_rank"}
+    elif name != VINModel.__name__:
         what = f"a {name!r}" if name else "no model class (_class_name)"
         raise VinError(f"checkpoint {path}: its {CONFIG_NAME} names {what}, not VINModel; is it a vin checkpoint? ({HINT})")
     settings = drop_retired("model", {k: v for k, v in meta.items() if not k.startswith("_")}, f"checkpoint {path}")

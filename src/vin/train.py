@@ -47,15 +47,31 @@ from .train_state import list_checkpoints, load_state, save_state
 
 
 def build_model(config: Config) -> VINModel:
-    """A freshly initialised model, seeded from train.seed without touching the global RNG."""
+    """A freshly initialised model, seeded from train.seed without touching the global RNG: the project's DiT,
+    or a VIN on the pretrained Wan backbone that `model.backbone` names (`WanVIN`: only the adapter is new)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.train.seed)
+        if config.model.backbone:
+            from .backbones.wan import WanVIN, load_backbone
+
+            return WanVIN(load_backbone(config.model.backbone), config.model, config.train.lora_rank)
         return VINModel(config.model)
+
+
+def copy_for_ema(model: torch.nn.Module) -> torch.nn.Module:
+    """The EMA's copy of `model`: trained tensors copied, frozen ones (a pretrained backbone) shared, not doubled."""
+    frozen = {id(p): p for p in model.parameters() if not p.requires_grad}
+    return copy.deepcopy(model, memo=frozen).requires_grad_(False).eval()
 
 
 def save_checkpoint(model: VINModel, out_dir: Path) -> None:
     """Writes config.json + diffusion_pytorch_model.safetensors so that no half-written file is ever visible."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not isinstance(model, VINModel):  # a WanVIN: the adapter only, beside the backbone's recorded folder
+        from .backbones.wan import save_wan_vin
+
+        save_wan_vin(model, out_dir)
+        return
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tmp-") as tmp:
         model.save_pretrained(tmp)
         for name in os.listdir(tmp):
@@ -66,7 +82,8 @@ def save_checkpoint(model: VINModel, out_dir: Path) -> None:
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p.detach(), 1 - decay)
+        if e is not p:  # a frozen tensor both share (copy_for_ema) stays as it is
+            e.lerp_(p.detach(), 1 - decay)
 
 
 def init_from_path(tc: TrainConfig) -> Path:
@@ -86,8 +103,13 @@ def check_init_from(config: Config) -> Path:
     except VinError as err:
         raise VinError(f"train.init_from: {err}") from None
     ours = config.model
+
+    def same(name: str) -> bool:  # a backbone folder is the same wherever it is named from
+        a, b = getattr(ours, name), getattr(theirs, name)
+        return a == b or (name == "backbone" and bool(a) and bool(b) and Path(a).expanduser().resolve() == Path(b).resolve())
+
     differ = [f"model.{f.name}: {getattr(ours, f.name)!r} here, {getattr(theirs, f.name)!r} there" for f in fields(ours)
-              if getattr(ours, f.name) != getattr(theirs, f.name)]  # fmt: skip
+              if not same(f.name)]  # fmt: skip
     if differ:
         raise VinError(f"train.init_from={str(path)!r} is a different model than this run's config: {'; '.join(differ)}. "
                        "Set the run's model section to the folder's config.json (e.g. the config it was trained with)")  # fmt: skip
@@ -97,9 +119,9 @@ def check_init_from(config: Config) -> Path:
 def load_init_weights(model: VINModel, config: Config) -> None:
     """Copies train.init_from's weights into `model` (its config checked first): the start of a fine-tune."""
     from .checkpoint import load_model
+    from .train_state import load_trained_weights, trained_weights
 
-    source = load_model(check_init_from(config))
-    model.load_state_dict(source.state_dict())
+    load_trained_weights(model, trained_weights(load_model(check_init_from(config))))
 
 
 class StopRequest:
@@ -156,6 +178,9 @@ def enable_activation_checkpointing(model: VINModel) -> None:
     """Each DiT block recomputes its activations in the backward pass instead of keeping them."""
     from torch.utils.checkpoint import checkpoint
 
+    if not isinstance(model, VINModel):  # a WanVIN: its backbone's blocks, Z_t kept as their input
+        model.checkpoint_activations()
+        return
     for block in model.blocks:
         inner = block.forward
 
@@ -183,18 +208,24 @@ def make_data(config: Config, device: torch.device):
         from .data.latent import Autoencoder, LatentVideos
 
         ae = Autoencoder(d.autoencoder, device)
-        folder = VideoFolder(d, d.height, ae.pixel_frames(longest), cache, config.model.text_dim)
+        folder = VideoFolder(d, d.height, ae.pixel_frames(longest), cache, config.model.text_dim, bool(config.model.backbone))
         source = LatentVideos(folder, ae, cache)
     else:
         source = folder = VideoFolder(d, d.height, longest, cache, config.model.text_dim)
     m = config.model
+    if m.backbone and config.train.label_dropout > 0 and folder.null_caption is None:
+        raise VinError("train.label_dropout > 0 on a wan backbone drops captions to the empty prompt: add its "
+                       "embedding to data.captions under the key '' (or set train.label_dropout=0)")  # fmt: skip
     if m.num_classes > 0 and m.num_classes != len(folder.classes):
         raise VinError(f"model.num_classes={m.num_classes} but {folder.root} has {len(folder.classes)} class folders")
     return source, ae
 
 
-def drop_condition(cond: torch.Tensor | None, drop: torch.Tensor, config: Config) -> torch.Tensor | None:
-    """Replaces dropped rows by the null condition (for classifier-free guidance); None if the model is unconditional."""
+def drop_condition(cond: torch.Tensor | None, drop: torch.Tensor, config: Config, null: torch.Tensor | None = None) -> torch.Tensor | None:
+    """Replaces dropped rows by the null condition (for classifier-free guidance); None if the model is unconditional.
+    `null`: the empty prompt's token embeddings (L, D) that a Wan backbone's dropped captions become."""
+    if config.model.backbone and cond is not None:
+        return cond if null is None else torch.where(drop[:, None, None], null.to(cond), cond)
     if config.model.num_classes > 0 and cond is not None:
         return torch.where(drop, torch.full_like(cond, config.model.num_classes), cond)
     if config.model.text_dim > 0 and cond is not None:
@@ -205,8 +236,9 @@ def drop_condition(cond: torch.Tensor | None, drop: torch.Tensor, config: Config
 PROBE_CLIPS, PROBE_CHUNKS, PROBE_SEED = 4, 4, 20261201
 
 
-def probe_clips(config: Config, data) -> torch.Tensor | None:
-    """The fixed clips whose loss gap the log records (`vin.metrics.probe`), or None for a model without a VIN.
+def probe_clips(config: Config, data) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """The fixed clips whose loss gap the log records (`vin.metrics.probe`) and their condition (a Wan
+    backbone's captions; None otherwise), or None for a model without a VIN.
 
     Procedural data: held-out seeds (training seeds start at 2**20), clips of 4 chunks. A video folder has
     no held-out split: the same 4 draws every time, from a generator of their own (training's streams are
@@ -216,16 +248,18 @@ def probe_clips(config: Config, data) -> torch.Tensor | None:
     if m.vin_tokens == 0 or m.full_frames > 0:
         return None
     if isinstance(data, SyntheticVideos):
-        return torch.stack([data.clip(seed, PROBE_CHUNKS * m.chunk_frames)[0] for seed in range(200, 200 + PROBE_CLIPS)])
+        return torch.stack([data.clip(seed, PROBE_CHUNKS * m.chunk_frames)[0] for seed in range(200, 200 + PROBE_CLIPS)]), None
     chunks = min(PROBE_CHUNKS, max(config.train.chunk_counts))
     if chunks < 2:
         return None
-    return data.batch(torch.Generator().manual_seed(PROBE_SEED), PROBE_CLIPS, chunks * m.chunk_frames)[0]
+    clips, cond = data.batch(torch.Generator().manual_seed(PROBE_SEED), PROBE_CLIPS, chunks * m.chunk_frames)
+    return clips, (cond if m.backbone else None)
 
 
-def probe_row(ema: VINModel, clips: torch.Tensor, step: int) -> dict:
+def probe_row(ema: VINModel, probe: tuple[torch.Tensor, torch.Tensor | None], step: int) -> dict:
     """The log row of the loss gap at sigma 0.85: is the VIN read? (0: the DiT ignores what it reads)."""
-    gap = loss_gap(ema, clips, PROBE_SIGMA, torch.Generator().manual_seed(PROBE_SEED))
+    clips, labels = probe
+    gap = loss_gap(ema, clips, PROBE_SIGMA, torch.Generator().manual_seed(PROBE_SEED), labels=labels)
     return {"step": step, "loss_gap": gap["gap"], "loss_gap_sigma": PROBE_SIGMA, "loss_z_global": gap["global"],
             "loss_z_own_chunk": gap["own_chunk"], "loss_z_other_clip": gap["other_clip"]}  # fmt: skip
 
@@ -319,8 +353,9 @@ class _Run:
         self.main = group.rank == 0
         tc = self.tc
         self._build_model(autoencoder)
-        self.objective = Objective(config.model.objective, tc.timestep_sampling, tc.logit_mean, tc.logit_std)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
+        self.objective = Objective(config.model.objective, tc.timestep_sampling, tc.logit_mean, tc.logit_std, config.model.flow_shift)
+        trained = [p for p in self.model.parameters() if p.requires_grad]  # all of a VINModel; a WanVIN's adapter
+        self.optimizer = torch.optim.AdamW(trained, lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
         self.data_gen = torch.Generator().manual_seed(tc.seed)
         self.noise_gen = torch.Generator().manual_seed(tc.seed + 1)
         self.generators = {"data": self.data_gen, "noise": self.noise_gen}
@@ -346,7 +381,7 @@ class _Run:
         if self.tc.init_from and self.resume_from is None:  # a resumed run's weights come from its checkpoint
             load_init_weights(model, self.config)
         self.model = model.to(self.device).train()
-        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()  # the EMA starts from the (loaded) weights
+        self.ema = copy_for_ema(self.model)  # the EMA starts from the (loaded) weights
         self.latent = None
         if autoencoder is not None:
             from .data.latent import LatentDecoder, LatentSpace
@@ -389,7 +424,7 @@ class _Run:
         x0, cond = self.data.batch(data_gen, clips, n * self.config.model.chunk_frames, share)
         self.data_seconds += time.perf_counter() - t_data
         drop = torch.rand(clips, generator=data_gen)[share] < tc.label_dropout
-        cond = drop_condition(cond, drop, self.config)
+        cond = drop_condition(cond, drop, self.config, getattr(self.folder, "null_caption", None))
         t, noise = self.objective.draw((clips,) + tuple(x0.shape[1:]), noise_gen)
         blank = None  # context dropout, drawn only when asked for: other runs keep their random streams
         if tc.context_dropout > 0:
@@ -421,7 +456,7 @@ class _Run:
             loss, n = self.micro_batch(micro, step)
             total += loss / tc.grad_accum
             chunk_counts.append(n)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], tc.grad_clip)
         if not math.isfinite(float(grad_norm)):
             raise self.stop(step, f"the gradient norm is {float(grad_norm)}")
         self.optimizer.step()
@@ -431,7 +466,7 @@ class _Run:
                 "lr": lr, "chunks": chunk_counts[0] if len(chunk_counts) == 1 else chunk_counts,
                 "elapsed_s": round(self.elapsed0 + time.perf_counter() - self.start, 2)}  # fmt: skip
 
-    def after_step(self, step: int, row: dict, probe: torch.Tensor | None, sample_frames: int) -> None:
+    def after_step(self, step: int, row: dict, probe: tuple | None, sample_frames: int) -> None:
         """Rank 0: the log row every train.log_every steps, a checkpoint (and probe row) every train.save_every,
         a sample video every train.sample_every; each also at the last step."""
         tc, last = self.tc, step == self.last_step

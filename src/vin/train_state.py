@@ -62,6 +62,19 @@ def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
+def trained_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What a run trains and so must save: a VINModel's whole state, a WanVIN's adapter (not its frozen backbone)."""
+    return model.adapter_state_dict() if hasattr(model, "adapter_state_dict") else model.state_dict()
+
+
+def load_trained_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Loads what `trained_weights` saved (strictly: a missing or unexpected tensor is an error)."""
+    if hasattr(model, "load_adapter_state_dict"):
+        model.load_adapter_state_dict(weights)
+    else:
+        model.load_state_dict(weights)
+
+
 def save_state(
     out_dir: Path,
     step: int,
@@ -79,8 +92,8 @@ def save_state(
     final = root / f"{PREFIX}{step:07d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
-        save_file(_cpu(model.state_dict()), tmp / "model.safetensors")
-        save_file(_cpu(ema.state_dict()), tmp / "ema.safetensors")
+        save_file(_cpu(trained_weights(model)), tmp / "model.safetensors")
+        save_file(_cpu(trained_weights(ema)), tmp / "ema.safetensors")
         opt = optimizer.state_dict()
         tensors, scalars = {}, {}
         for index, entry in opt["state"].items():
@@ -170,9 +183,9 @@ def load_state(
     """Restores a run from `path` in place (weights, EMA, optimizer, generators); returns state.json."""
     state = check_state(path, config)
     try:
-        model.load_state_dict(_load(path, "model.safetensors"))
-        ema.load_state_dict(_load(path, "ema.safetensors"))
-    except RuntimeError as err:
+        load_trained_weights(model, _load(path, "model.safetensors"))
+        load_trained_weights(ema, _load(path, "ema.safetensors"))
+    except (RuntimeError, VinError) as err:
         raise VinError(f"checkpoint {path}: its weights do not fit this model ({str(err).splitlines()[0]})") from None
     tensors = _load(path, "optimizer.safetensors")
     try:

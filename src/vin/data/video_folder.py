@@ -196,8 +196,15 @@ class VideoFolder:
     once; clips are then cut from the memory-mapped shard.
     """
 
-    def __init__(self, config, size: int, max_frames: int, cache: ShardCache | None = None, text_dim: int = 0) -> None:
+    def __init__(
+        self, config, size: int, max_frames: int, cache: ShardCache | None = None, text_dim: int = 0, text_tokens: bool = False
+    ) -> None:
+        """`text_tokens`: a caption is the sequence of its token embeddings (L, text_dim), as a Wan backbone's
+        cross-attention reads it (captions are zero-padded to the longest, as Wan's pipeline pads its prompts);
+        otherwise their mean (text_dim,)."""
         self.config = config
+        self.text_tokens = text_tokens
+        self.null_caption: torch.Tensor | None = None  # text_tokens: the empty prompt's embedding (L, D), from the key ""
         self.root = Path(config.root).expanduser()
         self.size = size
         self.max_frames = max_frames
@@ -279,7 +286,8 @@ class VideoFolder:
         logger.warning("skipping video %s: %s", name, reason)
 
     def _captions(self, text_dim: int) -> torch.Tensor:
-        """One embedding per video (V, text_dim); NaN rows for videos without a caption (the null condition)."""
+        """One embedding per video: (V, text_dim) with NaN rows for videos without a caption (the null condition),
+        or with `text_tokens` (V, L, text_dim), where a video without a caption gets the empty prompt's."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -292,19 +300,36 @@ class VideoFolder:
             table = load_file(str(path))
         except (SafetensorError, OSError) as err:
             raise VinError(f"data.captions={path} could not be read as safetensors: {err}") from None
+        for name, emb in table.items():
+            if emb.shape[-1] != text_dim:
+                raise VinError(f"data.captions: the embedding of {name or 'the empty prompt'} has size {emb.shape[-1]}, model.text_dim is {text_dim}")  # fmt: skip
+            if self.text_tokens and emb.ndim != 2:
+                raise VinError(f"data.captions: the embedding of {name or 'the empty prompt'} is {tuple(emb.shape)}; a wan "
+                               "backbone reads each caption's token embeddings (L, text_dim), as its text encoder gives them")  # fmt: skip
+        if self.text_tokens:
+            return self._token_captions(table, path)
         out = torch.full((len(self.videos), text_dim), float("nan"))
         for i, video in enumerate(self.videos):
             emb = table.get(video.name)
-            if emb is None:
-                continue
-            emb = emb.float().reshape(-1, emb.shape[-1]).mean(0)  # (D,) or (L, D) -> (D,): token embeddings are mean-pooled
-            if emb.shape[0] != text_dim:
-                raise VinError(f"data.captions: the embedding of {video.name} has size {emb.shape[0]}, model.text_dim is {text_dim}")
-            out[i] = emb
+            if emb is not None:
+                out[i] = emb.float().reshape(-1, emb.shape[-1]).mean(0)  # (D,) or (L, D) -> (D,): token embeddings are mean-pooled
         missing = int(torch.isnan(out[:, 0]).sum())
         if missing:
             logger.warning("%d of %d videos have no caption in %s; they train with the null condition", missing, len(self.videos), path)  # fmt: skip
         return out
+
+    def _token_captions(self, table: dict[str, torch.Tensor], path: Path) -> torch.Tensor:
+        """(V, L, D) token embeddings zero-padded to the longest L; the key "" (the empty prompt) is the null caption."""
+        length = max(e.shape[0] for e in table.values())
+        padded = {k: torch.nn.functional.pad(e.float(), (0, 0, 0, length - e.shape[0])) for k, e in table.items()}
+        self.null_caption = padded.get("")
+        missing = [v.name for v in self.videos if v.name not in padded]
+        if missing and self.null_caption is None:
+            raise VinError(f"data.captions={path}: {len(missing)} videos have no caption (e.g. {missing[0]}) and there is no "
+                           "entry '' (the empty prompt's embedding) for them to train with; add it")  # fmt: skip
+        if missing:
+            logger.warning("%d of %d videos have no caption in %s; they train with the empty prompt", len(missing), len(self.videos), path)  # fmt: skip
+        return torch.stack([padded.get(v.name, self.null_caption) for v in self.videos])
 
     # ----------------------------------------------------------------------------------------------
     def step(self, fps: float) -> float:
@@ -388,7 +413,7 @@ class VideoFolder:
         return np.ascontiguousarray(frames[:, y : y + self.size, x : x + self.size])
 
     def condition(self, videos: list[int]) -> torch.Tensor | None:
-        """Class ids (B,) with data.labels=folders, text embeddings (B, D) with captions, else None."""
+        """Class ids (B,) with data.labels=folders, text embeddings (B, D) or (B, L, D) with captions, else None."""
         if self.captions is not None:
             return self.captions[videos]
         if self.classes:

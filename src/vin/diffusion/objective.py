@@ -18,7 +18,8 @@ BETA_SCHEDULE = "squaredcos_cap_v2"  # the cosine schedule: good for pixel-space
 
 
 class Objective:
-    def __init__(self, kind: str, timestep_sampling: str = "logit_normal", logit_mean: float = 0.0, logit_std: float = 1.0) -> None:
+    def __init__(self, kind: str, timestep_sampling: str = "logit_normal", logit_mean: float = 0.0, logit_std: float = 1.0,
+                 shift: float = 1.0) -> None:  # fmt: skip
         if kind not in ("flow", "epsilon", "v"):
             raise ValueError(f"unknown objective {kind!r}")
         if timestep_sampling not in ("logit_normal", "uniform"):
@@ -26,6 +27,7 @@ class Objective:
         self.kind = kind
         self.timestep_sampling = timestep_sampling
         self.logit_mean, self.logit_std = logit_mean, logit_std
+        self.shift = shift  # flow: sigma -> shift * sigma / (1 + (shift - 1) * sigma), as the sampler's schedule
         if kind != "flow":
             ddpm = DDPMScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule=BETA_SCHEDULE)
             self.alphas_cumprod = ddpm.alphas_cumprod  # (1000,)
@@ -37,6 +39,7 @@ class Objective:
                 sigma = torch.sigmoid(self.logit_mean + self.logit_std * torch.randn(batch, generator=generator))
             else:
                 sigma = torch.rand(batch, generator=generator)
+            sigma = self.shift * sigma / (1 + (self.shift - 1) * sigma)
             return sigma.clamp(1e-3, 1.0) * NUM_TRAIN_TIMESTEPS
         return torch.randint(0, NUM_TRAIN_TIMESTEPS, (batch,), generator=generator).float()
 
@@ -99,13 +102,14 @@ class Objective:
         return torch.nn.functional.mse_loss(pred.float(), self.target(x0, noise, t).float())
 
 
-def make_scheduler(kind: str, clip: bool = True):
+def make_scheduler(kind: str, clip: bool = True, shift: float = 1.0):
     """The diffusers scheduler that samples a model trained with this objective.
 
     `clip`: DDIM clamps its clean-sample estimate to [-1, 1] at every step (pixels); off for latents.
+    `shift`: flow only, the time shift of the schedule (`model.flow_shift`; Wan2.1 samples 480p at 3).
     """
     if kind == "flow":
-        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, shift=1.0)
+        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, shift=shift)
     return DDIMScheduler(
         num_train_timesteps=NUM_TRAIN_TIMESTEPS,
         beta_schedule=BETA_SCHEDULE,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..model.vin import VINModel
@@ -26,13 +27,15 @@ def denoise(
     progress: bool = True,
     desc: str = "sampling",
     clip: bool = True,
+    shift: float = 1.0,
 ) -> torch.Tensor:
     """Runs `steps` scheduler steps from `noise` (B, C, T, H, W); returns the clean sample.
 
     `clip`: pixel space, where samples live in [-1, 1]: the result (and DDIM's per-step estimate) is
-    clamped to it. Latents have no such range (clip=False): they are returned as sampled.
+    clamped to it. Latents have no such range (clip=False): they are returned as sampled. `shift`: the
+    flow schedule's time shift (`model.flow_shift`).
     """
-    scheduler = make_scheduler(objective, clip)
+    scheduler = make_scheduler(objective, clip, shift)
     scheduler.set_timesteps(steps)
     x = noise * getattr(scheduler, "init_noise_sigma", 1.0)
     timesteps = scheduler.timesteps
@@ -73,7 +76,11 @@ class GuidedModel:
         if not self.guided:
             return fn(x.to(dtype), t, labels).float()
         if self.null_labels is not None:
-            null = self.null_labels.expand_as(labels).to(labels.dtype)
+            null = self.null_labels.to(labels.dtype)
+            if labels.ndim == 3 and null.shape[1] != labels.shape[1]:  # token embeddings of two lengths (B, L, D):
+                length = max(null.shape[1], labels.shape[1])  # zero-padded to the longer, as Wan pads its prompts
+                labels, null = (F.pad(e, (0, 0, 0, length - e.shape[1])) for e in (labels, null))
+            null = null.expand_as(labels)
         else:
             null = self.model.null_condition(labels)
         both = fn(torch.cat([x, x]).to(dtype), torch.cat([t, t]), torch.cat([labels, null])).float()

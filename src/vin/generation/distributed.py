@@ -69,7 +69,7 @@ def run_vin_distributed(
         return assemble(windows, k, fuse, after)
 
     start = time.perf_counter()
-    part = denoise(model.config.objective, o.steps, x, predict, generator, o.progress and group.rank == 0, "vin", p.clip)
+    part = denoise(model.config.objective, o.steps, x, predict, generator, o.progress and group.rank == 0, "vin", p.clip, model.config.flow_shift)
     sample = gather_frames(group, part, ranges, f)
     seconds = time.perf_counter() - start
     windows = torch.tensor([call.window_calls])

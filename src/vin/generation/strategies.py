@@ -147,7 +147,7 @@ def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) ->
     def predict(x, t, i):
         return assemble(call(fn, x, t, p.chunks), p.context_frames, fuse=i in fused)
 
-    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "vin", p.clip)
+    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "vin", p.clip, model.config.flow_shift)
 
 
 def _full(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
@@ -155,7 +155,7 @@ def _full(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
         z = model.read_interface(x, t, y, p.keyframe_stride)
         return model.denoise_chunks(x, t, y, z, p.frames, 0, p.time_scale)[:, 0]
 
-    return denoise(model.config.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "full", p.clip)
+    return denoise(model.config.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "full", p.clip, model.config.flow_shift)
 
 
 def _independent(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
@@ -164,7 +164,7 @@ def _independent(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
         return rearrange(own, "(b n) c f h w -> b c (n f) h w", n=p.chunks)
 
     predict = lambda x, t, i: call(fn, x, t, p.chunks)  # noqa: E731
-    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "independent", p.clip)
+    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "independent", p.clip, model.config.flow_shift)
 
 
 def _windows_fused(model, p: Plan, o, noise, call, gen, desc: str) -> torch.Tensor:
@@ -183,7 +183,7 @@ def _windows_fused(model, p: Plan, o, noise, call, gen, desc: str) -> torch.Tens
         return out / counts
 
     predict = lambda x, t, i: call(fn, x, t, len(p.window_starts))  # noqa: E731
-    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, desc, p.clip)
+    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, desc, p.clip, model.config.flow_shift)
 
 
 def freenoise_noise(noise: torch.Tensor, window: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -218,7 +218,7 @@ def _autoregressive(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
                 return model.denoise_chunks(video, t, y, z, f, p.context_frames, chunks=slice(1, 2))[:, 0, :, p.context_frames :]
 
         predict = lambda x, t, step, fn=fn: call(fn, x, t, 1)  # noqa: E731
-        chunks.append(denoise(model.config.objective, o.steps, xi, predict, gen, o.progress, f"chunk {i + 1}/{p.chunks}", p.clip))
+        chunks.append(denoise(model.config.objective, o.steps, xi, predict, gen, o.progress, f"chunk {i + 1}/{p.chunks}", p.clip, model.config.flow_shift))
     return torch.cat(chunks, dim=2)
 
 
@@ -259,7 +259,7 @@ def _spectral(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
         out = model.decode_windows(tokens, c, x.shape[0], x.shape[3], x.shape[4])  # (B, 1, C, T, H, W)
         return model.to_target(out, x.unsqueeze(1), t)[:, 0]
 
-    return denoise(cfg.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "spectral", p.clip)
+    return denoise(cfg.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "spectral", p.clip, cfg.flow_shift)
 
 
 def _fifo(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) -> torch.Tensor:
@@ -271,7 +271,7 @@ def _fifo(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) -
     reaches level 0 leaves the queue. Nothing reaches further back than the queue: FIFO's memory is local.
     Cost: the same windows as vin (steps per chunk), in (N - 1) * lag + steps calls.
     """
-    scheduler = make_scheduler(model.config.objective, p.clip)
+    scheduler = make_scheduler(model.config.objective, p.clip, model.config.flow_shift)
     scheduler.set_timesteps(o.steps)
     sigmas = scheduler.sigmas.tolist()
     f, n, s, k = p.chunk_frames, p.chunks, o.steps, p.context_frames

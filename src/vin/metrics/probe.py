@@ -41,8 +41,12 @@ def loss_gap(
     sigma: float = PROBE_SIGMA,
     generator: torch.Generator | None = None,
     first_sigma: float | None = None,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Denoising loss of clips (B, C, N*F, H, W), B >= 2, N >= 2, with Z from the clip, each chunk, another clip.
+
+    `labels`: the clips' condition for a model that needs one (a Wan backbone's prompt embeddings (B, L, D));
+    the read swaps Z only, each clip keeps its own condition.
 
     Returns {"global", "own_chunk", "other_clip", "gap"}; `gap` = other_clip / global - 1.
     """
@@ -53,6 +57,7 @@ def loss_gap(
         raise ValueError(f"the loss gap needs >= 2 clips of >= 2 whole chunks of {f} frames, got {tuple(clips.shape)}")
     objective = Objective(cfg.objective)
     clips = clips.to(model.device, model.dtype)
+    labels = labels.to(model.device) if labels is not None else None
     noise = torch.randn(clips.shape, generator=generator).to(clips)
     t = torch.full((b, n), _model_time(sigma, cfg.objective), device=clips.device)
     if first_sigma is not None:
@@ -62,7 +67,7 @@ def loss_gap(
     scored = slice(f, None) if first_sigma is not None else slice(None)  # the noisy chunks
 
     def loss(z: torch.Tensor) -> float:
-        pred = assemble(model.denoise_chunks(x, t, None, z), cfg.context_frames, fuse=False).float()
+        pred = assemble(model.denoise_chunks(x, t, labels, z), cfg.context_frames, fuse=False).float()
         return float(((pred - target)[:, :, scored] ** 2).mean())
 
     z = model.read_interface(x, t)

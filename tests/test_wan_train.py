@@ -1,0 +1,128 @@
+"""`vin train` on a pretrained Wan backbone (a tiny random WanTransformer3DModel and AutoencoderKLWan saved as
+diffusers saves them): config resolution, the adapter-only checkpoint, LoRA, exact resume, DDP, sampling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from vin.config import load_config
+from vin.errors import VinError
+
+diffusers = pytest.importorskip("diffusers")
+
+TINY_WAN = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4, out_channels=4,
+                text_dim=16, freq_dim=32, ffn_dim=32, num_layers=2, rope_max_seq_len=64)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def wan(tmp_path_factory, videos) -> dict[str, Path]:
+    """Folders of a tiny Wan transformer and VAE (4x spatial, 4x temporal, as Wan's), and caption embeddings."""
+    root = tmp_path_factory.mktemp("wan")
+    torch.manual_seed(0)
+    diffusers.WanTransformer3DModel(**TINY_WAN).save_pretrained(root / "transformer")
+    diffusers.AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, attn_scales=[],
+                               temperal_downsample=[True, True], latents_mean=[0.0] * 4,
+                               latents_std=[1.0] * 4).save_pretrained(root / "vae")  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    names = ["real/carphone.mp4", "real/carphone_distorted.mp4"]
+    table = {name: torch.randn(3 + i, 16, generator=g) for i, name in enumerate(names)}  # token embeddings (L, D)
+    table[""] = torch.randn(2, 16, generator=g)  # the empty prompt: what dropped captions become
+    save_file(table, root / "captions.safetensors")
+    return {"transformer": root / "transformer", "vae": root / "vae", "captions": root / "captions.safetensors",
+            "videos": videos}  # fmt: skip
+
+
+def overrides(wan: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return [f"model.backbone={wan['transformer']}", "data.source=folder", f"data.root={wan['videos']}",
+            f"data.autoencoder={wan['vae']}", f"data.captions={wan['captions']}", "data.height=32", "data.width=32",
+            "model.sample_size=8", "model.chunk_frames=3", "model.context_frames=1", "model.keyframe_stride=1",
+            "model.vin_tokens=4", "model.width=16", "model.heads=2", "model.vin_process_blocks=1", "model.flow_shift=3",
+            "train.windows_per_step=4", "train.chunk_counts=[1,2]", "train.steps=4", "train.save_every=2",
+            "train.warmup_steps=0", "train.lr=3e-3", f"train.out_dir={out}", *extra]  # fmt: skip
+
+
+def test_the_backbone_decides_the_geometry_and_contradictions_are_errors(wan):
+    config = load_config(None, overrides(wan, Path("unused")))
+    m = config.model
+    assert (m.in_channels, m.patch_hw, m.patch_t, m.text_dim, m.depth) == (4, 2, 1, 16, 2)
+    assert (m.objective, m.parameterization, m.coupling) == ("flow", "direct", "cross")
+    with pytest.raises(VinError, match=r"model.in_channels=3 contradicts the wan backbone .* which makes it 4; remove model.in_channels"):
+        load_config(None, overrides(wan, Path("unused"), "model.in_channels=3"))
+    with pytest.raises(VinError, match=r"wan backbone '.*nowhere' does not exist \(model.backbone must be a local folder"):
+        load_config(None, ["model.backbone=/nowhere"])
+    with pytest.raises(VinError, match="holds a 'AutoencoderKLWan', not a WanTransformer3DModel"):
+        load_config(None, [f"model.backbone={wan['vae']}"])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["data.autoencoder=''"], "a wan backbone denoises its VAE's latents: set data.source=folder and data.autoencoder"),
+    (["train.sample_every=2"], "samples of a wan run need prompt embeddings"),
+    (["model.backbone=''", "model.in_channels=4", "model.patch_t=1", "model.text_dim=16", "train.lora_rank=4"], "train.lora_rank adapts a pretrained backbone"),
+])  # fmt: skip
+def test_what_a_wan_run_needs_is_checked_before_any_work(wan, tmp_path, extra, message):
+    from vin.train import train
+
+    with pytest.raises(VinError, match=message):
+        train(load_config(None, overrides(wan, tmp_path / "run", *extra)), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_wan_run_saves_the_adapter_and_its_lora_only_and_generates_from_it(wan, tmp_path):
+    from vin.checkpoint import load_model
+    from vin.generation.api import generate
+    from vin.train import train
+
+    out = train(load_config(None, overrides(wan, tmp_path / "run", "train.lora_rank=2", "train.label_dropout=0.5")), progress=False)
+    weights = load_file(out / "diffusion_pytorch_model.safetensors")
+    backbone = load_file(wan["transformer"] / "diffusion_pytorch_model.safetensors")
+    assert not any(k.startswith("backbone.") and ".lora_" not in k for k in weights)
+    assert sum(".lora_B." in k for k in weights) == 2 * 2 * 4  # 2 blocks x 2 attentions x (q, k, v, out)
+    assert any(v.abs().max() > 0 for k, v in weights.items() if ".lora_B." in k)  # LoRA trained (it starts at zero)
+    assert sum(v.numel() for v in weights.values()) < sum(v.numel() for v in backbone.values())
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["_class_name"] == "WanVIN" and meta["lora_rank"] == 2 and meta["backbone"] == str(wan["transformer"].resolve())
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    probes = [r for r in log if "loss_gap" in r]
+    assert [r["step"] for r in probes] == [2, 4] and all(abs(r["loss_gap"]) < 10 for r in probes)
+    model = load_model(out)
+    assert model.lora_rank == 2 and model.latent_decoder is not None and model.config.flow_shift == 3.0
+    prompt = load_file(wan["captions"])["real/carphone.mp4"][None]  # (1, L, D)
+    negative = load_file(wan["captions"])[""][None]
+    a = generate(model, 6, 3, 0, prompt_embeds=prompt, negative_prompt_embeds=negative, guidance=3.0)
+    b = generate(load_model(out), 6, 3, 0, prompt_embeds=prompt, negative_prompt_embeds=negative, guidance=3.0)
+    assert a.video.shape == (21, 32, 32, 3) and torch.equal(a.video, b.video)  # 6 latent frames: 1 + 5 x 4 video frames
+
+
+def test_a_stopped_wan_run_resumes_bit_for_bit(wan, tmp_path):
+    from vin.train import train
+
+    train(load_config(None, overrides(wan, tmp_path / "straight", "train.lora_rank=2")), progress=False)
+    train(load_config(None, overrides(wan, tmp_path / "resumed", "train.lora_rank=2", "train.stop_at=2")), progress=False)
+    train(load_config(None, overrides(wan, tmp_path / "resumed", "train.lora_rank=2", "train.resume=auto")), progress=False)
+    a = load_file(tmp_path / "straight" / "diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "resumed" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    state = load_file(tmp_path / "resumed" / "checkpoints" / "step_0000004" / "model.safetensors")
+    assert state.keys() == a.keys()  # the resumable state holds the adapter, not the backbone
+
+
+def test_captions_must_be_token_embeddings_and_dropped_ones_need_the_empty_prompt(wan, tmp_path):
+    from vin.train import train
+
+    pooled = tmp_path / "pooled.safetensors"
+    save_file({"real/carphone.mp4": torch.randn(16)}, pooled)
+    with pytest.raises(VinError, match=r"is \(16,\); a wan backbone reads each caption's token embeddings \(L, text_dim\)"):
+        train(load_config(None, overrides(wan, tmp_path / "a", f"data.captions={pooled}")), progress=False)
+    no_null = tmp_path / "no_null.safetensors"
+    captioned = {k: v for k, v in load_file(wan["captions"]).items() if k}
+    save_file(captioned, no_null)
+    with pytest.raises(VinError, match=r"1 videos have no caption \(e.g. truncated_late.mp4\) and there is no entry ''"):
+        train(load_config(None, overrides(wan, tmp_path / "b", f"data.captions={no_null}")), progress=False)
+    save_file({**captioned, "truncated_late.mp4": torch.randn(4, 16)}, no_null)
+    with pytest.raises(VinError, match="drops captions to the empty prompt: add its embedding to data.captions under the key ''"):
+        train(load_config(None, overrides(wan, tmp_path / "c", f"data.captions={no_null}", "train.label_dropout=1.0")), progress=False)
