@@ -72,12 +72,20 @@ def test_what_a_wan_run_needs_is_checked_before_any_work(wan, tmp_path, extra, m
     assert not (tmp_path / "run").exists()
 
 
-def test_a_wan_run_saves_the_adapter_and_its_lora_only_and_generates_from_it(wan, tmp_path):
-    from vin.checkpoint import load_model
-    from vin.generation.api import generate
+@pytest.fixture(scope="module")
+def wan_run(wan, tmp_path_factory) -> Path:
+    """A 4-step Wan run with LoRA and caption dropout, exported."""
     from vin.train import train
 
-    out = train(load_config(None, overrides(wan, tmp_path / "run", "train.lora_rank=2", "train.label_dropout=0.5")), progress=False)
+    out = tmp_path_factory.mktemp("wan_run") / "run"
+    return train(load_config(None, overrides(wan, out, "train.lora_rank=2", "train.label_dropout=0.5")), progress=False)
+
+
+def test_a_wan_run_saves_the_adapter_and_its_lora_only_and_generates_from_it(wan, wan_run):
+    from vin.checkpoint import load_model
+    from vin.generation.api import generate
+
+    out = wan_run
     weights = load_file(out / "diffusion_pytorch_model.safetensors")
     backbone = load_file(wan["transformer"] / "diffusion_pytorch_model.safetensors")
     assert not any(k.startswith("backbone.") and ".lora_" not in k for k in weights)
@@ -92,10 +100,86 @@ def test_a_wan_run_saves_the_adapter_and_its_lora_only_and_generates_from_it(wan
     model = load_model(out)
     assert model.lora_rank == 2 and model.latent_decoder is not None and model.config.flow_shift == 3.0
     prompt = load_file(wan["captions"])["real/carphone.mp4"][None]  # (1, L, D)
-    negative = load_file(wan["captions"])[""][None]
+    negative = load_file(wan["captions"])[""][None]  # a different length: zero-padded to the longer, as Wan pads
     a = generate(model, 6, 3, 0, prompt_embeds=prompt, negative_prompt_embeds=negative, guidance=3.0)
     b = generate(load_model(out), 6, 3, 0, prompt_embeds=prompt, negative_prompt_embeds=negative, guidance=3.0)
     assert a.video.shape == (21, 32, 32, 3) and torch.equal(a.video, b.video)  # 6 latent frames: 1 + 5 x 4 video frames
+    with pytest.raises(VinError, match="a VIN on a Wan backbone samples from a prompt: give its token embeddings"):
+        generate(model, 6, 3, 0)
+    with pytest.raises(VinError, match=r"the prompt embeddings are \(1, 3, 8\); this model reads \(1, L, 16\)"):
+        generate(model, 6, 3, 0, prompt_embeds=prompt[..., :8])
+
+
+def _embeds(wan: dict[str, Path], folder: Path) -> tuple[Path, Path]:
+    table = load_file(wan["captions"])
+    save_file({"prompt_embeds": table["real/carphone.mp4"]}, folder / "prompt.safetensors")
+    save_file({"negative": table[""][None]}, folder / "negative.safetensors")
+    return folder / "prompt.safetensors", folder / "negative.safetensors"
+
+
+def test_vin_generate_reads_prompt_embeddings_and_two_ranks_make_what_one_makes(wan, wan_run, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    prompt, negative = _embeds(wan, tmp_path)
+    base = [sys.executable, "-m", "vin", "generate", "--checkpoint", str(wan_run), "--frames", "6", "--steps", "2",
+            "--prompt-embeds", str(prompt), "--negative-embeds", str(negative), "--guidance", "3", "--quiet"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run(base + ["--out", str(tmp_path / "one.npy")], capture_output=True, text=True, env=env, timeout=300)
+    two = subprocess.run(base + ["--out", str(tmp_path / "two.npy"), "--nproc", "2", "--json"], capture_output=True,
+                         text=True, env=env, timeout=300)  # fmt: skip
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    a, b = np.load(tmp_path / "one.npy").astype(int), np.load(tmp_path / "two.npy").astype(int)
+    assert a.shape == (21, 32, 32, 3) and np.abs(a - b).max() <= 1  # uint8 rounding of float differences ~1e-6
+    assert json.loads(two.stdout.strip().splitlines()[-1])["ranks"] == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "a VIN on a Wan backbone samples from a prompt"),
+    (["--prompt-embeds", "missing.safetensors"], "--prompt-embeds 'missing.safetensors' does not exist"),
+    (["--prompt-embeds", "{two}"], r"holds 2 tensors \(a, b\); it must hold exactly one"),
+    (["--negative-embeds", "{negative}"], r"a negative prompt \(--negative-embeds\) needs a prompt"),
+])  # fmt: skip
+def test_vin_generate_on_wan_says_what_is_wrong_with_the_embeddings(wan, wan_run, tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from vin.cli import main
+
+    prompt, negative = _embeds(wan, tmp_path)
+    save_file({"a": torch.zeros(2, 16), "b": torch.zeros(2, 16)}, tmp_path / "two.safetensors")
+    args = [a.format(two=tmp_path / "two.safetensors", negative=negative) for a in args]
+    result = CliRunner().invoke(main, ["generate", "--checkpoint", str(wan_run), "--frames", "6", "--steps", "1",
+                                       "--out", str(tmp_path / "x.mp4"), *args])  # fmt: skip
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert __import__("re").search(message, result.output), result.output
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def _ddp_worker(rank: int, world: int, port: int, wan: dict, out: str) -> None:
+    from vin.train import train
+
+    from .test_parallel import join_group
+
+    join_group(rank, world, port)
+    train(load_config(None, overrides(wan, Path(out), "train.lora_rank=2", "train.steps=2")), progress=False)
+
+
+def test_two_rank_ddp_on_wan_trains_what_one_process_trains(wan, tmp_path):
+    from vin.train import train
+
+    from .test_parallel import spawn
+
+    spawn(_ddp_worker, wan, str(tmp_path / "ddp"))
+    train(load_config(None, overrides(wan, tmp_path / "one", "train.lora_rank=2", "train.steps=2")), progress=False)
+    a = load_file(tmp_path / "ddp" / "diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "one" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    assert json.loads((tmp_path / "ddp" / "summary.json").read_text())["ranks"] == 2
 
 
 def test_a_stopped_wan_run_resumes_bit_for_bit(wan, tmp_path):

@@ -167,6 +167,10 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise, in [0, 2**63 - 1].")
 @click.option("--out", "out", type=click.Path(), required=True, help="Output file: .mp4, .gif or .npy (raw frames).")
 @click.option("--label", type=int, default=None, help="Class label, for class-conditional models.")
+@click.option("--prompt-embeds", type=click.Path(), default=None,
+              help="Text models (a Wan backbone): a .safetensors holding the prompt's token embeddings (L, D).")
+@click.option("--negative-embeds", type=click.Path(), default=None,
+              help="With --guidance: the negative prompt's token embeddings, which guidance steers away from.")
 @SAMPLING_FLAGS
 @click.option("--queue", type=int, default=4, show_default=True, help="fifo: chunks in flight at once (diagonal denoising).")
 @click.option("--overlap-frames", type=int, default=None, help="overlap/freenoise: frames neighbouring windows share [F/2].")
@@ -181,9 +185,9 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
               help="Spread the chunks over N processes (launches torchrun; vin strategy only).")
 @click.option("--timeout", "timeout_s", type=click.IntRange(min=1), default=300, show_default=True,
               help="Seconds a rank waits on the others before giving up (several processes only).")
-def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label, guidance, fusion, fusion_fraction, global_tokens,
-             chunk_frames, context_frames, keyframe_stride, queue, overlap_frames, cutoff, no_position_interpolation, fps,
-             upscale, device, threads, quiet, as_json, nproc, timeout_s) -> None:  # fmt: skip
+def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label, prompt_embeds, negative_embeds, guidance, fusion,
+             fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride, queue, overlap_frames, cutoff,
+             no_position_interpolation, fps, upscale, device, threads, quiet, as_json, nproc, timeout_s) -> None:  # fmt: skip
     """Generate a long video (chunk-parallel with the VIN, or a baseline) and write it atomically to --out."""
     from .checkpoint import checkpoint_path
     from .generation.options import make_options
@@ -197,7 +201,9 @@ def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label,
     make_options(frames, steps, seed, **options)  # every value that needs no model, before anything loads
     ckpt = checkpoint_path(checkpoint)
     torch_device = _setup_run(device, threads)
-    result, world = _sample(ckpt, autoencoder, strategy, frames, steps, seed, options, torch_device, quiet, nproc, timeout_s)
+    prompts = _read_prompts(prompt_embeds, negative_embeds)
+    result, world = _sample(ckpt, autoencoder, strategy, frames, steps, seed, {**options, **prompts}, torch_device, quiet,
+                            nproc, timeout_s)  # fmt: skip
     if result is None:  # not rank 0
         return
     from .videos import write_video
@@ -215,21 +221,38 @@ def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label,
                    f"{result.model_calls} model calls{ranks}) in {result.seconds:.1f} s")  # fmt: skip
 
 
+def _read_prompts(prompt_embeds: str | None, negative_embeds: str | None) -> dict:
+    """--prompt-embeds / --negative-embeds as vin.generate's prompt_embeds / negative_prompt_embeds (read, not yet fitted)."""
+    if prompt_embeds is None and negative_embeds is None:
+        return {}
+    from .generation.api import read_prompt_embeds
+
+    read = {"prompt_embeds": (prompt_embeds, "--prompt-embeds"), "negative_prompt_embeds": (negative_embeds, "--negative-embeds")}
+    return {key: read_prompt_embeds(path, flag) for key, (path, flag) in read.items() if path is not None}
+
+
 def _sample(ckpt, autoencoder, strategy, frames, steps, seed, options, device, quiet, nproc, timeout_s):
-    """Loads the model and samples, in this process or (--nproc > 1) re-run under torchrun; (result, ranks)."""
+    """Loads the model and samples, in this process or (--nproc > 1) re-run under torchrun; (result, ranks).
+    `options`: generation options, and the prompt embeddings (prompt_embeds, negative_prompt_embeds) if any."""
     import torch
 
     from .checkpoint import load_model
     from .generation import check_request, generate as run_generation
+    from .generation.api import check_prompts
     from .parallel import init_from_env, launched_by_torchrun, shutdown
 
+    prompt, negative = options.pop("prompt_embeds", None), options.pop("negative_prompt_embeds", None)
     if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
-        check_request(load_model(ckpt, autoencoder=autoencoder), strategy, frames, steps, seed, nproc, **options)
+        model = load_model(ckpt, autoencoder=autoencoder)
+        check_prompts(model, prompt, negative)
+        check_request(model, strategy, frames, steps, seed, nproc, prompt is not None, **options)
         _relaunch_with_torchrun(nproc)
     group = init_from_env(str(device), timeout_s)
     try:
         model = load_model(ckpt, group.device if group.distributed else device, autoencoder)
-        return run_generation(model, frames, steps, seed, strategy, progress=not quiet, group=group, **options), group.world
+        result = run_generation(model, frames, steps, seed, strategy, progress=not quiet, group=group, prompt_embeds=prompt,
+                                negative_prompt_embeds=negative, **options)  # fmt: skip
+        return result, group.world
     except torch.distributed.DistError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise VinError(f"rank {group.rank}: communication with the other ranks failed ({first_line}); "

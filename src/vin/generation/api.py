@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -34,6 +35,47 @@ def check_decodable(model: VINModel) -> None:
         raise VinError(f"this model makes {model.config.in_channels}-channel latents, not RGB frames, and no autoencoder is "
                        "known to decode them (its folder has no autoencoder.json); give the autoencoder it was trained with: "
                        "--autoencoder DIR (vin generate / vin eval) or vin.load_model(path, autoencoder=DIR)")  # fmt: skip
+
+
+def read_prompt_embeds(path: str | Path, flag: str = "--prompt-embeds") -> torch.Tensor:
+    """A prompt's token embeddings (1, L, D) from a .safetensors file that holds one tensor, (L, D) or (1, L, D):
+    what a text encoder gave for it offline (for Wan2.1: UMT5-XXL, as its pipeline's `encode_prompt` returns)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise VinError(f"{flag} {str(path)!r} does not exist; give a .safetensors file holding one tensor of token embeddings (L, D)")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise VinError(f"{flag} {str(path)!r} could not be read as safetensors ({str(err).strip().splitlines()[0]})") from None
+    if len(tensors) != 1:
+        raise VinError(f"{flag} {str(path)!r} holds {len(tensors)} tensors ({', '.join(sorted(tensors)[:4])}); it must hold exactly one")
+    (emb,) = tensors.values()
+    if emb.ndim == 2:
+        emb = emb[None]
+    if emb.ndim != 3 or emb.shape[0] != 1:
+        raise VinError(f"{flag} {str(path)!r}: its tensor is {tuple(emb.shape)}; one prompt's token embeddings are (L, D) or (1, L, D)")
+    return emb.float()
+
+
+def check_prompts(model: VINModel, prompt_embeds: torch.Tensor | None, negative_prompt_embeds: torch.Tensor | None) -> None:
+    """Prompt embeddings fit the model: a Wan backbone needs them, and their width is the model's text_dim."""
+    from ..backbones.wan import WanGeometry
+
+    if negative_prompt_embeds is not None and prompt_embeds is None:
+        raise VinError("a negative prompt (--negative-embeds) needs a prompt (--prompt-embeds)")
+    if prompt_embeds is None and isinstance(model.config, WanGeometry):
+        raise VinError("a VIN on a Wan backbone samples from a prompt: give its token embeddings "
+                       "(--prompt-embeds FILE.safetensors, or prompt_embeds=)")  # fmt: skip
+    for name, emb in (("prompt", prompt_embeds), ("negative prompt", negative_prompt_embeds)):
+        if emb is None:
+            continue
+        if model.config.text_dim == 0:
+            raise VinError(f"this model is not conditioned on text (model.text_dim=0): it takes no {name} embeddings")
+        if emb.ndim != 3 or emb.shape[0] != 1 or emb.shape[-1] != model.config.text_dim:
+            raise VinError(f"the {name} embeddings are {tuple(emb.shape)}; this model reads (1, L, {model.config.text_dim})")
 
 
 def check_request(
@@ -83,6 +125,7 @@ def generate(
     `model.latent_decoder` (set by `vin.load_model`), so `video` is always RGB frames.
     """
     world = group.world if group is not None and group.distributed else 1
+    check_prompts(model, prompt_embeds, negative_prompt_embeds)
     resolved = check_request(model, strategy, frames, steps, seed, world, prompt_embeds is not None, **options)
     o = make_options(frames, steps, seed, progress=progress, **options)
     if world > 1:
