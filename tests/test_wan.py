@@ -201,5 +201,37 @@ def test_generate_takes_prompt_embeddings_and_decodes_with_wans_autoencoder(tmp_
     assert out.video.dtype == torch.uint8 and out.video.shape == (17, 32, 32, 3)
     again = generate(loaded, 9, 2, 0, prompt_embeds=p[:1], negative_prompt_embeds=torch.zeros_like(p[:1]), guidance=4.0)
     assert torch.equal(out.video, again.video)
-    with pytest.raises(VinError, match="needs a conditional model and a condition"):
+    with pytest.raises(VinError, match="a VIN on a Wan backbone samples from a prompt"):
         generate(loaded, 9, 2, 0, guidance=4.0)
+
+
+def test_lora_starts_as_the_pretrained_dit_and_only_adapters_learn():
+    pytest.importorskip("peft")
+    plain, lora = tiny(context_frames=1, random_adapter=True), tiny(context_frames=1, lora_rank=2)
+    lora.load_state_dict(plain.state_dict(), strict=False)  # the same adapter; LoRA's B matrices at zero
+    x, t, p = inputs(6)
+    with torch.no_grad():
+        torch.testing.assert_close(lora(x, t, p), plain(x, t, p), rtol=0, atol=1e-6)
+    trained = {n for n, q in lora.named_parameters() if q.requires_grad}
+    assert {n.split(".")[0] for n in trained} == {"t_embedder", "interface", "z_kv", "context_placeholder", "backbone"}
+    assert all(".lora_" in n for n in trained if n.startswith("backbone.")) and len([n for n in trained if ".lora_" in n]) == 32
+    lora.train()
+    ((lora(x, t, p) - 1) ** 2).mean().backward()
+    assert all(q.grad is None for n, q in lora.named_parameters() if n.startswith("backbone.") and ".lora_" not in n)
+    assert all(q.grad is not None for n, q in lora.named_parameters() if ".lora_A." in n)
+    assert set(lora.adapter_state_dict()) == {n for n, _ in lora.named_parameters() if n in trained} | {
+        k for k in lora.state_dict() if not k.startswith("backbone.")}  # fmt: skip
+
+
+def test_activation_checkpointing_on_wan_gives_the_same_gradients():
+    x, t, p = inputs(6)
+    grads = []
+    for checkpointed in (False, True):
+        model = tiny(context_frames=1, random_adapter=True).train()
+        if checkpointed:
+            model.checkpoint_activations()
+        ((model(x, t, p) - 1) ** 2).mean().backward()
+        grads.append({n: q.grad.clone() for n, q in model.named_parameters() if q.requires_grad})
+    assert grads[0].keys() == grads[1].keys() and grads[0]["z_kv.1.to_v.weight"].abs().max() > 0
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-5, atol=1e-6)
