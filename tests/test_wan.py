@@ -137,12 +137,21 @@ def sample(model, strategy, frames=9, guidance=1.0, null=None, **options):
     return run_strategy(model, strategy, o, labels=p[:1], null_labels=null, size=(8, 8)).sample
 
 
-@pytest.mark.parametrize("strategy", ["vin", "independent", "autoregressive", "overlap", "fifo"])
+@pytest.mark.parametrize("strategy", ["vin", "independent", "autoregressive", "overlap", "freenoise", "fifo", "full"])
 def test_the_strategies_run_on_wan(strategy):
     model = tiny(context_frames=1, random_adapter=True)
-    video = sample(model, strategy)
+    options = {"position_interpolation": False} if strategy == "full" else {}
+    video = sample(model, strategy, **options)
     assert video.shape == (1, 4, 9, 8, 8) and torch.isfinite(video).all()
-    assert torch.equal(video, sample(model, strategy))  # the seed decides
+    assert torch.equal(video, sample(model, strategy, **options))  # the seed decides
+
+
+def test_full_on_wan_keeps_wans_positions_and_spectral_needs_the_own_dit():
+    model = tiny(context_frames=1, random_adapter=True)
+    with pytest.raises(VinError, match="position interpolation does not apply; sample with --no-position-interpolation"):
+        sample(model, "full")
+    with pytest.raises(VinError, match="spectral blends attention inside each block of the project's own DiT"):
+        sample(model, "spectral")
 
 
 def test_vin_on_an_untrained_adapter_without_context_is_wan_chunk_by_chunk():

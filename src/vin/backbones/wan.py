@@ -236,7 +236,8 @@ class WanVIN(nn.Module):
         f = c.chunk_frames if chunk_frames is None else chunk_frames
         k = c.context_frames if context_frames is None else context_frames
         if time_scale != 1.0:
-            raise VinError("Wan windows keep their own positions: position interpolation (time_scale) does not apply")
+            raise VinError("Wan keeps its own RoPE positions: position interpolation does not apply; sample with "
+                           "--no-position-interpolation (position_interpolation=False)")  # fmt: skip
         b = x.shape[0]
         n = check_geometry(x.shape[2], f, k, 1, c.keyframe_stride)
         blank = self.context_placeholder[:, :k].expand(b, -1, -1, x.shape[3], x.shape[4]).to(x.dtype)  # (B, C, K, H, W)

@@ -75,6 +75,9 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
     if strategy not in STRATEGIES:
         raise VinError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     check_options(o)
+    if strategy == "spectral" and not hasattr(model, "run_blocks"):  # a pretrained backbone (Wan) runs as one forward
+        raise VinError("spectral blends attention inside each block of the project's own DiT; on a Wan backbone use "
+                       "full, vin or another strategy")  # fmt: skip
     if strategy == "spectral" and cfg.attention == "factorised":
         raise VinError("spectral blends 3D attention outputs; this model has factorised attention (model.attention=factorised)")
     if strategy == "fifo" and (cfg.objective != "flow" or cfg.full_frames > 0):
