@@ -210,3 +210,15 @@ def test_captions_must_be_token_embeddings_and_dropped_ones_need_the_empty_promp
     save_file({**captioned, "truncated_late.mp4": torch.randn(4, 16)}, no_null)
     with pytest.raises(VinError, match="drops captions to the empty prompt: add its embedding to data.captions under the key ''"):
         train(load_config(None, overrides(wan, tmp_path / "c", f"data.captions={no_null}", "train.label_dropout=1.0")), progress=False)
+
+
+def test_a_wan_run_starts_from_another_with_init_from(wan, wan_run, tmp_path):
+    from vin.train import train
+
+    out = tmp_path / "again"
+    extra = ("train.lora_rank=2", f"train.init_from={wan_run}", "train.lr=0", "train.steps=1")
+    train(load_config(None, overrides(wan, out, *extra)), progress=False)
+    a, b = load_file(wan_run / "diffusion_pytorch_model.safetensors"), load_file(out / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # lr 0: the weights it started from
+    with pytest.raises(VinError, match=r"is a different model than this run's config: model.vin_tokens: 8 here, 4 there"):
+        train(load_config(None, overrides(wan, tmp_path / "other", *extra, "model.vin_tokens=8")), progress=False)
