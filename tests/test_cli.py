@@ -367,7 +367,14 @@ def test_sigterm_while_writing_leaves_no_file_and_exits_143(checkpoint, tmp_path
 def test_ctrl_c_during_start_up_exits_130_quietly(checkpoint, tmp_path):
     cmd = [sys.executable, "-m", "vin", "generate", "--checkpoint", str(checkpoint), "--frames", "8", "--out", str(tmp_path / "v.mp4")]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.8)  # torch is being imported
+    maps, deadline = Path(f"/proc/{proc.pid}/maps"), time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:  # wait until torch's library is loading: vin's code runs
+        try:
+            if "libtorch" in maps.read_text():
+                break
+        except OSError:  # no /proc (not Linux), or the process just ended
+            break
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     assert "Traceback" not in proc.stderr.read()
