@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -44,24 +43,12 @@ def build(tiny: bool, device: torch.device, dtype: torch.dtype, chunk: int, cont
     return model.to(device, dtype).eval()
 
 
-def timed(fn, device: torch.device, warmup: int, repeats: int) -> float:
-    """Median seconds of `fn()` after `warmup` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) / 1000)
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+def median_s(fn, device: torch.device, warmup: int, repeats: int) -> float:
+    """Median seconds of `fn()` after `warmup` calls (`vin.bench.speed.time_ms`: CUDA events on a GPU)."""
+    from vin.bench.speed import time_ms
+
+    times = sorted(time_ms(fn, device, warmup, repeats))
+    return times[len(times) // 2] / 1000
 
 
 def main() -> None:
@@ -100,9 +87,9 @@ def main() -> None:
         row = {"video_frames": frames, "latent_frames": latent, "full_tokens": latent * per_frame,
                "vin_windows": latent // f, "vin_tokens_per_window": (f + k) * per_frame}  # fmt: skip
         with torch.inference_mode():
-            row["vin_s"] = timed(lambda: model(x, t, prompt), device, args.warmup, args.repeats)
+            row["vin_s"] = median_s(lambda: model(x, t, prompt), device, args.warmup, args.repeats)
             if row["full_tokens"] <= args.max_full_tokens:
-                row["full_s"] = timed(lambda: model.backbone(x, t, prompt, return_dict=False), device, args.warmup, args.repeats)
+                row["full_s"] = median_s(lambda: model.backbone(x, t, prompt, return_dict=False), device, args.warmup, args.repeats)
                 row["speedup"] = row["full_s"] / row["vin_s"]
         if device.type == "cuda":
             row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30

@@ -170,16 +170,11 @@ def _ddp_worker(rank: int, world: int, port: int, wan: dict, out: str) -> None:
 def test_two_rank_ddp_on_wan_trains_what_one_process_trains(wan, tmp_path):
     from vin.train import train
 
-    from .test_parallel import spawn
+    from .test_parallel import assert_ddp_run_equals_one_process, spawn
 
     spawn(_ddp_worker, wan, str(tmp_path / "ddp"))
     train(load_config(None, overrides(wan, tmp_path / "one", "train.lora_rank=2", "train.steps=2")), progress=False)
-    a = load_file(tmp_path / "ddp" / "diffusion_pytorch_model.safetensors")
-    b = load_file(tmp_path / "one" / "diffusion_pytorch_model.safetensors")
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
-    assert json.loads((tmp_path / "ddp" / "summary.json").read_text())["ranks"] == 2
+    assert_ddp_run_equals_one_process(tmp_path / "ddp", tmp_path / "one")
 
 
 def test_a_stopped_wan_run_resumes_bit_for_bit(wan, tmp_path):
