@@ -117,11 +117,23 @@ def check_init_from(config: Config) -> Path:
 
 
 def load_init_weights(model: VINModel, config: Config) -> None:
-    """Copies train.init_from's weights into `model` (its config checked first): the start of a fine-tune."""
-    from .checkpoint import load_model
-    from .train_state import load_trained_weights, trained_weights
+    """Copies train.init_from's weights into `model` (its config checked first): the start of a fine-tune.
+    Read from the weights file alone: a Wan run's backbone is not loaded a second time."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
 
-    load_trained_weights(model, trained_weights(load_model(check_init_from(config))))
+    from .checkpoint import WEIGHTS_NAME
+    from .train_state import load_trained_weights
+
+    path = check_init_from(config)
+    try:
+        weights = load_file(str(path / WEIGHTS_NAME))
+    except (SafetensorError, OSError) as err:
+        raise VinError(f"train.init_from: {path / WEIGHTS_NAME} could not be read ({str(err).strip().splitlines()[0]})") from None
+    try:
+        load_trained_weights(model, weights)
+    except (RuntimeError, VinError) as err:
+        raise VinError(f"train.init_from: {path}'s weights do not fit its config.json ({str(err).splitlines()[0]})") from None
 
 
 class StopRequest:

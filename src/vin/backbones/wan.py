@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -346,22 +346,17 @@ def save_wan_vin(model: WanVIN, folder: str | Path, autoencoder: str | Path | No
 
 
 def load_wan_vin(folder: str | Path, meta: dict, device: str | torch.device = "cpu", backbone: str | Path | None = None) -> WanVIN:
-    """A checkpoint written by `save_wan_vin` (its config.json already read into `meta`), on its recorded
-    backbone or on `backbone` (another copy of it), in eval mode."""
+    """A checkpoint written by `save_wan_vin` (its config.json already read into `meta`, for the LoRA rank),
+    on its recorded backbone or on `backbone` (another copy of it), in eval mode."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ..checkpoint import read_model_config
+
     folder = Path(folder)
-    settings = {k: v for k, v in meta.items() if not k.startswith("_") and k != "lora_rank"}
-    unknown = sorted(set(settings) - {f.name for f in fields(ModelConfig)})
-    if unknown:
-        raise VinError(f"checkpoint {folder}: its config.json has settings this version of vin does not know ({', '.join(unknown)})")
+    config = read_model_config(folder)  # checked: unknown or bad settings are one-line errors naming the folder
     if backbone is not None:
-        settings["backbone"] = str(backbone)
-    try:
-        config = ModelConfig(**settings).check()
-    except VinError as err:
-        raise VinError(f"checkpoint {folder} has a bad config: {err}") from None
+        config = replace(config, backbone=str(backbone))
     model = WanVIN(load_backbone(config.backbone), config, int(meta.get("lora_rank", 0)))
     try:
         weights = load_file(str(folder / "diffusion_pytorch_model.safetensors"))
