@@ -73,7 +73,7 @@ def check_prompts(model: VINModel, prompt_embeds: torch.Tensor | None, negative_
         if emb is None:
             continue
         if model.config.text_dim == 0:
-            raise VinError(f"this model is not conditioned on text (model.text_dim=0): it takes no {name} embeddings")
+            raise VinError(f"this model is not conditioned on text (model.text_dim=0): it takes no {name} embeddings; drop them")
         if emb.ndim != 3 or emb.shape[0] != 1 or emb.shape[-1] != model.config.text_dim:
             raise VinError(f"the {name} embeddings are {tuple(emb.shape)}; this model reads (1, L, {model.config.text_dim})")
 
