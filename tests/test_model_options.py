@@ -215,13 +215,15 @@ def test_context_dropout_gives_a_window_the_placeholder_context():
     assert (dropped[:, 1] - base[:, 1]).abs().max() > 1e-3
 
 
-def test_context_dropout_is_checked():
+def test_context_dropout_and_context_loss_are_checked():
     from vin.config import Config, ModelConfig, TrainConfig
     from vin.train import check_config
 
     for model, train, message in (
         (ModelConfig(), TrainConfig(context_dropout=1.0), r"\[0, 1\)"),
         (ModelConfig(context_frames=0), TrainConfig(context_dropout=0.5), "context_frames > 0"),
+        (ModelConfig(), TrainConfig(context_loss=-1.0), r"train.context_loss must be a number in \[0, inf\)"),
+        (ModelConfig(context_frames=0), TrainConfig(context_loss=1.0), "context_loss .* needs model.context_frames > 0"),
     ):
         with pytest.raises(VinError, match=message):
             check_config(Config(model=model, train=train))

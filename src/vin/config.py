@@ -192,6 +192,7 @@ class TrainConfig:
     lora_rank: int = 0  # > 0 (a wan backbone only): LoRA adapters of this rank on the DiT's attention train too (peft)
     ema_decay: float = 0.999
     context_dropout: float = 0.0  # fraction of windows whose context frames are blanked: only the VIN links them to the rest
+    context_loss: float = 0.0  # weight of the loss on the context frames' predictions: overlapping windows learn to agree
     label_dropout: float = 0.1  # for classifier-free guidance, class-conditional models only
     timestep_sampling: str = "logit_normal"  # logit_normal | uniform (flow); DDPM objectives use uniform
     logit_mean: float = 0.0  # logit_normal: sigma = sigmoid(N(mean, std)); > 0 favours high noise (JiT: 0.8)
@@ -220,7 +221,7 @@ class TrainConfig:
         if not self.chunk_counts or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.chunk_counts):
             raise VinError(f"train.chunk_counts must be a non-empty list of positive integers, got {self.chunk_counts}")
         for name, span in (("lr", "[0, inf)"), ("min_lr_ratio", "[0, 1]"), ("weight_decay", "[0, inf)"), ("grad_clip", "[0, inf)"),
-                           ("ema_decay", "[0, 1]"), ("context_dropout", "[0, 1)"), ("label_dropout", "[0, 1]"),
+                           ("ema_decay", "[0, 1]"), ("context_dropout", "[0, 1)"), ("context_loss", "[0, inf)"), ("label_dropout", "[0, 1]"),
                            ("logit_mean", "(-inf, inf)"), ("logit_std", "(0, inf)")):  # fmt: skip
             _in_span(f"train.{name}", getattr(self, name), span)
         one_of("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
@@ -295,6 +296,9 @@ def check_config(config: Config, world: int = 1) -> None:
     if t.context_dropout > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
         raise VinError("train.context_dropout blanks recomputed context frames: it needs model.context_frames > 0, "
                        "model.context_mode=recompute and a chunked model")  # fmt: skip
+    if t.context_loss > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
+        raise VinError("train.context_loss trains the predictions of recomputed context frames: it needs "
+                       "model.context_frames > 0, model.context_mode=recompute and a chunked model")  # fmt: skip
     if 0 < m.full_frames < max(t.chunk_counts) * m.chunk_frames:
         raise VinError(f"model.full_frames={m.full_frames} is shorter than the longest training clip "
                        f"(max(train.chunk_counts) x model.chunk_frames = {max(t.chunk_counts) * m.chunk_frames}); raise it")  # fmt: skip

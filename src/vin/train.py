@@ -445,7 +445,7 @@ class _Run:
         with sync:
             with self.autocast:
                 loss = self.objective.loss(self.net, x0.to(self.device), cond.to(self.device) if cond is not None else None,
-                                           t=t[share], noise=noise[share], drop_context=blank)  # fmt: skip
+                                           t=t[share], noise=noise[share], drop_context=blank, context_weight=tc.context_loss)  # fmt: skip
             reported = loss.detach().clone()
             if group.distributed:
                 torch.distributed.all_reduce(reported)
