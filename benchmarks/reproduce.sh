@@ -52,7 +52,7 @@ vin report "$OUT/strategies.json" --frames "${FRAMES%%,*},${FRAMES##*,}" --markd
 # 2. The paper's ablation: global tokens, fusion schedule, context length, keyframe interval; beside it,
 #    one 512-frame video of each chunk-based method side by side (red ticks mark chunk starts) and the probe.
 ABLATION_ARGS=("${COMMON[@]}" --threads "$THREADS" --frames "$ABLATION_FRAMES" --json "$OUT/ablation.json" --markdown "$OUT/ablation.md"
-    --strategies vin,vin:global_tokens=chunk,vin:global_tokens=none,vin:fusion=mid,vin:fusion=late,vin:fusion=none,vin:k2,vin:k6,vin:k8,vin:keyframe_stride=2,vin:keyframe_stride=8)
+    --strategies vin,vin:global_tokens=chunk,vin:global_tokens=none,vin:fusion_schedule=mid,vin:fusion_schedule=late,vin:fusion_schedule=none,vin:k2,vin:k6,vin:k8,vin:keyframe_stride=2,vin:keyframe_stride=8)
 ABLATION=""
 if [ "$JOBS" -gt 1 ]; then
     vin eval "${ABLATION_ARGS[@]}" > /dev/null &

@@ -282,7 +282,7 @@ BAD_GENERATE = [  # (arguments, what the one error line says); every one fails b
     (["--threads", "10000"], "--threads 10000 is more than the"),
     (["--steps", "0"], "steps must be a whole number of at least 1, got 0"),
     (["--guidance", "nan"], "guidance must be a number in [0, 100]"),
-    (["--fusion", "1.5"], "fusion_fraction must be a number in [0, 1], got 1.5"),
+    (["--fusion-fraction", "1.5"], "fusion_fraction must be a number in [0, 1], got 1.5"),
     (["--strategy", "fifo", "--queue", "0"], "queue must be a whole number of at least 1, got 0"),
     (["--label", "-1"], "label must be a whole number of at least 0, got -1"),
     (["--frames", "10"], "10 frames cannot be cut into chunks of 4 frames"),

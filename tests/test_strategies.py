@@ -88,11 +88,11 @@ def test_autoregressive_first_chunk_equals_a_one_chunk_generation(model):
 
 @pytest.mark.parametrize("tokens", ["chunk", "none"])
 def test_vin_without_fusion_context_or_global_tokens_equals_independent(model, tokens):
-    ablated = sample(model, "vin", 4 * F, fusion="none", context_frames=0, global_tokens=tokens)
+    ablated = sample(model, "vin", 4 * F, fusion_schedule="none", context_frames=0, global_tokens=tokens)
     independent = sample(model, "independent", 4 * F, context_frames=0, global_tokens=tokens)
     torch.testing.assert_close(ablated, independent, rtol=1e-4, atol=1e-4)
     # with global tokens, the chunks are connected: the result differs
-    connected = sample(model, "vin", 4 * F, fusion="none", context_frames=0)
+    connected = sample(model, "vin", 4 * F, fusion_schedule="none", context_frames=0)
     assert (connected - independent).abs().max() > 1e-4
 
 
@@ -105,9 +105,9 @@ def test_fusion_schedules():
 
 
 def test_fusion_schedule_changes_the_vin_sample(model):
-    early = sample(model, "vin", 4 * F, steps=4, fusion="early", fusion_fraction=0.5)
-    late = sample(model, "vin", 4 * F, steps=4, fusion="late", fusion_fraction=0.5)
-    none = sample(model, "vin", 4 * F, steps=4, fusion="none")
+    early = sample(model, "vin", 4 * F, steps=4, fusion_schedule="early", fusion_fraction=0.5)
+    late = sample(model, "vin", 4 * F, steps=4, fusion_schedule="late", fusion_fraction=0.5)
+    none = sample(model, "vin", 4 * F, steps=4, fusion_schedule="none")
     assert (early - none).abs().max() > 1e-4 and (late - none).abs().max() > 1e-4
 
 
@@ -120,7 +120,7 @@ def test_fusion_schedule_changes_the_vin_sample(model):
         ("overlap", {"frames": 12, "overlap_frames": 4}, "overlap_frames=4 must be a multiple of 2 in \\[0, 4\\)"),
         ("freenoise", {"frames": 10, "overlap_frames": 0}, "use 12"),
         ("full", {"frames": 7}, "multiple of the temporal patch size"),
-        ("vin", {"frames": 8, "fusion": "sometimes"}, "fusion must be one of"),
+        ("vin", {"frames": 8, "fusion_schedule": "sometimes"}, "fusion_schedule must be one of"),
         ("spectral", {"frames": 8, "cutoff": 2.0}, r"cutoff must be a number in \[0, 1\], got 2.0"),
         ("vin", {"frames": 8, "context_frames": 8}, "context_frames=8"),
     ],

@@ -88,9 +88,9 @@ CHECKPOINT_FLAGS = _flags(
 )  # fmt: skip
 SAMPLING_FLAGS = _flags(
     click.option("--guidance", type=float, default=1.0, show_default=True, help="Classifier-free guidance scale."),
-    click.option("--fusion-schedule", "fusion", type=click.Choice(FUSION_SCHEDULES), default="early", show_default=True,
+    click.option("--fusion-schedule", type=click.Choice(FUSION_SCHEDULES), default="early", show_default=True,
                  help="vin: which steps blend the frames two windows share."),
-    click.option("--fusion", "fusion_fraction", type=float, default=0.4, show_default=True,
+    click.option("--fusion-fraction", type=float, default=0.4, show_default=True,
                  help="vin: fraction of the steps that fuse (the paper's 20 of 50 is 0.4)."),
     click.option("--global-tokens", type=click.Choice(GLOBAL_TOKENS), default="global", show_default=True,
                  help="vin: global (the method), chunk (each chunk's VIN reads only itself: the no-global-tokens ablation), none."),
@@ -105,9 +105,9 @@ RUN_FLAGS = _flags(
 )  # fmt: skip
 
 
-def _sampling(guidance, fusion, fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride) -> dict:
+def _sampling(guidance, fusion_schedule, fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride) -> dict:
     """The SAMPLING_FLAGS as generation options (`vin.generation.options.GenerationOptions` fields)."""
-    return dict(guidance=guidance, fusion=fusion, fusion_fraction=fusion_fraction, global_tokens=global_tokens,
+    return dict(guidance=guidance, fusion_schedule=fusion_schedule, fusion_fraction=fusion_fraction, global_tokens=global_tokens,
                 chunk_frames=chunk_frames, context_frames=context_frames, keyframe_stride=keyframe_stride)  # fmt: skip
 
 
@@ -185,7 +185,7 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
               help="Spread the chunks over N processes (launches torchrun; vin strategy only).")
 @click.option("--timeout", "timeout_s", type=click.IntRange(min=1), default=300, show_default=True,
               help="Seconds a rank waits on the others before giving up (several processes only).")
-def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label, prompt_embeds, negative_embeds, guidance, fusion,
+def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label, prompt_embeds, negative_embeds, guidance, fusion_schedule,
              fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride, queue, overlap_frames, cutoff,
              no_position_interpolation, fps, upscale, device, threads, quiet, as_json, nproc, timeout_s) -> None:  # fmt: skip
     """Generate a long video (chunk-parallel with the VIN, or a baseline) and write it atomically to --out."""
@@ -197,7 +197,7 @@ def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label,
     check_video_settings(fps, upscale)
     options = dict(label=label, queue=queue, overlap_frames=overlap_frames, cutoff=cutoff,
                    position_interpolation=not no_position_interpolation,
-                   **_sampling(guidance, fusion, fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride))  # fmt: skip
+                   **_sampling(guidance, fusion_schedule, fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride))  # fmt: skip
     make_options(frames, steps, seed, **options)  # every value that needs no model, before anything loads
     ckpt = checkpoint_path(checkpoint)
     torch_device = _setup_run(device, threads)
@@ -292,7 +292,7 @@ VIDEO_FILES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif", ".npy")
 @click.option("--plot", "plot_out", type=click.Path(), default=None, help="Write metric-vs-length plots (PNG).")
 @click.option("--save-videos", type=click.Path(file_okay=False), default=None, help="With --checkpoint: keep the videos (.npy).")
 @RUN_FLAGS
-def evaluate(videos, checkpoint, autoencoder, full_checkpoint, strategies, frame_list, seeds, steps, guidance, fusion,
+def evaluate(videos, checkpoint, autoencoder, full_checkpoint, strategies, frame_list, seeds, steps, guidance, fusion_schedule,
              fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride, features, feature_size, flow_method,
              fps, procedural, json_out, md_out, plot_out, save_videos, device, threads, quiet) -> None:  # fmt: skip
     """Measure videos: MAWE, scene cuts, consistency, dynamic degree, flicker, seams, ground truth, FLOPs.
@@ -332,7 +332,7 @@ def evaluate(videos, checkpoint, autoencoder, full_checkpoint, strategies, frame
             raise VinError(f"--full-checkpoint {full_checkpoint} is not a full-attention model (its model.full_frames is 0)")
         names = [s.strip() for s in strategies.split(",") if s.strip()]
         lengths, seed_list = _int_list(frame_list, "--frames"), _int_list(seeds, "--seeds")
-        options = _sampling(guidance, fusion, fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride)
+        options = _sampling(guidance, fusion_schedule, fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride)
         check_suite(model, names, lengths, seed_list, steps, full_model, **options)
         extractor = FeatureExtractor(features, image_size=feature_size)
         rows = run_suite(model, names, lengths, seed_list, steps, extractor, fps=fps, flow_method=flow_method,

@@ -53,7 +53,7 @@ class GenerateRequest:
     steps: int = 25
     seed: int = 0
     strategies: tuple[str, ...] = ("vin",)
-    fusion: str = "early"
+    fusion_schedule: str = "early"
     fusion_fraction: float = 0.4
     global_tokens: str = "global"
     context_frames: int | None = None  # None: the model's
@@ -61,7 +61,7 @@ class GenerateRequest:
     def options(self) -> dict:
         """The sampling switches as `vin.generate` options."""
         return {
-            "fusion": self.fusion,
+            "fusion_schedule": self.fusion_schedule,
             "fusion_fraction": self.fusion_fraction,
             "global_tokens": self.global_tokens,
             "context_frames": self.context_frames,

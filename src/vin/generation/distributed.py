@@ -42,7 +42,7 @@ def run_vin_distributed(
     x = noise[:, :, first * f : end * f].contiguous()
     b, c, _, h, w = x.shape
     context_shape = (b, c, k, h, w)
-    fused = fusion_steps(o.fusion, o.fusion_fraction, o.steps)
+    fused = fusion_steps(o.fusion_schedule, o.fusion_fraction, o.steps)
     merge = allreduce_merge(group) if group.distributed else None
     call = GuidedModel(model, labels.to(model.device) if labels is not None else None, o.guidance,
                        null_labels.to(model.device) if null_labels is not None else None)  # fmt: skip

@@ -30,7 +30,7 @@ class GenerationOptions:
     chunk_frames: int | None = None  # F
     context_frames: int | None = None  # K (vin, autoregressive, and the windows of the baselines)
     keyframe_stride: int | None = None  # s
-    fusion: str = "early"  # vin: which steps blend overlapping frames: early | mid | late | none
+    fusion_schedule: str = "early"  # vin: which steps blend overlapping frames: early | mid | late | none
     fusion_fraction: float = 0.4  # vin: the fraction of the steps that fuse (paper: 20 of 50)
     global_tokens: str = "global"  # vin: global (the method) | chunk (each chunk reads only itself) | none
     overlap_frames: int | None = None  # overlap / freenoise: frames shared by neighbouring windows [F/2]
@@ -64,7 +64,7 @@ def check_options(o: GenerationOptions) -> GenerationOptions:
     for name in ("context_frames", "overlap_frames", "label"):
         if getattr(o, name) is not None:
             _whole(name, getattr(o, name), 0)
-    for name, value, allowed in (("fusion", o.fusion, FUSION_SCHEDULES), ("global_tokens", o.global_tokens, GLOBAL_TOKENS),
+    for name, value, allowed in (("fusion_schedule", o.fusion_schedule, FUSION_SCHEDULES), ("global_tokens", o.global_tokens, GLOBAL_TOKENS),
                                  ("spectral_branch", o.spectral_branch, SPECTRAL_BRANCHES)):  # fmt: skip
         if value not in allowed:
             raise VinError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")

@@ -136,7 +136,7 @@ def _short_videos(model: VINModel, xs, ts, ys, p: Plan, tokens: str) -> torch.Te
 
 
 def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) -> torch.Tensor:
-    fused = fusion_steps(o.fusion, o.fusion_fraction, o.steps)
+    fused = fusion_steps(o.fusion_schedule, o.fusion_fraction, o.steps)
 
     def fn(x, t, y):
         if o.global_tokens == "global":

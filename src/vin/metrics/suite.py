@@ -2,7 +2,7 @@
 
 The pseudo-strategy `data` evaluates real procedural videos of the model's size (held-out seeds, never
 drawn in training) as the reference every figure is read against. Strategies are specs as in `vin bench`
-(`vin:k8`, `vin:global_tokens=chunk`, `vin:fusion=late`): the settings are generation options, so one
+(`vin:k8`, `vin:global_tokens=chunk`, `vin:fusion_schedule=late`): the settings are generation options, so one
 run holds an ablation; the spec is the row's label. A trained model's architecture cannot change, so
 model settings (`shared`, `factorised`, ...) are refused.
 """
