@@ -107,7 +107,7 @@ def test_shared_context_runs_in_the_strategies_and_refuses_outside_context():
     with pytest.raises(VinError, match="takes no context"):
         model.denoise_chunks(video(2), torch.tensor([1.0]), context=torch.zeros(1, 3, K, 16, 16))
     with pytest.raises(VinError, match="context_mode=recompute"):
-        check_request(model, "vin", 8, world=2)
+        check_request(model, "vin", GenerationOptions(frames=8), world=2)
 
 
 def test_layout_spatial_and_temporal_equal_masked_attention():
@@ -193,7 +193,7 @@ def test_full_attention_model_denoises_the_whole_clip_as_one_window():
 
     assert plan(model, "full", opts).time_scale == pytest.approx(7 / 15)
     with pytest.raises(VinError, match="full-attention model"):
-        check_request(model, "vin", 16, 2)
+        check_request(model, "vin", GenerationOptions(frames=16, steps=2))
     with pytest.raises(VinError, match="full_frames"):
         VINModel(**{**TINY, "full_frames": 5})
 

@@ -126,9 +126,8 @@ def test_fusion_schedule_changes_the_vin_sample(model):
     ],
 )
 def test_impossible_requests_fail_before_any_work(model, strategy, options, message):
-    o = GenerationOptions(**{"frames": 8, **options})
-    with pytest.raises(VinError, match=message):
-        plan(model, strategy, o)
+    with pytest.raises(VinError, match=message):  # options that are bad alone fail as they are made
+        plan(model, strategy, GenerationOptions(**{"frames": 8, **options}))
 
 
 def test_full_positions_are_squeezed_into_the_trained_range(model):
@@ -190,6 +189,6 @@ def test_a_video_too_long_for_memory_is_refused_before_any_work(model, monkeypat
     from vin.generation.api import check_request
 
     monkeypatch.setattr(memory, "available_bytes", lambda device: 10 * 2**20)  # 10 MiB free
-    check_request(model, "vin", 16)
+    check_request(model, "vin", GenerationOptions(frames=16))
     with pytest.raises(VinError, match=r"4096 frames with vin need about 0.\d GiB, but cpu has 0.0 GiB free; ask for fewer frames \(about \d+ would fit\)"):
-        check_request(model, "vin", 4096)
+        check_request(model, "vin", GenerationOptions(frames=4096))

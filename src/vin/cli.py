@@ -198,12 +198,11 @@ def generate(checkpoint, autoencoder, strategy, frames, steps, seed, out, label,
     options = dict(label=label, queue=queue, overlap_frames=overlap_frames, cutoff=cutoff,
                    position_interpolation=not no_position_interpolation,
                    **_sampling(guidance, fusion_schedule, fusion_fraction, global_tokens, chunk_frames, context_frames, keyframe_stride))  # fmt: skip
-    make_options(frames, steps, seed, **options)  # every value that needs no model, before anything loads
+    request = make_options(frames, steps, seed, progress=not quiet, **options)  # checked once, before anything loads
     ckpt = checkpoint_path(checkpoint)
     torch_device = _setup_run(device, threads)
     prompts = _read_prompts(prompt_embeds, negative_embeds)
-    result, world = _sample(ckpt, autoencoder, strategy, frames, steps, seed, {**options, **prompts}, torch_device, quiet,
-                            nproc, timeout_s)  # fmt: skip
+    result, world = _sample(ckpt, autoencoder, strategy, request, prompts, torch_device, nproc, timeout_s)
     if result is None:  # not rank 0
         return
     from .videos import write_video
@@ -231,27 +230,25 @@ def _read_prompts(prompt_embeds: str | None, negative_embeds: str | None) -> dic
     return {key: read_prompt_embeds(path, flag) for key, (path, flag) in read.items() if path is not None}
 
 
-def _sample(ckpt, autoencoder, strategy, frames, steps, seed, options, device, quiet, nproc, timeout_s):
+def _sample(ckpt, autoencoder, strategy, request, prompts: dict, device, nproc, timeout_s):
     """Loads the model and samples, in this process or (--nproc > 1) re-run under torchrun; (result, ranks).
-    `options`: generation options, and the prompt embeddings (prompt_embeds, negative_prompt_embeds) if any."""
+    `request`: the checked GenerationOptions; `prompts`: the prompt embeddings (prompt_embeds, negative_prompt_embeds) if any."""
     import torch
 
     from .checkpoint import load_model
-    from .generation import check_request, generate as run_generation
-    from .generation.api import check_prompts
+    from .generation.api import check_prompts, check_request, generate_from
     from .parallel import init_from_env, launched_by_torchrun, shutdown
 
-    prompt, negative = options.pop("prompt_embeds", None), options.pop("negative_prompt_embeds", None)
+    prompt, negative = prompts.get("prompt_embeds"), prompts.get("negative_prompt_embeds")
     if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
         model = load_model(ckpt, autoencoder=autoencoder)
         check_prompts(model, prompt, negative)
-        check_request(model, strategy, frames, steps, seed, nproc, prompt is not None, **options)
+        check_request(model, strategy, request, nproc, prompt is not None)
         _relaunch_with_torchrun(nproc)
     group = init_from_env(str(device), timeout_s)
     try:
         model = load_model(ckpt, group.device if group.distributed else device, autoencoder)
-        result = run_generation(model, frames, steps, seed, strategy, progress=not quiet, group=group, prompt_embeds=prompt,
-                                negative_prompt_embeds=negative, **options)  # fmt: skip
+        result = generate_from(model, strategy, request, group, prompt, negative)
         return result, group.world
     except torch.distributed.DistError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

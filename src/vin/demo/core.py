@@ -170,6 +170,7 @@ class Demo:
     def check(self, request: GenerateRequest):
         """Every check of `request` before any work; returns (model, chunk frames of the decoded video)."""
         from ..generation.api import check_request
+        from ..generation.options import make_options
 
         strategies = tuple(request.strategies)
         if not strategies:
@@ -178,7 +179,7 @@ class Demo:
         if unknown:
             raise VinError(f"unknown strategy {unknown[0]!r}: choose from {', '.join(STRATEGIES)}")
         model = self.model(request.checkpoint)
-        plans = [check_request(model, s, request.frames, request.steps, request.seed, **request.options())
+        plans = [check_request(model, s, make_options(request.frames, request.steps, request.seed, **request.options()))
                  for s in strategies]  # fmt: skip
         return model, plans[0].chunk_frames * temporal_factor(model)
 

@@ -66,10 +66,9 @@ class Study:
         from ..generation.api import check_request
         from ..generation.options import make_options
 
-        for seed in self.seeds:
-            make_options(self.frames, self.steps, seed)
+        options = [make_options(self.frames, self.steps, seed) for seed in self.seeds]
         for strategy in self.strategies:
-            check_request(model, strategy, self.frames, self.steps, self.seeds[0])
+            check_request(model, strategy, options[0])
         if self.folder.exists() and not self.folder.is_dir():
             raise VinError(f"study folder {self.folder} is a file; give a folder")
         if not self.folder.parent.is_dir():

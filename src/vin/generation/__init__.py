@@ -14,6 +14,8 @@ _EXPORTS = {
     "Generation": "vin.generation.api",
     "check_request": "vin.generation.api",
     "generate": "vin.generation.api",
+    "generate_from": "vin.generation.api",
+    "make_options": "vin.generation.options",
     "StrategyOutput": "vin.generation.strategies",
     "run_strategy": "vin.generation.strategies",
 }

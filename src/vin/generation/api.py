@@ -14,7 +14,7 @@ from ..parallel import Group, chunk_ranges
 from ..videos import to_uint8
 from .distributed import run_vin_distributed
 from .memory import check_memory
-from .options import make_options
+from .options import GenerationOptions, make_options
 from .strategies import Plan, plan, run_strategy
 
 
@@ -78,19 +78,17 @@ def check_prompts(model: VINModel, prompt_embeds: torch.Tensor | None, negative_
             raise VinError(f"the {name} embeddings are {tuple(emb.shape)}; this model reads (1, L, {model.config.text_dim})")
 
 
-def check_request(
-    model: VINModel, strategy: str, frames: int, steps: int = 25, seed: int = 0, world: int = 1, labelled: bool = False, **options
-) -> Plan:
-    """Everything that can be wrong with a request, checked before any work starts (raises VinError).
+def check_request(model: VINModel, strategy: str, options: GenerationOptions, world: int = 1, labelled: bool = False) -> Plan:
+    """Everything that can be wrong with a request against `model`, checked before any work starts (raises
+    VinError); `options` were checked when they were made.
 
     `world`: the number of ranks that will share the work; `labelled`: a condition comes with the request
-    other than `label` (prompt embeddings). Returns the resolved plan.
+    other than `options.label` (prompt embeddings). Returns the resolved plan.
     """
     if model.config.full_frames > 0 and strategy != "full":
         raise VinError(f"this checkpoint is a full-attention model (trained on whole clips, model.full_frames="
                        f"{model.config.full_frames}): sample it with the full strategy, not {strategy!r}")  # fmt: skip
-    o = make_options(frames, steps, seed, **options)
-    p = plan(model, strategy, o, labelled=labelled)
+    p = plan(model, strategy, options, labelled=labelled)
     check_decodable(model)
     if world > 1:
         if strategy != "vin":
@@ -99,7 +97,7 @@ def check_request(
             raise VinError("model.context_mode=shared borrows each chunk's context inside one pass; "
                            "chunk-parallel sampling across ranks needs context_mode=recompute")  # fmt: skip
         chunk_ranges(p.chunks, world)
-    check_memory(model, strategy, p, o.guidance, world)
+    check_memory(model, strategy, p, options.guidance, world)
     return p
 
 
@@ -118,22 +116,35 @@ def generate(
     """Generates one video of `frames` frames with `strategy`; the same seed gives the same video.
 
     `options` are the fields of `GenerationOptions`: label, guidance, chunk_frames, context_frames,
-    keyframe_stride, fusion, fusion_fraction, global_tokens, queue, overlap_frames, cutoff, spectral_branch,
-    position_interpolation. `prompt_embeds` (1, L, D): a text model's condition (a Wan backbone's UMT5
-    embeddings, computed offline); `negative_prompt_embeds`: what guidance contrasts it with. With a distributed `group` (torchrun) the chunks are shared by the ranks;
-    rank 0 gets the video and the others None. A latent-space model's sample is decoded to pixels by
-    `model.latent_decoder` (set by `vin.load_model`), so `video` is always RGB frames.
+    keyframe_stride, fusion_schedule, fusion_fraction, global_tokens, queue, overlap_frames, cutoff,
+    spectral_branch, position_interpolation. `prompt_embeds` (1, L, D): a text model's condition (a Wan
+    backbone's UMT5 embeddings, computed offline); `negative_prompt_embeds`: what guidance contrasts it with.
+    With a distributed `group` (torchrun) the chunks are shared by the ranks; rank 0 gets the video and the
+    others None. A latent-space model's sample is decoded to pixels by `model.latent_decoder` (set by
+    `vin.load_model`), so `video` is always RGB frames.
     """
+    o = make_options(frames, steps, seed, progress=progress, **options)
+    return generate_from(model, strategy, o, group, prompt_embeds, negative_prompt_embeds)
+
+
+def generate_from(
+    model: VINModel,
+    strategy: str,
+    options: GenerationOptions,
+    group: Group | None = None,
+    prompt_embeds: torch.Tensor | None = None,
+    negative_prompt_embeds: torch.Tensor | None = None,
+) -> Generation | None:
+    """`generate` for a request whose options are already made (and so checked): the CLI's path."""
     world = group.world if group is not None and group.distributed else 1
     check_prompts(model, prompt_embeds, negative_prompt_embeds)
-    resolved = check_request(model, strategy, frames, steps, seed, world, prompt_embeds is not None, **options)
-    o = make_options(frames, steps, seed, progress=progress, **options)
+    resolved = check_request(model, strategy, options, world, prompt_embeds is not None)
     if world > 1:
-        result = run_vin_distributed(model, o, group, labels=prompt_embeds, null_labels=negative_prompt_embeds)
+        result = run_vin_distributed(model, options, group, prompt_embeds, negative_prompt_embeds, resolved)
         if group.rank != 0:
             return None
     else:
-        result = run_strategy(model, strategy, o, resolved=resolved, labels=prompt_embeds, null_labels=negative_prompt_embeds)
+        result = run_strategy(model, strategy, options, resolved=resolved, labels=prompt_embeds, null_labels=negative_prompt_embeds)
     sample, seconds = result.sample, result.seconds
     if model.latent_decoder is not None:  # latents -> pixels; the decoding counts in `seconds`
         start = time.perf_counter()

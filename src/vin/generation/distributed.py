@@ -22,16 +22,17 @@ import torch
 from ..diffusion.sampling import GuidedModel, denoise, initial_noise
 from ..model.vin import VINModel, assemble
 from ..parallel import Group, allreduce_merge, chunk_ranges, gather_frames, shift
-from .strategies import GenerationOptions, StrategyOutput, _per_chunk, fusion_steps, plan
+from .strategies import GenerationOptions, Plan, StrategyOutput, _per_chunk, fusion_steps, plan
 
 
 @torch.no_grad()
 def run_vin_distributed(
     model: VINModel, options: GenerationOptions, group: Group, labels: torch.Tensor | None = None,
-    null_labels: torch.Tensor | None = None,
+    null_labels: torch.Tensor | None = None, resolved: Plan | None = None,
 ) -> StrategyOutput:
-    """The `vin` strategy over `group.world` ranks. On rank 0 `sample` is the whole video; elsewhere None."""
-    p = plan(model, "vin", options, labelled=labels is not None)
+    """The `vin` strategy over `group.world` ranks (`resolved`: the request's plan, if already made). On rank 0
+    `sample` is the whole video; elsewhere None."""
+    p = plan(model, "vin", options, labelled=labels is not None) if resolved is None else resolved
     ranges = chunk_ranges(p.chunks, group.world)
     first, end = ranges[group.rank]
     f, k, o = p.chunk_frames, p.context_frames, options

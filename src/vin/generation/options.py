@@ -3,6 +3,7 @@ help and its flag checks import this alone).
 
 `GenerationOptions` is the one declaration of the sampling settings: `vin generate`, `vin eval` and
 `vin.generate(...)` all fill it; `None` means "the model's value", decided in `strategies.plan` only.
+An instance is checked when it is made (`__post_init__`): every request is validated once, where it enters.
 """
 
 from __future__ import annotations
@@ -40,20 +41,24 @@ class GenerationOptions:
     position_interpolation: bool = True  # full / spectral: squeeze a long window's positions into the trained range
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        check_options(self)
+
 
 OPTION_NAMES = tuple(f.name for f in fields(GenerationOptions))
 
 
 def make_options(frames: int, steps: int, seed: int, **options) -> GenerationOptions:
-    """`GenerationOptions` from keyword options, checked (`check_options`); an unknown name is an error."""
+    """`GenerationOptions` from keyword options (checked as it is made); an unknown name is an error."""
     unknown = set(options) - set(OPTION_NAMES)
     if unknown:
         raise TypeError(f"unknown generation options: {', '.join(sorted(unknown))}")
-    return check_options(GenerationOptions(frames=frames, steps=steps, seed=seed, **options))
+    return GenerationOptions(frames=frames, steps=steps, seed=seed, **options)
 
 
 def check_options(o: GenerationOptions) -> GenerationOptions:
-    """Every check that needs no model: types, ranges and names. Returns `o`; raises a one-line VinError."""
+    """Every check that needs no model: types, ranges and names (run by `GenerationOptions` itself when it is
+    made). Returns `o`; raises a one-line VinError."""
     _whole("frames", o.frames, 1)
     _whole("steps", o.steps, 1)
     _whole("seed", o.seed, 0, MAX_SEED)

@@ -31,7 +31,7 @@ from ..diffusion.objective import Objective, make_scheduler
 from ..diffusion.sampling import GuidedModel, denoise, initial_noise
 from ..errors import VinError
 from ..model.vin import VINModel, assemble
-from .options import STRATEGIES, GenerationOptions, check_options
+from .options import STRATEGIES, GenerationOptions
 
 
 @dataclass
@@ -74,7 +74,6 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
     cfg = model.config
     if strategy not in STRATEGIES:
         raise VinError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    check_options(o)
     if strategy == "spectral" and not hasattr(model, "run_blocks"):  # a pretrained backbone (Wan) runs as one forward
         raise VinError("spectral blends attention inside each block of the project's own DiT; on a Wan backbone use "
                        "full, vin or another strategy")  # fmt: skip

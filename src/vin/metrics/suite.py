@@ -83,7 +83,7 @@ def check_suite(
         for spec in specs.values():
             if spec is not None:
                 m = strategy_model(model, spec.strategy, full_model)
-                check_request(m, spec.strategy, frames, steps, seeds[0], **{**options, **dict(spec.options)})
+                check_request(m, spec.strategy, make_options(frames, steps, seeds[0], **{**options, **dict(spec.options)}))
 
 
 def generation_flops(model: VINModel, strategy: str, frames: int, steps: int, seed: int = 0, **options) -> int:
