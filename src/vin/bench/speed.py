@@ -112,6 +112,9 @@ def linear_fit(xs: list[float], ys: list[float]) -> tuple[float | None, float | 
     return float(slope), float(1 - np.sum(residual**2) / total) if total > 0 else 1.0
 
 
+Measured = dict[tuple[str, int], tuple[list[float], int | None, int]]  # (label, frames) -> (times in ms, peak bytes, FLOPs)
+
+
 def speed_table(
     setup: BenchSetup,
     specs: list[StrategySpec],
@@ -134,30 +137,8 @@ def speed_table(
     if repeats < 1 or warmup < 0:
         raise VinError("repeats must be at least 1 and warm-up at least 0")
     ceiling = matmul_tflops(dev, DTYPES[dtype])
-    models: dict[str, VINModel] = {}
-    meta_models: dict[str, VINModel] = {}
-    measured: dict[tuple[str, int], tuple[list[float], int | None, int]] = {}
-    for n in frames:
-        for spec in specs:
-            key = repr(sorted(setup.model_config(spec).items()))
-            if key not in models:
-                models[key] = setup.build(spec, dev, DTYPES[dtype])
-                meta_models[key] = setup.build(spec, "meta")
-                if compile:
-                    for block in models[key].blocks:
-                        block.compile()
-            model, options = models[key], setup.options(spec, n, context_frames)
-            step = lambda: run_strategy(model, spec.strategy, options, size=setup.frame_size())  # noqa: E731
-            times = time_ms(step, dev, warmup, repeats)
-            peak = peak_memory(step, dev) if memory else None
-            flops = count_step(meta_models[key], setup, spec, n, context_frames).total
-            measured[spec.label, n] = (times, peak, flops)
-            if progress is not None:
-                progress(f"{spec.label:24s} {n:6d} frames  {statistics.median(times):10.1f} ms/step")
-    fits = {}
-    for spec in specs:
-        points = [(n, measured[spec.label, n][1]) for n in frames if measured[spec.label, n][1] is not None]
-        fits[spec.label] = linear_fit([p[0] for p in points], [p[1] for p in points])
+    measured = _measure(setup, specs, frames, dev, DTYPES[dtype], warmup, repeats, compile, memory, context_frames, progress)
+    fits = _memory_fits(specs, frames, measured)
     rows = []
     for n in frames:
         for spec in specs:
@@ -176,3 +157,41 @@ def speed_table(
                 matmul_tflops=round(ceiling, 3), matmul_fraction=round(achieved / ceiling, 4),
             ))  # fmt: skip
     return rows
+
+
+def _measure(
+    setup: BenchSetup, specs: list[StrategySpec], frames: list[int], dev: torch.device, dtype: torch.dtype, warmup: int,
+    repeats: int, compile: bool, memory: bool, context_frames: int | None, progress: Callable[[str], None] | None,
+) -> Measured:  # fmt: skip
+    """Times one step of every spec at every length, with its peak memory and FLOPs. Specs that build the same
+    model share it (built once on `dev`, and once on `meta` to count FLOPs), so each is compiled once."""
+    models: dict[str, VINModel] = {}
+    meta_models: dict[str, VINModel] = {}
+    measured: Measured = {}
+    for n in frames:
+        for spec in specs:
+            key = repr(sorted(setup.model_config(spec).items()))
+            if key not in models:
+                models[key] = setup.build(spec, dev, dtype)
+                meta_models[key] = setup.build(spec, "meta")
+                if compile:
+                    for block in models[key].blocks:
+                        block.compile()
+            model, options = models[key], setup.options(spec, n, context_frames)
+            step = lambda: run_strategy(model, spec.strategy, options, size=setup.frame_size())  # noqa: E731
+            times = time_ms(step, dev, warmup, repeats)
+            peak = peak_memory(step, dev) if memory else None
+            flops = count_step(meta_models[key], setup, spec, n, context_frames).total
+            measured[spec.label, n] = (times, peak, flops)
+            if progress is not None:
+                progress(f"{spec.label:24s} {n:6d} frames  {statistics.median(times):10.1f} ms/step")
+    return measured
+
+
+def _memory_fits(specs: list[StrategySpec], frames: list[int], measured: Measured) -> dict[str, tuple[float | None, float | None]]:
+    """Per spec: the slope of peak memory against video frames and the fit's R^2 (lengths without a peak left out)."""
+    fits = {}
+    for spec in specs:
+        points = [(n, measured[spec.label, n][1]) for n in frames if measured[spec.label, n][1] is not None]
+        fits[spec.label] = linear_fit([p[0] for p in points], [p[1] for p in points])
+    return fits

@@ -135,48 +135,10 @@ def decode_frames(path: Path, indices: np.ndarray, size: int, partial: bool = Fa
     import av
 
     wanted = np.asarray(indices, dtype=np.int64)
-    first, last = int(wanted[0]), int(wanted[-1])
     out: dict[int, np.ndarray] = {}
     try:
         with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            rate, tb = _frame_rate(stream), stream.time_base
-            t0 = stream.start_time or 0
-            seekable = tb is not None and rate is not None
-            if first > 0 and seekable:
-                container.seek(t0 + int(first / rate / tb), stream=stream, backward=True, any_frame=False)
-            pending = sorted(set(wanted.tolist()))
-            j = 0  # pending[j]: the next index to fill
-            held = None  # (index, count, frame): the last frame decoded, resized when first used
-            resized: dict[int, np.ndarray] = {}
-
-            def take(item) -> np.ndarray:
-                if item[1] not in resized:
-                    resized.clear()
-                    resized[item[1]] = _resized(item[2], size)
-                return resized[item[1]]
-
-            for count, frame in enumerate(container.decode(stream)):
-                if frame.pts is None and first > 0 and seekable:
-                    raise BadVideo("frames without timestamps cannot be sought")
-                index = round((frame.pts - t0) * tb * rate) if (frame.pts is not None and seekable) else count
-                while j < len(pending) and held is not None and pending[j] < index:
-                    out[pending[j]] = take(held)  # no frame of its own (variable frame rate): hold
-                    j += 1
-                if j == len(pending):
-                    break
-                held = (index, count, frame)
-                if index >= pending[j]:  # this frame, or the first after an imprecise seek
-                    out[pending[j]] = take(held)
-                    j += 1
-                    if j == len(pending):
-                        break
-            while j < len(pending) and held is not None and pending[j] - held[0] <= HOLD_TOLERANCE:
-                out[pending[j]] = take(held)  # metadata counted a frame or two more than the stream holds
-                j += 1
-            if j < len(pending):
-                raise BadVideo(f"the stream ends before frame {pending[j]} (truncated file?)")
+            _decode_into(container, wanted, size, out)
     except Exception as err:
         reason = str(err) if isinstance(err, BadVideo) else _reason(err)
         got = 0
@@ -186,6 +148,51 @@ def decode_frames(path: Path, indices: np.ndarray, size: int, partial: bool = Fa
             raise BadVideo(reason) from None
         return np.stack([out[int(i)] for i in wanted[:got]])
     return np.stack([out[int(i)] for i in wanted])
+
+
+def _decode_into(container, wanted: np.ndarray, size: int, out: dict[int, np.ndarray]) -> None:
+    """Fills `out[i]` for every index in `wanted` from the container's first video stream (see `decode_frames`).
+    Raises BadVideo when the stream ends early; what was filled by then stays in `out`, for a partial read.
+    A decoded frame is resized once, when first used (a held frame fills several indices)."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    rate, tb = _frame_rate(stream), stream.time_base
+    t0 = stream.start_time or 0
+    seekable = tb is not None and rate is not None
+    first = int(wanted[0])
+    if first > 0 and seekable:
+        container.seek(t0 + int(first / rate / tb), stream=stream, backward=True, any_frame=False)
+    pending = sorted(set(wanted.tolist()))
+    j = 0  # pending[j]: the next index to fill
+    held = None  # (index, count, frame): the last frame decoded, resized when first used
+    resized: dict[int, np.ndarray] = {}
+
+    def take(item) -> np.ndarray:
+        if item[1] not in resized:
+            resized.clear()
+            resized[item[1]] = _resized(item[2], size)
+        return resized[item[1]]
+
+    for count, frame in enumerate(container.decode(stream)):
+        if frame.pts is None and first > 0 and seekable:
+            raise BadVideo("frames without timestamps cannot be sought")
+        index = round((frame.pts - t0) * tb * rate) if (frame.pts is not None and seekable) else count
+        while j < len(pending) and held is not None and pending[j] < index:
+            out[pending[j]] = take(held)  # no frame of its own (variable frame rate): hold
+            j += 1
+        if j == len(pending):
+            break
+        held = (index, count, frame)
+        if index >= pending[j]:  # this frame, or the first after an imprecise seek
+            out[pending[j]] = take(held)
+            j += 1
+            if j == len(pending):
+                break
+    while j < len(pending) and held is not None and pending[j] - held[0] <= HOLD_TOLERANCE:
+        out[pending[j]] = take(held)  # metadata counted a frame or two more than the stream holds
+        j += 1
+    if j < len(pending):
+        raise BadVideo(f"the stream ends before frame {pending[j]} (truncated file?)")
 
 
 class VideoFolder:

@@ -71,6 +71,13 @@ def generate_tab(demo: Demo, frames: int) -> None:
                                  elem_id="figures", wrap=True)  # fmt: skip
             files = gr.File(label="Each strategy's video", file_count="multiple", interactive=False)
 
+    button.click(_generate_handler(demo), [checkpoint, n_frames, steps, seed, strategies, fusion, fraction, context, tokens],
+                 [status, view, table, files], concurrency_limit=1, concurrency_id="generate")  # fmt: skip
+
+
+def _generate_handler(demo: Demo) -> Callable:
+    """The Generate button's handler: samples the request, then measures it (FLOPs and vin eval figures)."""
+
     def run(ckpt, f, s, sd, chosen, fu, fr, k, gt, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (gradio's way)
         """A generator: the videos as soon as they are sampled, then their figures."""
         done = {}
@@ -101,8 +108,7 @@ def generate_tab(demo: Demo, frames: int) -> None:
         if "samples" in done:
             yield _guard(measure, failed)
 
-    button.click(run, [checkpoint, n_frames, steps, seed, strategies, fusion, fraction, context, tokens],
-                 [status, view, table, files], concurrency_limit=1, concurrency_id="generate")  # fmt: skip
+    return run
 
 
 def compare_tab(demo: Demo, rng: random.Random) -> gr.Tab:

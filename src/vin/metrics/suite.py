@@ -124,11 +124,7 @@ def run_suite(
     """
     check_suite(model, strategies, frame_counts, seeds, steps, full_model, **options)
     specs = parse_specs(strategies)
-    cfg = model.config
-    decoder = model.latent_decoder  # a latent-space model's videos are decoded: pixel frames and sizes
-    spatial, temporal = (decoder.spatial, decoder.temporal) if decoder is not None else (1, 1)
-    chunk = (cfg.chunk_frames if options.get("chunk_frames") is None else options["chunk_frames"]) * temporal
-    size = cfg.sample_size * spatial
+    chunk, size = _pixel_chunk_and_size(model, options.get("chunk_frames"))
     data = SyntheticVideos(replace(data_config or SyntheticConfig(), height=size, width=size))
     jobs = [(f, s, seed) for f in frame_counts for s in strategies for seed in seeds]
     rows: list[VideoMetrics] = []
@@ -140,12 +136,7 @@ def run_suite(
         if spec is None:
             video, seconds, calls = data.video(seed, frames).frames, None, None
         else:
-            opts = {**options, **dict(spec.options)}
-            m = strategy_model(model, spec.strategy, full_model)
-            if (strategy, frames) not in flops:
-                flops[(strategy, frames)] = steps * generation_flops(m, spec.strategy, frames, 1, seed, **opts)
-            gen = generate(m, frames, steps, seed, spec.strategy, **opts)
-            video, seconds, calls = gen.video.numpy(), gen.seconds, gen.model_calls
+            video, seconds, calls = _generate_counted(model, full_model, strategy, spec, frames, steps, seed, flops, options)
         name = f"{strategy}/{frames}/{seed}"
         if save_videos is not None:
             from vin.videos import write_video
@@ -160,3 +151,27 @@ def run_suite(
         if on_row is not None:
             on_row(row)
     return rows
+
+
+def _pixel_chunk_and_size(model: VINModel, chunk_frames: int | None) -> tuple[int, int]:
+    """A chunk's length in video frames and a frame's side in pixels (`chunk_frames`: the requested chunk, None
+    for the model's). A latent-space model's videos are decoded, so its latent sizes are scaled to pixels."""
+    cfg = model.config
+    decoder = model.latent_decoder
+    spatial, temporal = (decoder.spatial, decoder.temporal) if decoder is not None else (1, 1)
+    chunk = (cfg.chunk_frames if chunk_frames is None else chunk_frames) * temporal
+    return chunk, cfg.sample_size * spatial
+
+
+def _generate_counted(
+    model: VINModel, full_model: VINModel | None, strategy: str, spec: StrategySpec, frames: int, steps: int, seed: int,
+    flops: dict[tuple[str, int], int], options: dict,
+) -> tuple[np.ndarray, float, int]:  # fmt: skip
+    """One generated video of the suite: (frames, seconds, model calls). The first video of each (strategy, length)
+    also counts its FLOPs into `flops` (a one-step generation times `steps`), outside the timed run."""
+    opts = {**options, **dict(spec.options)}
+    m = strategy_model(model, spec.strategy, full_model)
+    if (strategy, frames) not in flops:
+        flops[(strategy, frames)] = steps * generation_flops(m, spec.strategy, frames, 1, seed, **opts)
+    gen = generate(m, frames, steps, seed, spec.strategy, **opts)
+    return gen.video.numpy(), gen.seconds, gen.model_calls
