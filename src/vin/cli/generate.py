@@ -1,0 +1,136 @@
+"""`vin generate`: one long video from a checkpoint, written atomically to --out.
+
+The flags become one `GenerationOptions` (made, and so checked, once, before anything loads), which goes
+to `vin.generation.api.generate_from` as it is; --nproc > 1 re-runs the command under torchrun.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import VinError
+from ..generation.options import STRATEGIES, GenerationOptions
+from .flags import CHECKPOINT_FLAGS, RUN_FLAGS, SAMPLING_FLAGS, RunFlags, SamplingFlags
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..generation.api import Generation
+
+
+@click.command()
+@CHECKPOINT_FLAGS
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="vin", show_default=True, help="How to make a long video.")
+@click.option("--frames", type=int, default=256, show_default=True, help="Video length; a multiple of the chunk size.")
+@click.option("--steps", type=int, default=25, show_default=True, help="Denoising steps.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise, in [0, 2**63 - 1].")
+@click.option("--out", "out", type=click.Path(), required=True, help="Output file: .mp4, .gif or .npy (raw frames).")
+@click.option("--label", type=int, default=None, help="Class label, for class-conditional models.")
+@click.option("--prompt-embeds", type=click.Path(), default=None,
+              help="Text models (a Wan backbone): a .safetensors holding the prompt's token embeddings (L, D).")
+@click.option("--negative-embeds", type=click.Path(), default=None,
+              help="With --guidance: the negative prompt's token embeddings, which guidance steers away from.")
+@SAMPLING_FLAGS
+@click.option("--queue", type=int, default=4, show_default=True, help="fifo: chunks in flight at once (diagonal denoising).")
+@click.option("--overlap-frames", type=int, default=None, help="overlap/freenoise: frames neighbouring windows share [F/2].")
+@click.option("--cutoff", type=float, default=0.25, show_default=True,
+              help="spectral: fraction of the temporal frequency band taken from global attention.")
+@click.option("--no-position-interpolation", is_flag=True, help="full/spectral: keep raw positions past the trained window.")
+@click.option("--fps", type=int, default=16, show_default=True, help="Frames per second of the mp4 or gif, in [1, 240].")
+@click.option("--upscale", type=int, default=1, show_default=True, help="Enlarge pixels N times in mp4/gif, for viewing.")
+@RUN_FLAGS
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a sentence.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Spread the chunks over N processes (launches torchrun; vin strategy only).")
+@click.option("--timeout", "timeout_s", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Seconds a rank waits on the others before giving up (several processes only).")
+def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, frames: int, steps: int, seed: int, out: str,
+             label: int | None, prompt_embeds: str | None, negative_embeds: str | None, sampling: SamplingFlags, queue: int,
+             overlap_frames: int | None, cutoff: float, no_position_interpolation: bool, fps: int, upscale: int, run: RunFlags,
+             as_json: bool, nproc: int, timeout_s: int) -> None:  # fmt: skip
+    """Generate a long video (chunk-parallel with the VIN, or a baseline) and write it atomically to --out."""
+    from ..checkpoint import checkpoint_path
+    from ..videos import check_output_path, check_video_settings
+
+    out_path = check_output_path(out)
+    check_video_settings(fps, upscale)
+    options = sampling.options(frames, steps, seed, label=label, queue=queue, overlap_frames=overlap_frames, cutoff=cutoff,
+                               position_interpolation=not no_position_interpolation, progress=not run.quiet)  # fmt: skip
+    ckpt = checkpoint_path(checkpoint)
+    torch_device = run.setup()
+    prompt, negative = _read_prompts(prompt_embeds, negative_embeds)
+    result, world = _sample(ckpt, autoencoder, strategy, options, prompt, negative, torch_device, nproc, timeout_s)
+    if result is None:  # not rank 0
+        return
+    from ..videos import write_video
+
+    write_video(result.video.numpy(), out_path, fps=fps, upscale=upscale)
+    t, h, w, _ = result.video.shape
+    if as_json:
+        click.echo(json.dumps({"path": str(out_path), "strategy": strategy, "frames": t, "height": h, "width": w,
+                               "steps": steps, "seed": seed, "checkpoint": str(ckpt), "model_calls": result.model_calls,
+                               "window_calls": result.window_calls, "seconds": round(result.seconds, 3),
+                               "ranks": world}))  # fmt: skip
+    else:
+        ranks = f", {world} ranks" if world > 1 else ""
+        click.echo(f"wrote {out_path} ({t} frames of {h}x{w}, {strategy}, {steps} steps, seed {seed}, "
+                   f"{result.model_calls} model calls{ranks}) in {result.seconds:.1f} s")  # fmt: skip
+
+
+def _read_prompts(prompt_embeds: str | None, negative_embeds: str | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """--prompt-embeds and --negative-embeds read (not yet fitted to the model): (prompt, negative), each a
+    (1, L, D) tensor or None."""
+    from ..generation.api import read_prompt_embeds
+
+    prompt = read_prompt_embeds(prompt_embeds, "--prompt-embeds") if prompt_embeds is not None else None
+    negative = read_prompt_embeds(negative_embeds, "--negative-embeds") if negative_embeds is not None else None
+    return prompt, negative
+
+
+def _sample(ckpt: Path, autoencoder: str | None, strategy: str, options: GenerationOptions, prompt: torch.Tensor | None,
+            negative: torch.Tensor | None, device: torch.device, nproc: int, timeout_s: int) -> tuple[Generation | None, int]:  # fmt: skip
+    """Loads the model and samples, in this process or (--nproc > 1) re-run under torchrun; (result, ranks).
+    `options`: the request, checked when made; `prompt`, `negative`: the prompt embeddings, or None."""
+    import torch
+
+    from ..checkpoint import load_model
+    from ..generation.api import check_prompts, check_request, generate_from
+    from ..parallel import init_from_env, launched_by_torchrun, shutdown
+
+    if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
+        model = load_model(ckpt, autoencoder=autoencoder)
+        check_prompts(model, prompt, negative)
+        check_request(model, strategy, options, nproc, prompt is not None)
+        _relaunch_with_torchrun(nproc)
+    group = init_from_env(str(device), timeout_s)
+    try:
+        model = load_model(ckpt, group.device if group.distributed else device, autoencoder)
+        result = generate_from(model, strategy, options, group, prompt, negative)
+        return result, group.world
+    except torch.distributed.DistError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VinError(f"rank {group.rank}: communication with the other ranks failed ({first_line}); "
+                       "another rank probably failed first, see its message") from None  # fmt: skip
+    finally:
+        shutdown()
+
+
+def _relaunch_with_torchrun(nproc: int) -> None:
+    """Runs this very command again under torchrun with `nproc` processes, and exits with its status."""
+    import subprocess
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "vin", *args]
+    sys.exit(subprocess.call(cmd))
