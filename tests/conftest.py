@@ -13,6 +13,24 @@ TINY = dict(
 )  # fmt: skip
 
 
+def read(model, x: torch.Tensor, t: torch.Tensor, labels=None, **kwargs) -> torch.Tensor | None:
+    """The model's VIN read at its own keyframe stride (a test's shorthand: the library passes resolved values)."""
+    return model.read_interface(x, t, labels, model.config.keyframe_stride, **kwargs)
+
+
+def windows(model, x: torch.Tensor, t: torch.Tensor, labels=None, z=None, chunk_frames=None, context_frames=None, **kwargs):
+    """`denoise_chunks` at the model's own chunk and context sizes unless given (a test's shorthand)."""
+    f = model.config.chunk_frames if chunk_frames is None else chunk_frames
+    k = model.config.context_frames if context_frames is None else context_frames
+    return model.denoise_chunks(x, t, labels, z, f, k, **kwargs)
+
+
+def evaluate(model, x: torch.Tensor, t: torch.Tensor, labels=None, keyframe_stride=None, **geometry) -> torch.Tensor:
+    """The VIN read, then every chunk: the model's forward at other chunk, context or keyframe settings."""
+    stride = model.config.keyframe_stride if keyframe_stride is None else keyframe_stride
+    return windows(model, x, t, labels, model.read_interface(x, t, labels, stride), **geometry)
+
+
 def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Replaces the zero-initialised gates by random weights, so that every path carries signal."""
     g = torch.Generator().manual_seed(seed)

@@ -5,7 +5,7 @@ from vin.errors import VinError
 from vin.model.attention import Attention
 from vin.model.vin import assemble, check_geometry
 
-from .conftest import tiny_model
+from .conftest import read, tiny_model, windows
 
 F, K = 4, 2  # tiny model: chunk and context frames
 
@@ -23,12 +23,12 @@ def test_locality_with_fixed_z_and_globality_through_vin(coupling):
     model = tiny_model(coupling=coupling)
     x = video(4)
     t = torch.tensor([500.0])
-    z = model.read_interface(x, t)
+    z = read(model, x, t)
     x2 = x.clone()
     x2[:, :, chunk(x, 3)] += 3 * video(1, seed=9)  # change chunk 3
     with torch.no_grad():
-        base = model.denoise_chunks(x, t, z=z)
-        fixed_z = model.denoise_chunks(x2, t, z=z)
+        base = windows(model, x, t, z=z)
+        fixed_z = windows(model, x2, t, z=z)
         through_vin = model(x2, t)
     # chunk 1 does not neighbour chunk 3: unchanged with Z fixed ...
     torch.testing.assert_close(fixed_z[:, 1], base[:, 1], rtol=0, atol=1e-6)
@@ -42,13 +42,13 @@ def test_neighbour_sees_context_only():
     model = tiny_model()
     x = video(3)
     t = torch.tensor([300.0])
-    z = model.read_interface(x, t)
+    z = read(model, x, t)
     x2 = x.clone()
     x2[:, :, 0] += 1.0  # first frame of chunk 0: not in chunk 1's context (its last K frames)
     x3 = x.clone()
     x3[:, :, F - 1] += 1.0  # last frame of chunk 0: in chunk 1's context
     with torch.no_grad():
-        base, a, b = (model.denoise_chunks(v, t, z=z) for v in (x, x2, x3))
+        base, a, b = (windows(model, v, t, z=z) for v in (x, x2, x3))
     torch.testing.assert_close(a[:, 1], base[:, 1], rtol=0, atol=1e-6)
     assert (b[:, 1] - base[:, 1]).abs().max() > 1e-3
 
@@ -59,13 +59,13 @@ def test_batched_chunks_equal_one_at_a_time(coupling):
     x = video(4, batch=2)
     t = torch.tensor([700.0, 100.0])
     with torch.no_grad():
-        z = model.read_interface(x, t)
-        batched = model.denoise_chunks(x, t, z=z)  # (B, N, C, K+F, H, W)
+        z = read(model, x, t)
+        batched = windows(model, x, t, z=z)  # (B, N, C, K+F, H, W)
         for i in range(4):
             if i == 0:  # the first chunk alone: placeholder context
-                alone = model.denoise_chunks(x[:, :, chunk(x, 0)], t, z=z)[:, 0]
+                alone = windows(model, x[:, :, chunk(x, 0)], t, z=z)[:, 0]
             else:  # chunk i with its predecessor, which supplies its context
-                alone = model.denoise_chunks(x[:, :, (i - 1) * F : (i + 1) * F], t, z=z)[:, 1]
+                alone = windows(model, x[:, :, (i - 1) * F : (i + 1) * F], t, z=z)[:, 1]
             torch.testing.assert_close(batched[:, i], alone, rtol=1e-5, atol=1e-5)
 
 
@@ -76,7 +76,7 @@ def test_z_shape_is_independent_of_length_and_read_is_one_cross_attention(chunks
     for name, module in model.interface.named_modules():
         if isinstance(module, Attention):
             module.register_forward_hook(lambda m, args, out, name=name: calls.append((name, len(args) > 1 and args[1] is not None)))
-    z = model.read_interface(video(chunks, batch=3), torch.full((3,), 500.0))
+    z = read(model, video(chunks, batch=3), torch.full((3,), 500.0))
     assert z.shape == (3, 8, 32)  # (B, M, D) whatever the length
     cross = [name for name, is_cross in calls if is_cross]
     assert cross == ["read"], calls  # exactly one cross-attention over the keyframes
@@ -90,14 +90,14 @@ def test_keyframes_are_every_sth_frame():
     assert tokens.shape == (1, (2 * F // 2) * 16, 32)  # 4 keyframes of 4x4 patches
     x2 = x.clone()
     x2[:, :, 1::2] = 0  # non-keyframes do not matter to the read
-    torch.testing.assert_close(model.read_interface(x, torch.tensor([1.0])), model.read_interface(x2, torch.tensor([1.0])))
+    torch.testing.assert_close(read(model, x, torch.tensor([1.0])), read(model, x2, torch.tensor([1.0])))
 
 
 def test_relative_keyframe_positions_and_no_vin():
     m = tiny_model(keyframe_positions="relative")
     assert m(video(8), torch.tensor([10.0])).shape == (1, 8, 3, K + F, 16, 16)
     m = tiny_model(vin_tokens=0)
-    assert m.interface is None and m.read_interface(video(2), torch.tensor([1.0])) is None
+    assert m.interface is None and read(m, video(2), torch.tensor([1.0])) is None
     assert m(video(2), torch.tensor([10.0])).shape == (1, 2, 3, K + F, 16, 16)
 
 
@@ -159,7 +159,7 @@ def test_one_time_per_chunk_equal_everywhere_is_one_time_per_video(context_mode)
     x, t = video(3, batch=2), torch.tensor([300.0, 800.0])
     with torch.no_grad():
         torch.testing.assert_close(model(x, t[:, None].expand(-1, 3)), model(x, t))
-        torch.testing.assert_close(model.read_interface(x, t[:, None].expand(-1, 3)), model.read_interface(x, t))
+        torch.testing.assert_close(read(model, x, t[:, None].expand(-1, 3)), read(model, x, t))
 
 
 @pytest.mark.parametrize("coupling", ["concat", "cross"])
@@ -168,13 +168,13 @@ def test_a_time_per_chunk_conditions_each_window_on_its_own(coupling):
     model = tiny_model(coupling=coupling)
     x, times = video(3), torch.tensor([[100.0, 500.0, 900.0]])
     with torch.no_grad():
-        z = model.read_interface(x, times)
-        mixed = model.denoise_chunks(x, times, z=z, context_frames=0)
+        z = read(model, x, times)
+        mixed = windows(model, x, times, z=z, context_frames=0)
         for i in range(3):
-            alone = model.denoise_chunks(x, times[:, i], z=z, context_frames=0)
+            alone = windows(model, x, times[:, i], z=z, context_frames=0)
             torch.testing.assert_close(mixed[:, i], alone[:, i])
-        some = model.denoise_chunks(x, times, z=z, chunks=slice(1, 3))  # a slice of the chunks, with context
-        torch.testing.assert_close(some, model.denoise_chunks(x, times, z=z)[:, 1:3])
+        some = windows(model, x, times, z=z, chunks=slice(1, 3))  # a slice of the chunks, with context
+        torch.testing.assert_close(some, windows(model, x, times, z=z)[:, 1:3])
 
 
 def test_context_frames_and_keyframes_carry_their_noise_level():
@@ -182,11 +182,11 @@ def test_context_frames_and_keyframes_carry_their_noise_level():
     x = video(2)
     a, b = torch.tensor([[200.0, 700.0]]), torch.tensor([[600.0, 700.0]])  # only chunk 0's level differs
     with torch.no_grad():
-        z = model.read_interface(x, a)
-        assert (model.read_interface(x, b) - z).abs().max() > 1e-3  # the read sees the keyframes' levels
-        with_context = [model.denoise_chunks(x, t, z=z)[:, 1, :, K:] for t in (a, b)]
+        z = read(model, x, a)
+        assert (read(model, x, b) - z).abs().max() > 1e-3  # the read sees the keyframes' levels
+        with_context = [windows(model, x, t, z=z)[:, 1, :, K:] for t in (a, b)]
         assert (with_context[0] - with_context[1]).abs().max() > 1e-4  # chunk 1's context is chunk 0's frames
-        no_context = [model.denoise_chunks(x, t, z=z, context_frames=0)[:, 1] for t in (a, b)]
+        no_context = [windows(model, x, t, z=z, context_frames=0)[:, 1] for t in (a, b)]
         torch.testing.assert_close(no_context[0], no_context[1])
     with pytest.raises(VinError, match=r"one per video or one per chunk"):
-        model.denoise_chunks(x, torch.tensor([[200.0, 700.0, 100.0]]), z=z)
+        windows(model, x, torch.tensor([[200.0, 700.0, 100.0]]), z=z)

@@ -10,7 +10,7 @@ from vin.generation.strategies import GenerationOptions, run_strategy
 from vin.model.attention import Attention
 from vin.model.vin import VINModel, WindowLayout
 
-from .conftest import TINY, tiny_model
+from .conftest import TINY, evaluate, read, tiny_model, windows
 
 FR, K, S = 4, 2, 16  # tiny model: chunk frames, context frames, tokens per patch-frame (patch_t = 2)
 
@@ -53,7 +53,7 @@ def banded_reference(model: VINModel, x: torch.Tensor, t: torch.Tensor) -> torch
         bias = torch.cat([bias.new_zeros(bias.shape[:-1] + (lent,)), bias], dim=-1)
         return masked_attention(block.attn, h, allowed, place_k.expand(-1, lent, -1), place_v.expand(-1, lent, -1), bias)
 
-    z = model.read_interface(x, t)
+    z = read(model, x, t)
     c = model.condition(t, None)
     out = model.run_blocks(tokens, c, z, attend)  # (B, N*L, D)
     return model.decode_windows(out.reshape(b * n, length, -1), c.repeat_interleave(n, 0), b, 16, 16)
@@ -78,7 +78,7 @@ def test_shared_without_context_equals_recompute_without_context(coupling):
     recompute.load_state_dict({k: v for k, v in shared.state_dict().items() if k != "shared_context"})
     x, t = video(3), torch.tensor([400.0])
     with torch.no_grad():
-        torch.testing.assert_close(shared(x, t, context_frames=0), recompute.eval()(x, t, context_frames=0), rtol=0, atol=0)
+        torch.testing.assert_close(evaluate(shared, x, t, context_frames=0), evaluate(recompute.eval(), x, t, context_frames=0), rtol=0, atol=0)
 
 
 def test_shared_context_locality_and_gradients():
@@ -105,7 +105,7 @@ def test_shared_context_runs_in_the_strategies_and_refuses_outside_context():
         out = run_strategy(model, strategy, GenerationOptions(frames=8, steps=2, progress=False))
         assert out.sample.shape == (1, 3, 8, 16, 16) and torch.isfinite(out.sample).all()
     with pytest.raises(VinError, match="takes no context"):
-        model.denoise_chunks(video(2), torch.tensor([1.0]), context=torch.zeros(1, 3, K, 16, 16))
+        windows(model, video(2), torch.tensor([1.0]), context=torch.zeros(1, 3, K, 16, 16))
     with pytest.raises(VinError, match="context_mode=recompute"):
         check_request(model, "vin", GenerationOptions(frames=8), world=2)
 
@@ -147,8 +147,8 @@ def test_factorised_attention_model():
         out = model(x, t)
         x2 = x.clone()
         x2[:, :, FR:, :4, :4] += 1.0  # chunk 1, top-left patch only
-        out2 = model(x2, t, keyframe_stride=100)  # keyframe 0 only: the VIN does not see the change
-        base = model(x, t, keyframe_stride=100)
+        out2 = evaluate(model, x2, t, keyframe_stride=100)  # keyframe 0 only: the VIN does not see the change
+        base = evaluate(model, x, t, keyframe_stride=100)
     assert out.shape == (1, 2, 3, K + FR, 16, 16)
     torch.testing.assert_close(out2[:, 0], base[:, 0], rtol=0, atol=0)  # chunk 0 untouched
     assert (out2[:, 1] - base[:, 1]).abs().max() > 1e-3
@@ -157,7 +157,7 @@ def test_factorised_attention_model():
     with pytest.raises(VinError, match="factorised"):
         run_strategy(model, "spectral", GenerationOptions(frames=8, steps=1, progress=False))
     with pytest.raises(VinError, match="coupling=cross"):
-        VINModel(**{**TINY, "attention": "factorised"})
+        VINModel(**{**TINY, "attention": "factorised", "coupling": "concat"})
     with pytest.raises(VinError, match="context_mode"):
         VINModel(**{**TINY, "context_mode": "banded"})
 
@@ -201,14 +201,14 @@ def test_full_attention_model_denoises_the_whole_clip_as_one_window():
 def test_context_dropout_gives_a_window_the_placeholder_context():
     model = tiny_model()
     x, t = video(3), torch.tensor([400.0])
-    z = model.read_interface(x, t)
+    z = read(model, x, t)
     keep = torch.zeros(1, 3, dtype=torch.bool)
     drop = torch.tensor([[False, True, False]])
     with torch.no_grad():
-        base = model.denoise_chunks(x, t, z=z)
-        same = model.denoise_chunks(x, t, z=z, drop_context=keep)
-        dropped = model.denoise_chunks(x, t, z=z, drop_context=drop)
-        alone = model.denoise_chunks(x[:, :, FR : 2 * FR], t, z=z)  # chunk 1 as a video of its own: placeholder context
+        base = windows(model, x, t, z=z)
+        same = windows(model, x, t, z=z, drop_context=keep)
+        dropped = windows(model, x, t, z=z, drop_context=drop)
+        alone = windows(model, x[:, :, FR : 2 * FR], t, z=z)  # chunk 1 as a video of its own: placeholder context
     torch.testing.assert_close(same, base, rtol=0, atol=0)
     torch.testing.assert_close(dropped[:, 1, :, K:], alone[:, 0, :, K:], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(dropped[:, 2], base[:, 2], rtol=0, atol=0)  # the other windows keep theirs

@@ -125,7 +125,7 @@ def assert_ddp_run_equals_one_process(ddp: Path, one: Path) -> None:
     b = load_file(one / "diffusion_pytorch_model.safetensors")
     assert a.keys() == b.keys()
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)  # all-reduce sums in another order: ~2e-6 seen
     assert json.loads((ddp / "summary.json").read_text())["ranks"] == 2
 
 

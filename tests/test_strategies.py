@@ -145,7 +145,7 @@ def test_class_conditional_guided_strategies():
 
 
 def test_fifo_is_diagonal_denoising_with_a_local_queue():
-    from vin.diffusion.sampling import GuidedModel, initial_noise
+    from vin.diffusion.sampling import GuidedModel, Sampler, initial_noise
     from vin.generation.strategies import _fifo
 
     model = tiny_model(coupling="cross")
@@ -153,15 +153,16 @@ def test_fifo_is_diagonal_denoising_with_a_local_queue():
     p = plan(model, "fifo", o)
     noise = initial_noise(model, 1, 4 * F, 16, torch.Generator().manual_seed(0))
     call = GuidedModel(model, None, 1.0)
-    a = _fifo(model, p, o, noise, call, None)
+    sampler = Sampler(model.config.objective, o.steps, p.clip, progress=False)  # what run_strategy builds
+    a = _fifo(model, p, o, noise, call, sampler, None)
     assert call.model_calls == 3 * 2 + 4 and call.window_calls == 4 * 4  # (N-1)*lag + steps calls, steps per chunk
     other = noise.clone()
     other[:, :, 2 * F :] = torch.randn(other[:, :, 2 * F :].shape, generator=torch.Generator().manual_seed(5))
-    b = _fifo(model, p, o, other, GuidedModel(model, None, 1.0), None)
+    b = _fifo(model, p, o, other, GuidedModel(model, None, 1.0), sampler, None)
     torch.testing.assert_close(a[:, :, :F], b[:, :, :F])  # chunk 0 never met chunks 2 and 3
     assert (a[:, :, 2 * F :] - b[:, :, 2 * F :]).abs().max() > 1e-3
     # a queue of one chunk: chunk 0 is sampled alone, as a one-chunk vin video from the same noise
-    one = _fifo(model, p, GenerationOptions(frames=4 * F, steps=4, queue=1, progress=False), noise, GuidedModel(model, None, 1.0), None)
+    one = _fifo(model, p, GenerationOptions(frames=4 * F, steps=4, queue=1, progress=False), noise, GuidedModel(model, None, 1.0), sampler, None)
     alone = run_strategy(model, "vin", GenerationOptions(frames=F, steps=4, progress=False), torch.Generator().manual_seed(0)).sample
     torch.testing.assert_close(one[:, :, :F], alone, atol=1e-4, rtol=1e-4)
     with pytest.raises(VinError, match=r"queue must be a whole number of at least 1, got 0"):

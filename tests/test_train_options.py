@@ -13,7 +13,7 @@ import torch
 from vin.config import TrainConfig, load_config
 from vin.errors import VinError
 from vin.checkpoint import load_model
-from vin.train import enable_activation_checkpointing, lr_factor, train
+from vin.train import lr_factor, train
 
 from .conftest import tiny_model
 
@@ -117,7 +117,7 @@ def test_activation_checkpointing_gives_the_same_gradients():
     for checkpointed in (False, True):
         model = tiny_model().train()
         if checkpointed:
-            enable_activation_checkpointing(model)
+            model.checkpoint_activations()
         loss = Objective("flow").loss(model, x, None, torch.Generator().manual_seed(0))
         loss.backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))

@@ -10,6 +10,8 @@ diffusers = pytest.importorskip("diffusers")
 from vin.backbones.wan import WanVIN  # noqa: E402
 from vin.config import ModelConfig  # noqa: E402
 
+from .conftest import read, windows as run_windows  # noqa: E402
+
 TINY_WAN = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4, out_channels=4,
                 text_dim=16, freq_dim=32, ffn_dim=32, num_layers=2, rope_max_seq_len=64)  # fmt: skip
 
@@ -52,8 +54,8 @@ def test_windows_have_local_positions_and_batch_like_one_at_a_time():
     model = tiny(context_frames=1, random_adapter=True)
     x, t, p = inputs(9)
     with torch.no_grad():
-        z = model.read_interface(x, t)
-        windows = model.denoise_chunks(x, t, p, z)
+        z = read(model, x, t)
+        windows = run_windows(model, x, t, p, z)
         for i in range(3):
             context = x[:, :, 3 * i - 1 : 3 * i] if i else model.context_placeholder.expand(2, -1, -1, 8, 8)
             with model.reading(z):
@@ -68,8 +70,8 @@ def test_z_carries_the_whole_video_and_nothing_else_leaves_the_window():
     y[:, :, 8] += 1.0  # a frame of the last chunk
     with torch.no_grad():
         with_z = model(x, t, p)[:, 0] - model(y, t, p)[:, 0]
-        z = model.read_interface(x, t)
-        fixed_z = model.denoise_chunks(x, t, p, z)[:, 0] - model.denoise_chunks(y, t, p, z)[:, 0]
+        z = read(model, x, t)
+        fixed_z = run_windows(model, x, t, p, z)[:, 0] - run_windows(model, y, t, p, z)[:, 0]
     assert with_z.abs().max() > 1e-3  # chunk 0 sees the last chunk, through Z only
     assert fixed_z.abs().max() == 0
 
@@ -98,16 +100,16 @@ def test_only_the_adapter_learns_and_steps_lower_the_loss():
 
 def test_the_adapter_saves_alone_and_reloads_to_identical_predictions(tmp_path):
     model = tiny(context_frames=1, random_adapter=True)
-    weights = model.adapter_state_dict()
+    weights = model.trained_state_dict()
     assert weights and not any(k.startswith("backbone.") for k in weights)
     save_file({k: v.contiguous() for k, v in weights.items()}, tmp_path / "adapter.safetensors")
     again = tiny(context_frames=1, seed=0)  # the same backbone, a fresh adapter
-    again.load_adapter_state_dict(load_file(tmp_path / "adapter.safetensors"))
+    again.load_trained_state_dict(load_file(tmp_path / "adapter.safetensors"))
     x, t, p = inputs(6)
     with torch.no_grad():
         assert torch.equal(model(x, t, p), again(x, t, p))
     with pytest.raises(VinError, match="do not match this adapter and backbone .no tensor 'z_kv.1.to_k.weight'"):
-        again.load_adapter_state_dict({k: v for k, v in weights.items() if not k.startswith("z_kv.1.")})
+        again.load_trained_state_dict({k: v for k, v in weights.items() if not k.startswith("z_kv.1.")})
 
 
 def test_a_time_per_chunk_is_a_time_per_token_and_equal_times_change_nothing():
@@ -117,15 +119,15 @@ def test_a_time_per_chunk_is_a_time_per_token_and_equal_times_change_nothing():
     with torch.no_grad():
         torch.testing.assert_close(model(x, per_chunk, p), model(x, t, p), rtol=0, atol=1e-5)
         times = torch.tensor([[900.0, 500.0, 100.0], [300.0, 300.0, 700.0]])
-        z = model.read_interface(x, times)
-        windows = model.denoise_chunks(x, times, p, z)
+        z = read(model, x, times)
+        windows = run_windows(model, x, times, p, z)
         # chunk 1's window alone: its context frame at chunk 0's time, its own frames at its own
         tokens = 16  # (8 / 2) ** 2 per latent frame
         frame_t = torch.cat([times[:, :1].repeat(1, tokens), times[:, 1:2].repeat(1, 3 * tokens)], dim=1)
         with model.reading(z):
             alone = model.backbone(x[:, :, 2:6], frame_t, p, return_dict=False)[0]
     torch.testing.assert_close(windows[:, 1], alone, rtol=0, atol=1e-5)
-    assert (model.read_interface(x, times) - model.read_interface(x, times.mean(1))).abs().max() > 1e-4  # offsets read
+    assert (read(model, x, times) - read(model, x, times.mean(1))).abs().max() > 1e-4  # offsets read
 
 
 def sample(model, strategy, frames=9, guidance=1.0, null=None, **options):
@@ -170,11 +172,10 @@ def test_guidance_contrasts_the_prompt_with_the_negative_prompt():
 
 
 def test_a_checkpoint_holds_the_adapter_and_finds_its_backbone(tmp_path):
-    from vin.backbones.wan import save_wan_vin
     from vin.checkpoint import load_model
 
     model = tiny(context_frames=1, random_adapter=True, folder=tmp_path / "wan")
-    save_wan_vin(model, tmp_path / "run")
+    model.save(tmp_path / "run")
     adapter = (tmp_path / "run" / "diffusion_pytorch_model.safetensors").stat().st_size
     assert adapter < (tmp_path / "wan" / "diffusion_pytorch_model.safetensors").stat().st_size
     again = load_model(tmp_path / "run")
@@ -193,8 +194,8 @@ def test_a_checkpoint_holds_the_adapter_and_finds_its_backbone(tmp_path):
 
 def test_generate_takes_prompt_embeddings_and_decodes_with_wans_autoencoder(tmp_path):
     """vin.generate on a saved Wan checkpoint: prompt and negative embeddings, decoded to RGB by AutoencoderKLWan."""
-    from vin.backbones.wan import save_wan_vin
     from vin.checkpoint import load_model
+    from vin.data.latent import LatentSpace
     from vin.generation.api import generate
 
     model = tiny(context_frames=1, random_adapter=True, folder=tmp_path / "wan")
@@ -202,7 +203,8 @@ def test_generate_takes_prompt_embeddings_and_decodes_with_wans_autoencoder(tmp_
     diffusers.AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, attn_scales=[],
                                temperal_downsample=[False, True], latents_mean=[0.0] * 4,
                                latents_std=[1.0] * 4).save_pretrained(tmp_path / "vae")  # fmt: skip
-    save_wan_vin(model, tmp_path / "run", autoencoder=tmp_path / "vae")
+    model.save(tmp_path / "run")
+    LatentSpace.of_folder(tmp_path / "vae").write(tmp_path / "run")  # what decodes the samples: autoencoder.json
     loaded = load_model(tmp_path / "run")
     _, _, p = inputs(9)
     out = generate(loaded, 9, 2, 0, prompt_embeds=p[:1], negative_prompt_embeds=torch.zeros_like(p[:1]), guidance=4.0)
@@ -228,7 +230,7 @@ def test_lora_starts_as_the_pretrained_dit_and_only_adapters_learn():
     ((lora(x, t, p) - 1) ** 2).mean().backward()
     assert all(q.grad is None for n, q in lora.named_parameters() if n.startswith("backbone.") and ".lora_" not in n)
     assert all(q.grad is not None for n, q in lora.named_parameters() if ".lora_A." in n)
-    assert set(lora.adapter_state_dict()) == {n for n, _ in lora.named_parameters() if n in trained} | {
+    assert set(lora.trained_state_dict()) == {n for n, _ in lora.named_parameters() if n in trained} | {
         k for k in lora.state_dict() if not k.startswith("backbone.")}  # fmt: skip
 
 

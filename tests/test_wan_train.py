@@ -47,16 +47,19 @@ def overrides(wan: dict[str, Path], out: Path, *extra: str) -> list[str]:
 
 
 def test_the_backbone_decides_the_geometry_and_contradictions_are_errors(wan):
-    config = load_config(None, overrides(wan, Path("unused")))
-    m = config.model
+    from vin.model.registry import resolve
+
+    m = resolve(load_config(None, overrides(wan, Path("unused"))).model)
     assert (m.in_channels, m.patch_hw, m.patch_t, m.text_dim, m.depth) == (4, 2, 1, 16, 2)
     assert (m.objective, m.parameterization, m.coupling) == ("flow", "direct", "cross")
-    with pytest.raises(VinError, match=r"model.in_channels=3 contradicts the wan backbone .* which makes it 4; remove model.in_channels"):
-        load_config(None, overrides(wan, Path("unused"), "model.in_channels=3"))
+    with pytest.raises(VinError, match=r"model.in_channels=5 contradicts the wan backbone .* which makes it 4; remove model.in_channels"):
+        resolve(load_config(None, overrides(wan, Path("unused"), "model.in_channels=5")).model)
+    with pytest.raises(VinError, match=r"model.coupling='concat' contradicts the wan backbone .* which makes it 'cross'"):
+        resolve(load_config(None, overrides(wan, Path("unused"), "model.coupling=concat")).model)
     with pytest.raises(VinError, match=r"wan backbone '.*nowhere' does not exist \(model.backbone must be a local folder"):
-        load_config(None, ["model.backbone=/nowhere"])
+        resolve(load_config(None, ["model.backbone=/nowhere"]).model)
     with pytest.raises(VinError, match="holds a 'AutoencoderKLWan', not a WanTransformer3DModel"):
-        load_config(None, [f"model.backbone={wan['vae']}"])
+        resolve(load_config(None, [f"model.backbone={wan['vae']}"]).model)
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -18,6 +18,7 @@ _EXPORTS = {
     "read_video": "vin.videos",
     "write_video": "vin.videos",
     "VINModel": "vin.model.vin",
+    "VideoModel": "vin.model.protocol",
 }
 
 __all__ = sorted(_EXPORTS)

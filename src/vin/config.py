@@ -1,6 +1,9 @@
 """Configs: dataclasses, loaded from YAML with OmegaConf, overridable by `key=value` arguments.
 
-A YAML file only needs the keys it changes; an unknown key is an error that names it.
+A YAML file only needs the keys it changes; an unknown key is an error that names it. Each section is
+checked where it enters (`load_config`); how the sections fit together, and what a pretrained backbone
+decides, is checked where a run starts (`vin.train.check_config`). This module is a leaf: it imports no
+other part of vin (but its one error type), so every layer can read configs.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .data.synthetic import SyntheticConfig
 from .errors import VinError
 
 
@@ -31,9 +33,11 @@ TIMESTEP_SAMPLINGS = ("logit_normal", "uniform")
 
 @dataclass
 class ModelConfig:
-    """The model's settings: `VINModel(config)` is built from these, and its config.json holds every one.
+    """The model's settings: a model kind is built from these (`vin.model.registry`), and its config.json holds
+    every one. The defaults are the measured recipe of the shipped model (configs/small.yaml: a VIN read by
+    cross-attention from every frame; `concat` and sparse keyframes left the VIN unread, benchmarks/results.md).
 
-    Declared here only; `check()` is the one place they are validated (load_config, VINModel and
+    Declared here only; `check()` is the one place they are validated (load_config, the model kinds and
     checkpoint loading all call it).
     """
 
@@ -42,17 +46,17 @@ class ModelConfig:
     patch_t: int = 2  # temporal patch size, in (latent) frames
     patch_hw: int = 4  # spatial patch size
     width: int = 128
-    depth: int = 4
+    depth: int = 6
     heads: int = 4
     mlp_ratio: float = 4.0
     num_classes: int = 0  # > 0: class-conditional, with a null label for classifier-free guidance
     vin_tokens: int = 32  # M; 0 disables the VIN (no global tokens)
     vin_process_blocks: int = 2
-    coupling: str = "concat"  # concat (the paper: Z_t joins each window's self-attention) | cross (a cross-attention to Z_t per block)
+    coupling: str = "cross"  # cross (a cross-attention to Z_t per block: the measured recipe) | concat (the paper: Z_t joins each window's self-attention)
     keyframe_positions: str = "none"  # none (keyframes as a set) | relative (position in the video, in [0, 1))
     chunk_frames: int = 16  # F
     context_frames: int = 4  # K
-    keyframe_stride: int = 4  # s
+    keyframe_stride: int = 1  # s (every frame: the measured recipe; the paper reads ~1 per second)
     objective: str = "flow"  # flow (rectified flow, velocity) | epsilon | v (DDPM schedule)
     parameterization: str = "x0"  # x0: the network predicts the clean video (flow only) | direct: the target
     context_mode: str = "recompute"  # recompute (paper: context frames run through the DiT again) | shared (borrowed keys/values)
@@ -76,14 +80,6 @@ class ModelConfig:
         _in_span("model.flow_shift", self.flow_shift, "(0, inf)")
         if self.flow_shift != 1.0 and self.objective != "flow":
             raise VinError("model.flow_shift shifts flow times: it needs model.objective=flow")
-        if self.backbone:
-            from .backbones import WAN_FIXED
-
-            for name, value in WAN_FIXED.items():
-                if getattr(self, name) != value:
-                    raise VinError(f"model.{name}={getattr(self, name)!r}: a wan backbone needs {value!r}")
-            if self.vin_tokens == 0:
-                raise VinError("model.vin_tokens=0: a wan backbone is here to read a VIN; set model.vin_tokens > 0")
         for name, choices in (("coupling", COUPLINGS), ("keyframe_positions", KEYFRAME_POSITIONS), ("context_mode", CONTEXT_MODES),
                               ("attention", ATTENTIONS), ("objective", OBJECTIVES), ("parameterization", PARAMETERIZATIONS)):  # fmt: skip
             one_of(f"model.{name}", getattr(self, name), choices)
@@ -99,6 +95,8 @@ class ModelConfig:
             raise VinError("model.parameterization=x0 needs model.objective=flow; use parameterization=direct")
         if self.num_classes > 0 and self.text_dim > 0:
             raise VinError("a model is conditioned on class labels (model.num_classes) or text (model.text_dim), not both")
+        if self.backbone:  # the backbone decides the patch sizes: the geometry is checked once resolved (registry.resolve)
+            return self
         if self.sample_size % self.patch_hw:
             raise VinError(f"model.sample_size={self.sample_size} must be a multiple of model.patch_hw={self.patch_hw}")
         check_geometry(self.chunk_frames, self.chunk_frames, self.context_frames, self.patch_t, self.keyframe_stride)
@@ -159,6 +157,20 @@ def drop_retired(section: str, values: dict[str, Any], where: str) -> dict[str, 
             raise VinError(f"{where}: {section}.{key}={values[key]!r} is an option that was retired (it measured no "
                            f"better; see benchmarks/results.md); remove it, or use a vin release that has it")  # fmt: skip
     return {k: v for k, v in values.items() if k not in retired}
+
+
+@dataclass
+class SyntheticConfig:
+    """The procedural videos (`vin.data.synthetic`): frame size, sprites, background."""
+
+    height: int = 32
+    width: int = 32
+    num_sprites: int = 2  # the first is always a digit
+    sprite_size: int = 10
+    min_speed: float = 0.3  # pixels per frame
+    max_speed: float = 1.0
+    texture_cells: int = 4  # the background is a smooth field of this many cells per side ...
+    stripe_amplitude: float = 25.0  # ... plus stripes of this amplitude (in 0..255 units)
 
 
 @dataclass
@@ -255,59 +267,6 @@ class Config:
     latent: LatentConfig = field(default_factory=LatentConfig)
 
 
-def check_config(config: Config, world: int = 1) -> None:
-    """Everything about a config that can be checked before any work; raises a VinError that says how to fix it.
-
-    Each section's own ranges and names (`ModelConfig.check`, `TrainConfig.check`), then how the sections
-    fit together; `world`: the ranks that will share each batch. `load_config` runs it (world 1).
-    """
-    m, d, t = config.model.check(), config.data, config.train.check()
-    if d.source not in ("synthetic", "folder"):
-        raise VinError(f"data.source must be synthetic or folder, got {d.source!r}")
-    if d.autoencoder:
-        from .data.latent import autoencoder_meta, geometry
-
-        if d.source != "folder":
-            raise VinError("data.autoencoder (latent space) needs data.source=folder")
-        channels, spatial, _ = geometry(autoencoder_meta(d.autoencoder))
-        if (d.height, d.width) != (m.sample_size * spatial, m.sample_size * spatial):
-            raise VinError(f"data.height/width ({d.height}x{d.width}) must be model.sample_size ({m.sample_size}) times the "
-                           f"autoencoder's spatial factor {spatial} = {m.sample_size * spatial}")  # fmt: skip
-        if m.in_channels != channels:
-            raise VinError(f"model.in_channels={m.in_channels} must equal the autoencoder's latent channels ({channels})")
-    elif m.backbone:
-        raise VinError("a wan backbone denoises its VAE's latents: set data.source=folder and data.autoencoder to the "
-                       "AutoencoderKLWan folder (the vae/ folder of the Wan2.1 release)")  # fmt: skip
-    elif (d.height, d.width) != (m.sample_size, m.sample_size):
-        raise VinError(f"data.height/width ({d.height}x{d.width}) must equal model.sample_size ({m.sample_size})")
-    elif d.source == "folder" and m.in_channels != 3:
-        raise VinError(f"model.in_channels={m.in_channels}: video frames in pixel space have 3 channels")
-    if m.text_dim > 0 and not (d.source == "folder" and d.captions):
-        raise VinError("model.text_dim > 0 needs text embeddings: data.source=folder and data.captions=<file>.safetensors")
-    if t.lora_rank > 0 and not m.backbone:
-        raise VinError("train.lora_rank adapts a pretrained backbone's attention: it needs model.backbone (a wan folder)")
-    if m.backbone and t.sample_every > 0:
-        raise VinError("train.sample_every: samples of a wan run need prompt embeddings; set it to 0 and sample the "
-                       "exported run with vin generate --prompt-embeds")  # fmt: skip
-    if m.num_classes > 0 and d.source == "folder" and d.labels != "folders":
-        raise VinError("a class-conditional model (model.num_classes > 0) on a video folder needs data.labels=folders")
-    if t.windows_per_step < max(t.chunk_counts):
-        raise VinError(f"train.windows_per_step={t.windows_per_step} must be at least max(train.chunk_counts)={max(t.chunk_counts)}")
-    if t.context_dropout > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
-        raise VinError("train.context_dropout blanks recomputed context frames: it needs model.context_frames > 0, "
-                       "model.context_mode=recompute and a chunked model")  # fmt: skip
-    if t.context_loss > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
-        raise VinError("train.context_loss trains the predictions of recomputed context frames: it needs "
-                       "model.context_frames > 0, model.context_mode=recompute and a chunked model")  # fmt: skip
-    if 0 < m.full_frames < max(t.chunk_counts) * m.chunk_frames:
-        raise VinError(f"model.full_frames={m.full_frames} is shorter than the longest training clip "
-                       f"(max(train.chunk_counts) x model.chunk_frames = {max(t.chunk_counts) * m.chunk_frames}); raise it")  # fmt: skip
-    for n in t.chunk_counts:
-        if (t.windows_per_step // n) % world:
-            raise VinError(f"train.windows_per_step={t.windows_per_step} gives {t.windows_per_step // n} clips of {n} chunks, "
-                           f"which {world} ranks cannot share evenly; use a multiple of {world * max(t.chunk_counts)}")  # fmt: skip
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Defaults <- YAML file <- `key=value` overrides. Raises VinError on a missing file or unknown key."""
     base = OmegaConf.structured(Config)
@@ -322,7 +281,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
                 raise VinError(f"config file {path} must hold a mapping of sections (model, data, train, latent)")
             data = {k: drop_retired(k, v, f"config file {path}") if isinstance(v, dict) else v for k, v in data.items()}
             base = OmegaConf.merge(base, OmegaConf.create(data))
-        data = data if path is not None else {}
         for item in overrides:
             if "=" not in item:
                 raise VinError(f"override {item!r} must look like section.key=value, e.g. train.steps=100")
@@ -337,12 +295,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     except yaml.YAMLError as err:
         raise VinError(f"config file {path} is not valid YAML: {err}") from None
     config = OmegaConf.to_object(base)
-    if config.model.backbone:  # the backbone's geometry, resolved once, here
-        from .backbones import resolve_backbone
-
-        given = set(data.get("model") or {}) | set(dotted.get("model") or {})
-        resolve_backbone(config.model, given)
-    config.model.check()  # each section where it enters; how they fit together: check_config (vin train)
+    config.model.check()  # each section where it enters; a backbone and how sections fit: vin.train.check_config
     config.train.check()
     return config
 

@@ -26,57 +26,40 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .config import Config, TrainConfig, check_config, save_config
+from .config import Config, TrainConfig, save_config
 from .devices import check_threads, resolve_device
 from .data.synthetic import SyntheticVideos
 from .diffusion.objective import Objective
 from .errors import VinError
 from .files import atomic_write_bytes
 from .metrics.probe import PROBE_SIGMA, loss_gap
-from .model.vin import VINModel
+from .model import registry
+from .model.protocol import VideoModel
 from .monitor import plot_loss, read_log, write_sample
 from .parallel import init_from_env, shutdown
 from .train_state import list_checkpoints, load_state, save_state
 
 
-def build_model(config: Config) -> VINModel:
-    """A freshly initialised model, seeded from train.seed without touching the global RNG: the project's DiT,
-    or a VIN on the pretrained Wan backbone that `model.backbone` names (`WanVIN`: only the adapter is new)."""
+def build_model(config: Config) -> VideoModel:
+    """A freshly initialised model of the kind `config.model` describes (`vin.model.registry`), seeded from
+    train.seed without touching the global RNG: the project's DiT, or a VIN on the pretrained backbone that
+    `model.backbone` names (only the adapter is new)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.train.seed)
-        if config.model.backbone:
-            from .backbones.wan import WanVIN, load_backbone
-
-            return WanVIN(load_backbone(config.model.backbone), config.model, config.train.lora_rank)
-        return VINModel(config.model)
+        return registry.build(config.model, config.train.lora_rank)
 
 
 def copy_for_ema(model: torch.nn.Module) -> torch.nn.Module:
     """The EMA's copy of `model`: trained tensors copied, frozen ones (a pretrained backbone) shared, not doubled."""
     frozen = {id(p): p for p in model.parameters() if not p.requires_grad}
     return copy.deepcopy(model, memo=frozen).requires_grad_(False).eval()
-
-
-def save_checkpoint(model: VINModel, out_dir: Path) -> None:
-    """Writes config.json + diffusion_pytorch_model.safetensors so that no half-written file is ever visible."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not isinstance(model, VINModel):  # a WanVIN: the adapter only, beside the backbone's recorded folder
-        from .backbones.wan import save_wan_vin
-
-        save_wan_vin(model, out_dir)
-        return
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tmp-") as tmp:
-        model.save_pretrained(tmp)
-        for name in os.listdir(tmp):
-            os.chmod(os.path.join(tmp, name), 0o644)  # not the temporary folder's private permissions
-            os.replace(os.path.join(tmp, name), out_dir / name)
 
 
 @torch.no_grad()
@@ -116,22 +99,16 @@ def check_init_from(config: Config) -> Path:
     return path
 
 
-def load_init_weights(model: VINModel, config: Config) -> None:
+def load_init_weights(model: VideoModel, config: Config) -> None:
     """Copies train.init_from's weights into `model` (its config checked first): the start of a fine-tune.
     Read from the weights file alone: a Wan run's backbone is not loaded a second time."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from .checkpoint import WEIGHTS_NAME
-    from .train_state import load_trained_weights
+    from .weights import read_safetensors
 
     path = check_init_from(config)
+    weights = read_safetensors(path / WEIGHTS_NAME, f"train.init_from: {path / WEIGHTS_NAME}")
     try:
-        weights = load_file(str(path / WEIGHTS_NAME))
-    except (SafetensorError, OSError) as err:
-        raise VinError(f"train.init_from: {path / WEIGHTS_NAME} could not be read ({str(err).strip().splitlines()[0]})") from None
-    try:
-        load_trained_weights(model, weights)
+        model.load_trained_state_dict(weights)
     except (RuntimeError, VinError) as err:
         raise VinError(f"train.init_from: {path}'s weights do not fit its config.json ({str(err).splitlines()[0]})") from None
 
@@ -186,20 +163,60 @@ def lr_factor(step: int, tc: TrainConfig) -> float:
     return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def enable_activation_checkpointing(model: VINModel) -> None:
-    """Each DiT block recomputes its activations in the backward pass instead of keeping them."""
-    from torch.utils.checkpoint import checkpoint
+def check_config(config: Config, world: int = 1) -> Config:
+    """Everything about a run's config that can be checked before any work; raises a VinError that says how to
+    fix it, or returns the config with the model resolved (`vin.model.registry.resolve`: a backbone's geometry).
 
-    if not isinstance(model, VINModel):  # a WanVIN: its backbone's blocks, Z_t kept as their input
-        model.checkpoint_activations()
-        return
-    for block in model.blocks:
-        inner = block.forward
+    Each section's own ranges and names (`ModelConfig.check`, `TrainConfig.check`), then how the sections
+    fit together; `world`: the ranks that will share each batch. `train` runs it first.
+    """
+    config = replace(config, model=registry.resolve(config.model))
+    m, d, t = config.model, config.data, config.train.check()
+    if d.source not in ("synthetic", "folder"):
+        raise VinError(f"data.source must be synthetic or folder, got {d.source!r}")
+    if d.autoencoder:
+        from .data.latent import autoencoder_meta, geometry
 
-        def forward(*args, _inner=inner, **kwargs):
-            return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
-
-        block.forward = forward
+        if d.source != "folder":
+            raise VinError("data.autoencoder (latent space) needs data.source=folder")
+        channels, spatial, _ = geometry(autoencoder_meta(d.autoencoder))
+        if (d.height, d.width) != (m.sample_size * spatial, m.sample_size * spatial):
+            raise VinError(f"data.height/width ({d.height}x{d.width}) must be model.sample_size ({m.sample_size}) times the "
+                           f"autoencoder's spatial factor {spatial} = {m.sample_size * spatial}")  # fmt: skip
+        if m.in_channels != channels:
+            raise VinError(f"model.in_channels={m.in_channels} must equal the autoencoder's latent channels ({channels})")
+    elif m.backbone:
+        raise VinError("a wan backbone denoises its VAE's latents: set data.source=folder and data.autoencoder to the "
+                       "AutoencoderKLWan folder (the vae/ folder of the Wan2.1 release)")  # fmt: skip
+    elif (d.height, d.width) != (m.sample_size, m.sample_size):
+        raise VinError(f"data.height/width ({d.height}x{d.width}) must equal model.sample_size ({m.sample_size})")
+    elif d.source == "folder" and m.in_channels != 3:
+        raise VinError(f"model.in_channels={m.in_channels}: video frames in pixel space have 3 channels")
+    if m.text_dim > 0 and not (d.source == "folder" and d.captions):
+        raise VinError("model.text_dim > 0 needs text embeddings: data.source=folder and data.captions=<file>.safetensors")
+    if t.lora_rank > 0 and not m.backbone:
+        raise VinError("train.lora_rank adapts a pretrained backbone's attention: it needs model.backbone (a wan folder)")
+    if m.backbone and t.sample_every > 0:
+        raise VinError("train.sample_every: samples of a wan run need prompt embeddings; set it to 0 and sample the "
+                       "exported run with vin generate --prompt-embeds")  # fmt: skip
+    if m.num_classes > 0 and d.source == "folder" and d.labels != "folders":
+        raise VinError("a class-conditional model (model.num_classes > 0) on a video folder needs data.labels=folders")
+    if t.windows_per_step < max(t.chunk_counts):
+        raise VinError(f"train.windows_per_step={t.windows_per_step} must be at least max(train.chunk_counts)={max(t.chunk_counts)}")
+    if t.context_dropout > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
+        raise VinError("train.context_dropout blanks recomputed context frames: it needs model.context_frames > 0, "
+                       "model.context_mode=recompute and a chunked model")  # fmt: skip
+    if t.context_loss > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
+        raise VinError("train.context_loss trains the predictions of recomputed context frames: it needs "
+                       "model.context_frames > 0, model.context_mode=recompute and a chunked model")  # fmt: skip
+    if 0 < m.full_frames < max(t.chunk_counts) * m.chunk_frames:
+        raise VinError(f"model.full_frames={m.full_frames} is shorter than the longest training clip "
+                       f"(max(train.chunk_counts) x model.chunk_frames = {max(t.chunk_counts) * m.chunk_frames}); raise it")  # fmt: skip
+    for n in t.chunk_counts:
+        if (t.windows_per_step // n) % world:
+            raise VinError(f"train.windows_per_step={t.windows_per_step} gives {t.windows_per_step // n} clips of {n} chunks, "
+                           f"which {world} ranks cannot share evenly; use a multiple of {world * max(t.chunk_counts)}")  # fmt: skip
+    return config
 
 
 def make_data(config: Config, device: torch.device):
@@ -268,7 +285,7 @@ def probe_clips(config: Config, data) -> tuple[torch.Tensor, torch.Tensor | None
     return clips, (cond if m.backbone else None)
 
 
-def probe_row(ema: VINModel, probe: tuple[torch.Tensor, torch.Tensor | None], step: int) -> dict:
+def probe_row(ema: VideoModel, probe: tuple[torch.Tensor, torch.Tensor | None], step: int) -> dict:
     """The log row of the loss gap at sigma 0.85: is the VIN read? (0: the DiT ignores what it reads)."""
     clips, labels = probe
     gap = loss_gap(ema, clips, PROBE_SIGMA, torch.Generator().manual_seed(PROBE_SEED), labels=labels)
@@ -301,8 +318,8 @@ def train(config: Config, progress: bool = True) -> Path:
     or decodes and runs only its share, so R ranks compute what one process computes on the whole
     batch. Rank 0 writes the checkpoints and logs.
     """
+    config = check_config(config, int(os.environ.get("WORLD_SIZE", "1")))  # the model resolved: one config from here on
     tc = config.train
-    check_config(config, int(os.environ.get("WORLD_SIZE", "1")))
     if tc.init_from:
         check_init_from(config)
     if tc.threads > 0:
@@ -366,7 +383,7 @@ class _Run:
         tc = self.tc
         self._build_model(autoencoder)
         self.objective = Objective(config.model.objective, tc.timestep_sampling, tc.logit_mean, tc.logit_std, config.model.flow_shift)
-        trained = [p for p in self.model.parameters() if p.requires_grad]  # all of a VINModel; a WanVIN's adapter
+        trained = [p for p in self.model.parameters() if p.requires_grad]  # all of the own DiT; a backbone kind's adapter
         self.optimizer = torch.optim.AdamW(trained, lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
         self.data_gen = torch.Generator().manual_seed(tc.seed)
         self.noise_gen = torch.Generator().manual_seed(tc.seed + 1)
@@ -376,7 +393,7 @@ class _Run:
         if resume_from is not None:
             self._resume()
         if tc.activation_checkpointing:
-            enable_activation_checkpointing(self.model)
+            self.model.checkpoint_activations()
         ids = [device.index] if device.type == "cuda" else None
         self.net = DistributedDataParallel(self.model, device_ids=ids) if group.distributed else self.model
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -496,7 +513,7 @@ class _Run:
 
     def save(self, step: int) -> Path:
         """The exported EMA model, a resumable checkpoint, the loss plot and the data report."""
-        save_checkpoint(self.ema, self.out_dir)
+        self.ema.save(self.out_dir)
         if self.latent is not None:  # what decoding the exported model's samples needs
             self.latent.write(self.out_dir)
         extra = {"recent_losses": self.recent, "elapsed_s": self.elapsed0 + time.perf_counter() - self.start,

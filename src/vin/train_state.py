@@ -25,11 +25,12 @@ from typing import Any
 
 import torch
 import yaml
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .config import Config, config_to_dict, drop_retired
 from .errors import VinError
+from .model.protocol import VideoModel
+from .weights import read_safetensors
 
 FORMAT = 1
 FILES = ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors", "state.json", "train.yaml")
@@ -62,24 +63,11 @@ def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
-def trained_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """What a run trains and so must save: a VINModel's whole state, a WanVIN's adapter (not its frozen backbone)."""
-    return model.adapter_state_dict() if hasattr(model, "adapter_state_dict") else model.state_dict()
-
-
-def load_trained_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
-    """Loads what `trained_weights` saved (strictly: a missing or unexpected tensor is an error)."""
-    if hasattr(model, "load_adapter_state_dict"):
-        model.load_adapter_state_dict(weights)
-    else:
-        model.load_state_dict(weights)
-
-
 def save_state(
     out_dir: Path,
     step: int,
-    model: torch.nn.Module,
-    ema: torch.nn.Module,
+    model: VideoModel,
+    ema: VideoModel,
     optimizer: torch.optim.Optimizer,
     generators: dict[str, torch.Generator],
     config: Config,
@@ -92,8 +80,8 @@ def save_state(
     final = root / f"{PREFIX}{step:07d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
-        save_file(_cpu(trained_weights(model)), tmp / "model.safetensors")
-        save_file(_cpu(trained_weights(ema)), tmp / "ema.safetensors")
+        save_file(_cpu(model.trained_state_dict()), tmp / "model.safetensors")
+        save_file(_cpu(ema.trained_state_dict()), tmp / "ema.safetensors")
         opt = optimizer.state_dict()
         tensors, scalars = {}, {}
         for index, entry in opt["state"].items():
@@ -166,25 +154,22 @@ def check_state(path: Path, config: Config) -> dict[str, Any]:
 
 
 def _load(path: Path, name: str) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path / name))
-    except (SafetensorError, OSError) as err:
-        raise VinError(f"checkpoint {path}: {name} is damaged ({err}); resume from an older checkpoint") from None
+    return read_safetensors(path / name, f"checkpoint {path}: {name}", "; resume from an older checkpoint")
 
 
 def load_state(
     path: Path,
     config: Config,
-    model: torch.nn.Module,
-    ema: torch.nn.Module,
+    model: VideoModel,
+    ema: VideoModel,
     optimizer: torch.optim.Optimizer,
     generators: dict[str, torch.Generator],
 ) -> dict[str, Any]:
     """Restores a run from `path` in place (weights, EMA, optimizer, generators); returns state.json."""
     state = check_state(path, config)
     try:
-        load_trained_weights(model, _load(path, "model.safetensors"))
-        load_trained_weights(ema, _load(path, "ema.safetensors"))
+        model.load_trained_state_dict(_load(path, "model.safetensors"))
+        ema.load_trained_state_dict(_load(path, "ema.safetensors"))
     except (RuntimeError, VinError) as err:
         raise VinError(f"checkpoint {path}: its weights do not fit this model ({str(err).splitlines()[0]})") from None
     tensors = _load(path, "optimizer.safetensors")

@@ -1,9 +1,10 @@
 """Pretrained video DiTs as the chunk-parallel backbone of a VIN (diffusers models, loaded from local folders).
 
 `model.backbone` names a local folder written by `WanTransformer3DModel.save_pretrained` (the
-`transformer/` folder of a Wan2.1 diffusers release). Its config.json decides the model's geometry:
-`resolve_backbone` copies it into the `ModelConfig` where the config enters (`load_config`), so every
-later reader sees one resolved config. This module is torch-free (configs load without torch).
+`transformer/` folder of a Wan2.1 diffusers release). Its class names the model kind that wraps it
+(`BACKBONES`, the backbones' registration; the kinds themselves are in `vin.model.registry`), and its
+config.json decides the model's geometry: `resolve_backbone` copies it into the `ModelConfig` (the kind's
+`resolve_config`), so every later reader sees one resolved config. This module is torch-free.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from ..errors import VinError
 
 WAN_TRANSFORMER = "WanTransformer3DModel"
+BACKBONES = {WAN_TRANSFORMER: "WanVIN"}  # a backbone folder's class -> the registered model kind that wraps it
 HINT = ("model.backbone must be a local folder written by WanTransformer3DModel.save_pretrained "
         "(e.g. the transformer/ folder of Wan2.1-T2V-1.3B-Diffusers)")  # fmt: skip
 
@@ -34,9 +36,14 @@ def backbone_config(path: str | Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise VinError(f"wan backbone {str(folder)!r}: config.json is not valid JSON ({err})") from None
     name = config.get("_class_name") if isinstance(config, dict) else None
-    if name != WAN_TRANSFORMER:
-        raise VinError(f"wan backbone {str(folder)!r} holds a {name!r}, not a {WAN_TRANSFORMER} ({HINT})")
+    if name not in BACKBONES:
+        raise VinError(f"wan backbone {str(folder)!r} holds a {name!r}, not a {' or '.join(BACKBONES)} ({HINT})")
     return config
+
+
+def backbone_kind(path: str | Path) -> str:
+    """The registered model kind that wraps the backbone in folder `path` (checked: a VinError says what is wrong)."""
+    return BACKBONES[backbone_config(path)["_class_name"]]
 
 
 def backbone_settings(bc) -> dict[str, Any]:
@@ -49,14 +56,21 @@ def backbone_settings(bc) -> dict[str, Any]:
             "depth": bc.get("num_layers", 30), **WAN_FIXED}  # fmt: skip
 
 
-def resolve_backbone(model, given: set[str]) -> None:
-    """Fills `model` (a ModelConfig with `backbone` set) with what its backbone decides, in place.
+def resolve_backbone(model):
+    """`model` (a ModelConfig with `backbone` set) with what its backbone decides filled in, as a new config.
 
-    `given`: the model keys the user set (YAML or overrides); one that contradicts the backbone is an
-    error naming both values, as silently overriding it would hide a mistake.
+    A setting the user moved off its default that contradicts the backbone is an error naming both values,
+    as silently overriding it would hide a mistake; a setting left at its default takes the backbone's value.
     """
-    for name, value in backbone_settings(backbone_config(model.backbone)).items():
-        if name in given and getattr(model, name) != value:
-            raise VinError(f"model.{name}={getattr(model, name)!r} contradicts the wan backbone {model.backbone!r}, "
-                           f"which makes it {value!r}; remove model.{name} (a backbone's geometry is read from its config)")  # fmt: skip
-        setattr(model, name, value)
+    from dataclasses import replace
+
+    defaults = type(model)()
+    settings = backbone_settings(backbone_config(model.backbone))
+    for name, value in settings.items():
+        given = getattr(model, name)
+        if given != value and given != getattr(defaults, name):
+            raise VinError(f"model.{name}={given!r} contradicts the wan backbone {model.backbone!r}, which makes it "
+                           f"{value!r}; remove model.{name} (a backbone's geometry is read from its config)")  # fmt: skip
+    if model.vin_tokens == 0:
+        raise VinError("model.vin_tokens=0: a wan backbone is here to read a VIN; set model.vin_tokens > 0")
+    return replace(model, **settings).check()

@@ -20,51 +20,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..backbones import backbone_config, backbone_settings
+from ..backbones import backbone_config, backbone_settings, resolve_backbone
 from ..config import ModelConfig, check_geometry
 from ..errors import VinError
 from ..model.embed import TimestepEmbedder
 from ..model.interface import VideoInterface
-from ..model.vin import chunk_times, read_times, window_pixels, window_times
-
-
-@dataclass(frozen=True)
-class WanGeometry:
-    """What the generation strategies read of a model (`model.config`): chunking, sizes, objective. Derived,
-    never declared: `ModelConfig` holds the settings, the backbone its geometry; `width` is Wan's."""
-
-    chunk_frames: int
-    context_frames: int
-    keyframe_stride: int
-    in_channels: int
-    sample_size: int | tuple[int, int]  # latent frame size the videos are sampled at: square, or (height, width)
-    patch_hw: int
-    width: int  # the backbone's inner width (memory estimates)
-    vin_tokens: int
-    text_dim: int
-    patch_t: int = 1
-    full_frames: int = 0
-    num_classes: int = 0
-    flow_shift: float = 1.0
-    objective: str = "flow"  # Wan is a rectified-flow model: x_t = (1 - sigma) x0 + sigma noise, v = noise - x0
-    parameterization: str = "direct"
-    attention: str = "3d"
-    coupling: str = "cross"
-    context_mode: str = "recompute"
-
-    @classmethod
-    def of(cls, config: ModelConfig, inner_width: int) -> "WanGeometry":
-        """The view of a resolved `ModelConfig` (its backbone's geometry filled in) that the strategies read."""
-        return cls(config.chunk_frames, config.context_frames, config.keyframe_stride, config.in_channels,
-                   config.sample_size, config.patch_hw, inner_width, config.vin_tokens, config.text_dim,
-                   flow_shift=config.flow_shift)  # fmt: skip
+from ..model.protocol import VideoModel
+from ..model.vin import WEIGHTS_NAME, chunk_times, read_times, window_pixels, window_times
+from ..weights import first_mismatch, read_safetensors
 
 
 class ZKeyValue(nn.Module):
@@ -105,20 +75,23 @@ class ZCrossAttention:
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # every attention projection of Wan's blocks (attn1, attn2)
 
 
-class WanVIN(nn.Module):
+class WanVIN(nn.Module, VideoModel):
     """Wan2.1 denoising every chunk in parallel, coupled to a VIN; `backbone` is frozen, the rest trains.
 
     `config`: the VIN's settings (a `ModelConfig`: vin_tokens, width and heads of the VIN, its process
     blocks, chunk_frames F, context_frames K, keyframe_stride s, sample_size, flow_shift); what the
-    backbone decides (in_channels, patch_hw, text_dim, ...) is read from `backbone.config`.
+    backbone decides (in_channels, patch_hw, text_dim, ...) is read from `backbone.config`. `self.config`
+    is the resolved config (the protocol's geometry); its `width` is the VIN's, `token_width` Wan's.
     `lora_rank` > 0: LoRA adapters on every attention projection of the DiT (through peft) train too.
     """
+
+    needs_condition = True  # Wan samples from a prompt; guidance contrasts it with a negative prompt
 
     def __init__(self, backbone, config: ModelConfig | None = None, lora_rank: int = 0) -> None:
         super().__init__()
         bc = backbone.config
-        self.model_config = replace(config or ModelConfig(), **backbone_settings(bc)).check()
-        c = self.model_config
+        self.config = replace(config or ModelConfig(), **backbone_settings(bc)).check()
+        c = self.config
         self.lora_rank = lora_rank
         self.backbone = backbone.requires_grad_(False)
         if lora_rank > 0:
@@ -132,32 +105,56 @@ class WanVIN(nn.Module):
         self.context_placeholder = nn.Parameter(placeholder, requires_grad=c.context_frames > 0)  # unused without context
         self.current_z: torch.Tensor | None = None  # (W, M, D_vin) while `denoise_chunks` runs the backbone
         self.latent_decoder = None  # set where the model is loaded: latents -> pixels (AutoencoderKLWan)
-        self.config = WanGeometry.of(c, inner)
+        self.inner_width = inner
         for block, kv in zip(backbone.blocks, self.z_kv):
             block.attn2.set_processor(ZCrossAttention(block.attn2.processor, kv, self))
 
-    @property
-    def device(self) -> torch.device:
-        return self.context_placeholder.device
+    # ---- the model protocol: building, saving, loading, what trains (vin.model.protocol)
+    extra_settings = ("lora_rank",)  # config.json keys beside the ModelConfig's
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.context_placeholder.dtype
+    @classmethod
+    def resolve_config(cls, config: ModelConfig) -> ModelConfig:
+        return resolve_backbone(config)
 
-    def null_condition(self, labels: torch.Tensor) -> torch.Tensor:
-        raise VinError("classifier-free guidance with Wan contrasts the prompt with a negative prompt: give its "
-                       "embeddings (null_labels / --negative-embeds)")  # fmt: skip
+    @classmethod
+    def build(cls, config: ModelConfig, lora_rank: int = 0) -> "WanVIN":
+        return cls(load_backbone(config.backbone), config, lora_rank)
 
-    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """What a checkpoint saves: every tensor but the backbone's own (megabytes, not gigabytes); its LoRA
-        adapters, when there are any, are saved."""
+    @classmethod
+    def load(cls, folder: Path, config: ModelConfig, meta: dict, device: str | torch.device,
+             backbone: str | Path | None = None) -> "WanVIN":  # fmt: skip
+        """The adapter in `folder` on its recorded backbone, or on `backbone` (another copy of it), in eval mode."""
+        if backbone is not None:
+            config = replace(config, backbone=str(backbone))
+        model = cls(load_backbone(config.backbone), config, int(meta.get("lora_rank", 0)))
+        model.load_trained_state_dict(read_safetensors(folder / WEIGHTS_NAME, f"checkpoint {folder}: the adapter weights"))
+        return model.to(device).eval()
+
+    def save(self, folder: Path) -> None:
+        """The adapter only: config.json (the `ModelConfig`, whose `backbone` is the backbone's folder, and the LoRA
+        rank) and the adapter's weights as safetensors; the backbone stays where it is."""
+        from safetensors.torch import save_file
+
+        from ..files import atomic_path, atomic_write_bytes
+
+        if not self.config.backbone:
+            raise VinError("this WanVIN's backbone has no folder (config.backbone): build it with the folder "
+                           "the backbone was loaded from, so the checkpoint can find it")  # fmt: skip
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"_class_name": type(self).__name__, **asdict(self.config),
+                "backbone": str(Path(self.config.backbone).expanduser().resolve()), "lora_rank": self.lora_rank}  # fmt: skip
+        with atomic_path(folder / WEIGHTS_NAME) as tmp:
+            save_file({k: v.detach().contiguous().cpu() for k, v in self.trained_state_dict().items()}, tmp)
+        atomic_write_bytes(folder / "config.json", (json.dumps(meta, indent=1) + "\n").encode())
+
+    def trained_state_dict(self) -> dict[str, torch.Tensor]:
+        """Every tensor but the backbone's own (megabytes, not gigabytes); its LoRA adapters, when there are any."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.") or ".lora_" in k}
 
-    def load_adapter_state_dict(self, weights: dict[str, torch.Tensor]) -> None:
-        """Loads what `adapter_state_dict` saved; a missing, unexpected or misshapen tensor is a VinError naming it."""
-        from ..checkpoint import first_mismatch
-
-        mismatch = first_mismatch(self.adapter_state_dict(), weights)
+    def load_trained_state_dict(self, weights: dict[str, torch.Tensor]) -> None:
+        """Loads what `trained_state_dict` gave; a missing, unexpected or misshapen tensor is a VinError naming it."""
+        mismatch = first_mismatch(self.trained_state_dict(), weights)
         if mismatch:
             raise VinError(f"the adapter weights do not match this adapter and backbone ({mismatch})")
         self.load_state_dict(weights, strict=False)
@@ -179,12 +176,29 @@ class WanVIN(nn.Module):
 
             block.forward = forward
 
+    @property
+    def device(self) -> torch.device:
+        return self.context_placeholder.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.context_placeholder.dtype
+
+    @property
+    def token_width(self) -> int:
+        return self.inner_width
+
+    def null_condition(self, labels: torch.Tensor) -> torch.Tensor:
+        raise VinError("classifier-free guidance with Wan contrasts the prompt with a negative prompt: give its "
+                       "embeddings (null_labels / --negative-embeds)")  # fmt: skip
+
+    # ---- the VIN read and the chunk-parallel backbone
     def read_interface(
         self,
         x: torch.Tensor,
         timestep: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        keyframe_stride: int | None = None,
+        labels: torch.Tensor | None,
+        keyframe_stride: int,
         frame_offset: int = 0,
         total_frames: int | None = None,
         merge=None,
@@ -198,9 +212,8 @@ class WanVIN(nn.Module):
         `timestep` (B,) in [0, 1000], or (B, N) one per chunk: the read is then conditioned on their mean
         and every keyframe token carries its offset from it (as `VINModel.read_interface`).
         """
-        stride = self.config.keyframe_stride if keyframe_stride is None else keyframe_stride
         timestep, offsets = read_times(timestep, x.shape[2], merge)
-        return self.interface(x, self.t_embedder(timestep), stride, None, frame_offset, total_frames, merge, offsets)
+        return self.interface(x, self.t_embedder(timestep), keyframe_stride, None, frame_offset, total_frames, merge, offsets)
 
     @contextmanager
     def reading(self, z: torch.Tensor | None) -> Iterator[None]:
@@ -217,8 +230,8 @@ class WanVIN(nn.Module):
         timestep: torch.Tensor,
         prompt_embeds: torch.Tensor,
         z: torch.Tensor | None,
-        chunk_frames: int | None = None,
-        context_frames: int | None = None,
+        chunk_frames: int,
+        context_frames: int,
         time_scale: float = 1.0,
         chunks: slice | None = None,
         context: torch.Tensor | None = None,
@@ -233,8 +246,7 @@ class WanVIN(nn.Module):
         context dropout: only Z links them to their neighbours). `time_scale` must be 1 (Wan's RoPE
         positions are its own)."""
         c = self.config
-        f = c.chunk_frames if chunk_frames is None else chunk_frames
-        k = c.context_frames if context_frames is None else context_frames
+        f, k = chunk_frames, context_frames
         if time_scale != 1.0:
             raise VinError("Wan keeps its own RoPE positions: position interpolation does not apply; sample with "
                            "--no-position-interpolation (position_interpolation=False)")  # fmt: skip
@@ -262,18 +274,13 @@ class WanVIN(nn.Module):
         return out.unflatten(0, (b, n))
 
     def forward(
-        self,
-        x: torch.Tensor,
-        timestep: torch.Tensor,
-        prompt_embeds: torch.Tensor,
-        chunk_frames: int | None = None,
-        context_frames: int | None = None,
-        keyframe_stride: int | None = None,
-        drop_context: torch.Tensor | None = None,
+        self, x: torch.Tensor, timestep: torch.Tensor, prompt_embeds: torch.Tensor, drop_context: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """One denoising evaluation: the VIN read, then all chunks in parallel -> windows (B, N, C, K+F, H, W)."""
-        z = self.read_interface(x, timestep, prompt_embeds, keyframe_stride)
-        return self.denoise_chunks(x, timestep, prompt_embeds, z, chunk_frames, context_frames, drop_context=drop_context)
+        """One denoising evaluation with the model's own geometry (training): the VIN read, then all chunks in
+        parallel -> windows (B, N, C, K+F, H, W)."""
+        c = self.config
+        z = self.read_interface(x, timestep, prompt_embeds, c.keyframe_stride)
+        return self.denoise_chunks(x, timestep, prompt_embeds, z, c.chunk_frames, c.context_frames, drop_context=drop_context)
 
 
 def add_lora(backbone, rank: int) -> None:
@@ -286,16 +293,9 @@ def add_lora(backbone, rank: int) -> None:
     backbone.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=True, target_modules=LORA_TARGETS))
 
 
-WAN_CLASS = "WanVIN"
-
-
 def load_backbone(path: str | Path):
     """A `WanTransformer3DModel` from a local diffusers folder (config.json + safetensors); nothing is downloaded."""
     import diffusers
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from ..checkpoint import first_mismatch
 
     folder = Path(path).expanduser()
     backbone_config(folder)  # a VinError that says what is wrong with the folder
@@ -305,62 +305,11 @@ def load_backbone(path: str | Path):
     index = folder / "diffusion_pytorch_model.safetensors.index.json"  # sharded weights, as large models are saved
     names = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else ["diffusion_pytorch_model.safetensors"]
     weights: dict[str, torch.Tensor] = {}
-    try:
-        for name in names:
-            weights.update(load_file(str(folder / name)))
-    except (SafetensorError, OSError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise VinError(f"wan backbone {str(folder)!r} could not be loaded: {reason}") from None
+    for name in names:
+        weights.update(read_safetensors(folder / name, f"wan backbone {str(folder)!r}"))
     mismatch = first_mismatch(model.state_dict(), weights)
     if mismatch:
         raise VinError(f"wan backbone {str(folder)!r}: its weights do not match its config.json ({mismatch})")
     model.load_state_dict(weights, assign=True)
     model.rope = type(model.rope)(model.rope.attention_head_dim, model.rope.patch_size, model.rope.max_seq_len)  # buffers off meta
     return model.eval()
-
-
-def save_wan_vin(model: WanVIN, folder: str | Path, autoencoder: str | Path | None = None) -> Path:
-    """A checkpoint of the adapter only: config.json (the `ModelConfig`, whose `backbone` is the backbone's
-    folder, and the LoRA rank) and the adapter's weights as safetensors; the backbone stays where it is.
-    `autoencoder`: the folder of the `AutoencoderKLWan` that decodes the samples (autoencoder.json)."""
-    from safetensors.torch import save_file
-
-    from ..files import atomic_path, atomic_write_bytes
-
-    config = model.model_config
-    if not config.backbone:
-        raise VinError("this WanVIN's backbone has no folder (model_config.backbone): build it with the folder "
-                       "the backbone was loaded from, so the checkpoint can find it")  # fmt: skip
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = {"_class_name": WAN_CLASS, **asdict(config), "backbone": str(Path(config.backbone).expanduser().resolve()),
-            "lora_rank": model.lora_rank}  # fmt: skip
-    with atomic_path(folder / "diffusion_pytorch_model.safetensors") as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.adapter_state_dict().items()}, tmp)
-    if autoencoder is not None:
-        from ..data.latent import LatentSpace
-
-        LatentSpace.of_folder(autoencoder).write(folder)
-    atomic_write_bytes(folder / "config.json", (json.dumps(meta, indent=1) + "\n").encode())
-    return folder
-
-
-def load_wan_vin(folder: str | Path, meta: dict, device: str | torch.device = "cpu", backbone: str | Path | None = None) -> WanVIN:
-    """A checkpoint written by `save_wan_vin` (its config.json already read into `meta`, for the LoRA rank),
-    on its recorded backbone or on `backbone` (another copy of it), in eval mode."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from ..checkpoint import read_model_config
-
-    folder = Path(folder)
-    config = read_model_config(folder)  # checked: unknown or bad settings are one-line errors naming the folder
-    if backbone is not None:
-        config = replace(config, backbone=str(backbone))
-    model = WanVIN(load_backbone(config.backbone), config, int(meta.get("lora_rank", 0)))
-    try:
-        weights = load_file(str(folder / "diffusion_pytorch_model.safetensors"))
-    except (SafetensorError, OSError) as err:
-        raise VinError(f"checkpoint {folder}: the adapter weights could not be read ({str(err).splitlines()[0]})") from None
-    model.load_adapter_state_dict(weights)
-    return model.to(device).eval()

@@ -18,7 +18,8 @@ import re
 from dataclasses import asdict, dataclass
 
 from ..flops import FlopCount, count_flops
-from ..generation.strategies import run_strategy
+from ..generation.options import GenerationOptions
+from ..generation.strategies import plan, run_strategy
 from ..model.vin import VINModel
 from .spec import BenchSetup, StrategySpec
 
@@ -84,6 +85,11 @@ def count_step(model: VINModel, setup: BenchSetup, spec: StrategySpec, frames: i
     return count
 
 
+def window_context(model, spec: StrategySpec, options: GenerationOptions) -> int:
+    """The K a strategy runs with, as `plan` resolves it: 0 for `full` and `spectral`, which have one window."""
+    return 0 if spec.strategy in ("full", "spectral") else plan(model, spec.strategy, options).context_frames
+
+
 def reference_of(spec: StrategySpec, specs: list[StrategySpec], setup: BenchSetup) -> StrategySpec | None:
     """The `full` spec a spec is compared with: the first whose model has the same attention, else the first."""
     fulls = [s for s in specs if s.strategy == "full"]
@@ -122,7 +128,7 @@ def flops_table(
             rows.append(FlopRow(
                 strategy=spec.label, method=spec.strategy, frames=n, latent_frames=latent,
                 tokens=latent // cfg.patch_t * (h // cfg.patch_hw) * (w // cfg.patch_hw),
-                context_frames=setup.context_frames(spec, options), context_mode=mcfg["context_mode"],
+                context_frames=window_context(models[repr(sorted(mcfg.items()))], spec, options), context_mode=mcfg["context_mode"],
                 attention=mcfg["attention"], steps=steps, flops_step=count.total, flops_video=count.total * steps,
                 ratio_to_full=round(count.total / counts[ref.label, n].total, 4) if ref is not None else None,
                 **breakdown(count),

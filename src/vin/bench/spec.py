@@ -76,9 +76,3 @@ class BenchSetup:
         if context_frames is not None:
             extra.setdefault("context_frames", context_frames)
         return GenerationOptions(frames=self.latent_frames(frames), steps=1, seed=self.seed, progress=False, **extra)
-
-    def context_frames(self, spec: StrategySpec, options: GenerationOptions) -> int:
-        """The K a strategy runs with: 0 for `full` and `spectral`, which have one window."""
-        if spec.strategy in ("full", "spectral"):
-            return 0
-        return self.model_config(spec)["context_frames"] if options.context_frames is None else options.context_frames

@@ -18,6 +18,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from ..config import SyntheticConfig
+
+__all__ = ["SyntheticConfig", "SyntheticVideos"]
+
 SHAPES = ("circle", "square", "triangle", "diamond")
 PALETTE = np.array(
     [
@@ -103,18 +107,6 @@ class SyntheticVideo:
     sprites: list[Sprite]
     positions: np.ndarray  # (num_sprites, T, 2) top-left corners
     label: int  # the class of the first sprite's digit
-
-
-@dataclass
-class SyntheticConfig:
-    height: int = 32
-    width: int = 32
-    num_sprites: int = 2  # the first is always a digit
-    sprite_size: int = 10
-    min_speed: float = 0.3  # pixels per frame
-    max_speed: float = 1.0
-    texture_cells: int = 4  # the background is a smooth field of this many cells per side ...
-    stripe_amplitude: float = 25.0  # ... plus stripes of this amplitude (in 0..255 units)
 
 
 class SyntheticVideos:

@@ -13,7 +13,8 @@ from diffusers import DDIMScheduler, DDPMScheduler, FlowMatchEulerDiscreteSchedu
 
 from einops import rearrange
 
-from ..model.vin import VINModel, assemble
+from ..model.protocol import VideoModel
+from ..model.vin import assemble
 
 NUM_TRAIN_TIMESTEPS = 1000
 BETA_SCHEDULE = "squaredcos_cap_v2"  # the cosine schedule: good for pixel-space models
@@ -78,7 +79,7 @@ class Objective:
 
     def loss(
         self,
-        model: VINModel | torch.nn.Module,
+        model: VideoModel | torch.nn.Module,  # or DistributedDataParallel around one
         x0: torch.Tensor,
         labels: torch.Tensor | None,
         generator: torch.Generator | None = None,

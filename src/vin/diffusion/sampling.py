@@ -12,10 +12,44 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..model.vin import VINModel
+from ..model.protocol import VideoModel
 from .objective import make_scheduler
 
 Predict = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
+class Sampler:
+    """The denoising loop of one request: its scheduler built once, then `run` for each sampling chain.
+
+    `objective`, `shift`: the model's (`model.config.objective`, `model.config.flow_shift`); `clip`: pixel
+    space, where samples live in [-1, 1]: the result (and DDIM's per-step estimate) is clamped to it;
+    latents have no such range (clip=False) and are returned as sampled.
+    """
+
+    def __init__(self, objective: str, steps: int, clip: bool = True, shift: float = 1.0, progress: bool = True) -> None:
+        self.scheduler = make_scheduler(objective, clip, shift)
+        self.steps, self.clip, self.progress = steps, clip, progress
+        self.scheduler.set_timesteps(steps)
+
+    @property
+    def sigmas(self) -> list[float]:
+        """The noise level before each step and after the last (flow: steps + 1 values ending at 0)."""
+        return self.scheduler.sigmas.tolist()
+
+    def run(self, noise: torch.Tensor, predict: Predict, generator: torch.Generator | None = None, desc: str = "sampling") -> torch.Tensor:
+        """`steps` scheduler steps from `noise` (B, C, T, H, W) -> the clean sample."""
+        scheduler = self.scheduler
+        scheduler.set_timesteps(self.steps)  # a new chain: the scheduler's step counter starts again
+        x = noise * getattr(scheduler, "init_noise_sigma", 1.0)
+        timesteps = scheduler.timesteps
+        for i, t in enumerate(tqdm(timesteps, desc=desc, disable=not self.progress, leave=False)):
+            x_in = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x  # DDIM's; flow has none
+            pred = predict(x_in, torch.full((x.shape[0],), float(t), device=x.device), i)
+            result = scheduler.step(pred.float(), t, x, generator=generator)
+            x = result.prev_sample
+            if i == len(timesteps) - 1 and getattr(result, "pred_original_sample", None) is not None:
+                x = result.pred_original_sample  # DDIM stops at t=0, one small noise level short of clean
+        return x.clamp(-1, 1) if self.clip else x
 
 
 def denoise(
@@ -29,24 +63,8 @@ def denoise(
     clip: bool = True,
     shift: float = 1.0,
 ) -> torch.Tensor:
-    """Runs `steps` scheduler steps from `noise` (B, C, T, H, W); returns the clean sample.
-
-    `clip`: pixel space, where samples live in [-1, 1]: the result (and DDIM's per-step estimate) is
-    clamped to it. Latents have no such range (clip=False): they are returned as sampled. `shift`: the
-    flow schedule's time shift (`model.flow_shift`).
-    """
-    scheduler = make_scheduler(objective, clip, shift)
-    scheduler.set_timesteps(steps)
-    x = noise * getattr(scheduler, "init_noise_sigma", 1.0)
-    timesteps = scheduler.timesteps
-    for i, t in enumerate(tqdm(timesteps, desc=desc, disable=not progress, leave=False)):
-        x_in = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x
-        pred = predict(x_in, torch.full((x.shape[0],), float(t), device=x.device), i)
-        result = scheduler.step(pred.float(), t, x, generator=generator)
-        x = result.prev_sample
-        if i == len(timesteps) - 1 and getattr(result, "pred_original_sample", None) is not None:
-            x = result.pred_original_sample  # DDIM stops at t=0, one small noise level short of clean
-    return x.clamp(-1, 1) if clip else x
+    """One sampling chain with a `Sampler` of its own: `steps` steps from `noise` (B, C, T, H, W)."""
+    return Sampler(objective, steps, clip, shift, progress).run(noise, predict, generator, desc)
 
 
 class GuidedModel:
@@ -57,7 +75,7 @@ class GuidedModel:
     """
 
     def __init__(
-        self, model: VINModel, labels: torch.Tensor | None, guidance: float, null_labels: torch.Tensor | None = None
+        self, model: VideoModel, labels: torch.Tensor | None, guidance: float, null_labels: torch.Tensor | None = None
     ) -> None:
         self.model = model
         self.labels = labels
@@ -89,7 +107,7 @@ class GuidedModel:
 
 
 def initial_noise(
-    model: VINModel, batch: int, frames: int, size: int | tuple[int, int], generator: torch.Generator | None
+    model: VideoModel, batch: int, frames: int, size: int | tuple[int, int], generator: torch.Generator | None
 ) -> torch.Tensor:
     """Noise drawn on the CPU from `generator`, so a seed gives the same video on any device: (B, C, T, H, W).
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import VinError
-from ..model.vin import VINModel
+from ..model.protocol import VideoModel
 from ..parallel import Group, chunk_ranges
 from ..videos import to_uint8
 from .distributed import run_vin_distributed
@@ -27,7 +27,7 @@ class Generation:
     seconds: float  # sampling, and decoding for a latent-space model
 
 
-def check_decodable(model: VINModel) -> None:
+def check_decodable(model: VideoModel) -> None:
     """The model's samples can become an RGB video: pixels, or latents with their autoencoder at hand."""
     if model.latent_decoder is not None:
         model.latent_decoder.check()
@@ -40,16 +40,12 @@ def check_decodable(model: VINModel) -> None:
 def read_prompt_embeds(path: str | Path, flag: str = "--prompt-embeds") -> torch.Tensor:
     """A prompt's token embeddings (1, L, D) from a .safetensors file that holds one tensor, (L, D) or (1, L, D):
     what a text encoder gave for it offline (for Wan2.1: UMT5-XXL, as its pipeline's `encode_prompt` returns)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from ..weights import read_safetensors
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise VinError(f"{flag} {str(path)!r} does not exist; give a .safetensors file holding one tensor of token embeddings (L, D)")
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise VinError(f"{flag} {str(path)!r} could not be read as safetensors ({str(err).strip().splitlines()[0]})") from None
+    tensors = read_safetensors(path, f"{flag} {str(path)!r}")
     if len(tensors) != 1:
         raise VinError(f"{flag} {str(path)!r} holds {len(tensors)} tensors ({', '.join(sorted(tensors)[:4])}); it must hold exactly one")
     (emb,) = tensors.values()
@@ -60,13 +56,11 @@ def read_prompt_embeds(path: str | Path, flag: str = "--prompt-embeds") -> torch
     return emb.float()
 
 
-def check_prompts(model: VINModel, prompt_embeds: torch.Tensor | None, negative_prompt_embeds: torch.Tensor | None) -> None:
+def check_prompts(model: VideoModel, prompt_embeds: torch.Tensor | None, negative_prompt_embeds: torch.Tensor | None) -> None:
     """Prompt embeddings fit the model: a Wan backbone needs them, and their width is the model's text_dim."""
-    from ..backbones.wan import WanGeometry
-
     if negative_prompt_embeds is not None and prompt_embeds is None:
         raise VinError("a negative prompt (--negative-embeds) needs a prompt (--prompt-embeds)")
-    if prompt_embeds is None and isinstance(model.config, WanGeometry):
+    if prompt_embeds is None and model.needs_condition:
         raise VinError("a VIN on a Wan backbone samples from a prompt: give its token embeddings "
                        "(--prompt-embeds FILE.safetensors, or prompt_embeds=)")  # fmt: skip
     for name, emb in (("prompt", prompt_embeds), ("negative prompt", negative_prompt_embeds)):
@@ -78,7 +72,7 @@ def check_prompts(model: VINModel, prompt_embeds: torch.Tensor | None, negative_
             raise VinError(f"the {name} embeddings are {tuple(emb.shape)}; this model reads (1, L, {model.config.text_dim})")
 
 
-def check_request(model: VINModel, strategy: str, options: GenerationOptions, world: int = 1, labelled: bool = False) -> Plan:
+def check_request(model: VideoModel, strategy: str, options: GenerationOptions, world: int = 1, labelled: bool = False) -> Plan:
     """Everything that can be wrong with a request against `model`, checked before any work starts (raises
     VinError); `options` were checked when they were made.
 
@@ -102,7 +96,7 @@ def check_request(model: VINModel, strategy: str, options: GenerationOptions, wo
 
 
 def generate(
-    model: VINModel,
+    model: VideoModel,
     frames: int,
     steps: int = 25,
     seed: int = 0,
@@ -128,7 +122,7 @@ def generate(
 
 
 def generate_from(
-    model: VINModel,
+    model: VideoModel,
     strategy: str,
     options: GenerationOptions,
     group: Group | None = None,

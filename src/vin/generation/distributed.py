@@ -19,15 +19,16 @@ import time
 
 import torch
 
-from ..diffusion.sampling import GuidedModel, denoise, initial_noise
-from ..model.vin import VINModel, assemble
+from ..diffusion.sampling import GuidedModel, Sampler, initial_noise
+from ..model.protocol import VideoModel
+from ..model.vin import assemble
 from ..parallel import Group, allreduce_merge, chunk_ranges, gather_frames, shift
-from .strategies import GenerationOptions, Plan, StrategyOutput, _per_chunk, fusion_steps, plan
+from .strategies import GenerationOptions, Plan, StrategyOutput, fusion_steps, plan, vin_tokens
 
 
 @torch.no_grad()
 def run_vin_distributed(
-    model: VINModel, options: GenerationOptions, group: Group, labels: torch.Tensor | None = None,
+    model: VideoModel, options: GenerationOptions, group: Group, labels: torch.Tensor | None = None,
     null_labels: torch.Tensor | None = None, resolved: Plan | None = None,
 ) -> StrategyOutput:
     """The `vin` strategy over `group.world` ranks (`resolved`: the request's plan, if already made). On rank 0
@@ -55,13 +56,7 @@ def run_vin_distributed(
         def fn(xb, tb, yb):
             reps = xb.shape[0] // b  # guidance doubles the batch
             ctx = context.repeat(reps, 1, 1, 1, 1).to(xb.dtype) if context is not None else None
-            if o.global_tokens == "global":
-                z = model.read_interface(xb, tb, yb, p.keyframe_stride, first * f, p.frames, merge)
-            elif o.global_tokens == "chunk":
-                z = model.read_interface(*_per_chunk(xb, tb, yb, end - first), p.keyframe_stride)
-                z = z.unflatten(0, (xb.shape[0], end - first))
-            else:
-                z = None
+            z = vin_tokens(model, p, o.global_tokens, xb, tb, yb, first * f, merge)  # the strategy's own read
             return model.denoise_chunks(xb, tb, yb, z, f, k, context=ctx)
 
         windows = call(fn, x_in, t, end - first)  # (B, n_r, C, K+F, H, W)
@@ -70,7 +65,8 @@ def run_vin_distributed(
         return assemble(windows, k, fuse, after)
 
     start = time.perf_counter()
-    part = denoise(model.config.objective, o.steps, x, predict, generator, o.progress and group.rank == 0, "vin", p.clip, model.config.flow_shift)
+    sampler = Sampler(model.config.objective, o.steps, p.clip, model.config.flow_shift, o.progress and group.rank == 0)
+    part = sampler.run(x, predict, generator, "vin")
     sample = gather_frames(group, part, ranges, f)
     seconds = time.perf_counter() - start
     windows = torch.tensor([call.window_calls])

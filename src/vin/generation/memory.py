@@ -14,7 +14,7 @@ import os
 import torch
 
 from ..errors import VinError
-from ..model.vin import VINModel
+from ..model.protocol import VideoModel
 
 ACTIVATION_COPIES = 20
 VIDEO_COPIES = 10
@@ -26,7 +26,7 @@ def frame_pixels(size: int | tuple[int, int]) -> int:
     return h * w
 
 
-def call_tokens(model: VINModel, strategy: str, plan) -> int:
+def call_tokens(model: VideoModel, strategy: str, plan) -> int:
     """DiT tokens one model call of `strategy` evaluates (all its windows together)."""
     cfg = model.config
     per_frame = frame_pixels(cfg.sample_size) // cfg.patch_hw**2
@@ -45,12 +45,12 @@ def call_tokens(model: VINModel, strategy: str, plan) -> int:
     return windows[strategy] * (window + extra)
 
 
-def estimate_bytes(model: VINModel, strategy: str, plan, guidance: float = 1.0) -> int:
+def estimate_bytes(model: VideoModel, strategy: str, plan, guidance: float = 1.0) -> int:
     """Peak bytes of sampling one video with `strategy` (see the module docstring), weights included."""
     cfg = model.config
     batch = 2 if guidance != 1.0 else 1  # classifier-free guidance doubles every call
     video = plan.frames * cfg.in_channels * frame_pixels(cfg.sample_size) * 4
-    activations = call_tokens(model, strategy, plan) * cfg.width * 4 * ACTIVATION_COPIES * batch
+    activations = call_tokens(model, strategy, plan) * model.token_width * 4 * ACTIVATION_COPIES * batch
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     return video * VIDEO_COPIES + activations + weights
 
@@ -72,7 +72,7 @@ def available_bytes(device: torch.device) -> int | None:
             return None
 
 
-def check_memory(model: VINModel, strategy: str, plan, guidance: float = 1.0, world: int = 1) -> None:
+def check_memory(model: VideoModel, strategy: str, plan, guidance: float = 1.0, world: int = 1) -> None:
     """Raises a VinError, before any work, when the estimate exceeds what the device has free."""
     need = estimate_bytes(model, strategy, plan, guidance) // world
     free = available_bytes(model.device)

@@ -27,10 +27,11 @@ from einops import rearrange
 from tqdm.auto import tqdm
 
 from ..config import check_geometry
-from ..diffusion.objective import Objective, make_scheduler
-from ..diffusion.sampling import GuidedModel, denoise, initial_noise
+from ..diffusion.objective import Objective
+from ..diffusion.sampling import GuidedModel, Sampler, initial_noise
 from ..errors import VinError
-from ..model.vin import VINModel, assemble
+from ..model.protocol import VideoModel
+from ..model.vin import assemble
 from .options import STRATEGIES, GenerationOptions
 
 
@@ -66,7 +67,7 @@ def fusion_steps(schedule: str, fraction: float, steps: int) -> set[int]:
     return set(range(start, start + count))
 
 
-def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = False) -> Plan:
+def plan(model: VideoModel, strategy: str, o: GenerationOptions, labelled: bool = False) -> Plan:
     """Checks a request for `strategy` and resolves it; raises a one-line VinError before any work.
 
     `labelled`: class labels come with the request other than through `o.label` (a batch of them).
@@ -74,7 +75,7 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
     cfg = model.config
     if strategy not in STRATEGIES:
         raise VinError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    if strategy == "spectral" and not hasattr(model, "run_blocks"):  # a pretrained backbone (Wan) runs as one forward
+    if strategy == "spectral" and not model.exposes_blocks:  # a pretrained backbone (Wan) runs as one forward
         raise VinError("spectral blends attention inside each block of the project's own DiT; on a Wan backbone use "
                        "full, vin or another strategy")  # fmt: skip
     if strategy == "spectral" and cfg.attention == "factorised":
@@ -115,7 +116,7 @@ def plan(model: VINModel, strategy: str, o: GenerationOptions, labelled: bool = 
     trained = (cfg.full_frames or cfg.chunk_frames) // cfg.patch_t  # own-frame positions the model was trained on
     length = t // cfg.patch_t
     scale = (trained - 1) / (length - 1) if o.position_interpolation and length > trained else 1.0
-    return Plan(t, f, k, s, n, starts, scale, clip=getattr(model, "latent_decoder", None) is None)
+    return Plan(t, f, k, s, n, starts, scale, clip=model.latent_decoder is None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,48 +129,55 @@ def _per_chunk(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, n: int)
     return xs, t.repeat_interleave(n), (y.repeat_interleave(n, dim=0) if y is not None else None)
 
 
-def _short_videos(model: VINModel, xs, ts, ys, p: Plan, tokens: str) -> torch.Tensor:
+def _short_videos(model: VideoModel, xs, ts, ys, p: Plan, tokens: str) -> torch.Tensor:
     """Each of B*n sequences as a one-chunk video (own VIN read, placeholder context) -> own frames."""
     z = model.read_interface(xs, ts, ys, p.keyframe_stride) if tokens != "none" else None
     return model.denoise_chunks(xs, ts, ys, z, p.chunk_frames, p.context_frames)[:, 0, :, p.context_frames :]
 
 
-def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) -> torch.Tensor:
+def vin_tokens(model: VideoModel, p: Plan, tokens: str, x, t, y, frame_offset: int = 0, merge=None) -> torch.Tensor | None:
+    """Z_t of the `vin` strategy for the chunks of x (B, C, n*F, H, W): `global` (the method: one read of the whole
+    video; `frame_offset`/`merge` when x is one rank's share of it), `chunk` (each chunk reads only itself:
+    (B, n, M, D), the no-global-tokens ablation) or `none`."""
+    if tokens == "global":
+        return model.read_interface(x, t, y, p.keyframe_stride, frame_offset, p.frames, merge)
+    if tokens == "chunk":
+        n = x.shape[2] // p.chunk_frames
+        return model.read_interface(*_per_chunk(x, t, y, n), p.keyframe_stride).unflatten(0, (x.shape[0], n))
+    return None
+
+
+def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, sampler: Sampler, gen) -> torch.Tensor:
     fused = fusion_steps(o.fusion_schedule, o.fusion_fraction, o.steps)
 
     def fn(x, t, y):
-        if o.global_tokens == "global":
-            z = model.read_interface(x, t, y, p.keyframe_stride)  # (B, M, D): one read of the whole video
-        elif o.global_tokens == "chunk":
-            z = model.read_interface(*_per_chunk(x, t, y, p.chunks), p.keyframe_stride).unflatten(0, (x.shape[0], p.chunks))
-        else:
-            z = None
+        z = vin_tokens(model, p, o.global_tokens, x, t, y)
         return model.denoise_chunks(x, t, y, z, p.chunk_frames, p.context_frames)
 
     def predict(x, t, i):
         return assemble(call(fn, x, t, p.chunks), p.context_frames, fuse=i in fused)
 
-    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "vin", p.clip, model.config.flow_shift)
+    return sampler.run(noise, predict, gen, "vin")
 
 
-def _full(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
+def _full(model, p: Plan, o, noise, call, sampler: Sampler, gen) -> torch.Tensor:
     def fn(x, t, y):
         z = model.read_interface(x, t, y, p.keyframe_stride)
         return model.denoise_chunks(x, t, y, z, p.frames, 0, p.time_scale)[:, 0]
 
-    return denoise(model.config.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "full", p.clip, model.config.flow_shift)
+    return sampler.run(noise, lambda x, t, i: call(fn, x, t, 1), gen, "full")
 
 
-def _independent(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
+def _independent(model, p: Plan, o, noise, call, sampler: Sampler, gen) -> torch.Tensor:
     def fn(x, t, y):
         own = _short_videos(model, *_per_chunk(x, t, y, p.chunks), p, o.global_tokens)
         return rearrange(own, "(b n) c f h w -> b c (n f) h w", n=p.chunks)
 
     predict = lambda x, t, i: call(fn, x, t, p.chunks)  # noqa: E731
-    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, "independent", p.clip, model.config.flow_shift)
+    return sampler.run(noise, predict, gen, "independent")
 
 
-def _windows_fused(model, p: Plan, o, noise, call, gen, desc: str) -> torch.Tensor:
+def _windows_fused(model, p: Plan, o, noise, call, sampler: Sampler, gen, desc: str) -> torch.Tensor:
     """Overlapping windows, each a one-chunk video; every frame's prediction is the mean over its windows."""
     f = p.chunk_frames
     index = torch.cat([torch.arange(a, a + f) for a in p.window_starts])  # (W*F,)
@@ -185,7 +193,7 @@ def _windows_fused(model, p: Plan, o, noise, call, gen, desc: str) -> torch.Tens
         return out / counts
 
     predict = lambda x, t, i: call(fn, x, t, len(p.window_starts))  # noqa: E731
-    return denoise(model.config.objective, o.steps, noise, predict, gen, o.progress, desc, p.clip, model.config.flow_shift)
+    return sampler.run(noise, predict, gen, desc)
 
 
 def freenoise_noise(noise: torch.Tensor, window: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -199,7 +207,7 @@ def freenoise_noise(noise: torch.Tensor, window: int, generator: torch.Generator
     return out
 
 
-def _autoregressive(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
+def _autoregressive(model, p: Plan, o, noise, call, sampler: Sampler, gen) -> torch.Tensor:
     """N sampling chains one after the other; chunk i sees chunk i-1's clean output, re-noised to the
     current level (the model was trained with context at the chunk's own noise level)."""
     f, objective = p.chunk_frames, Objective(model.config.objective)
@@ -207,8 +215,8 @@ def _autoregressive(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
     chunks: list[torch.Tensor] = []
     for i in range(p.chunks):
         xi = noise[:, :, i * f : (i + 1) * f]
-        if i == 0:
-            fn = lambda x, t, y: model(x, t, y, f, p.context_frames, p.keyframe_stride)[:, 0, :, p.context_frames :]  # noqa: E731
+        if i == 0:  # the first chunk: a one-chunk video (placeholder context)
+            fn = lambda x, t, y: _short_videos(model, x, t, y, p, "global")  # noqa: E731
         else:
             prev, eps = chunks[-1], context_noise[:, :, (i - 1) * f : i * f]
 
@@ -220,11 +228,11 @@ def _autoregressive(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
                 return model.denoise_chunks(video, t, y, z, f, p.context_frames, chunks=slice(1, 2))[:, 0, :, p.context_frames :]
 
         predict = lambda x, t, step, fn=fn: call(fn, x, t, 1)  # noqa: E731
-        chunks.append(denoise(model.config.objective, o.steps, xi, predict, gen, o.progress, f"chunk {i + 1}/{p.chunks}", p.clip, model.config.flow_shift))
+        chunks.append(sampler.run(xi, predict, gen, f"chunk {i + 1}/{p.chunks}"))
     return torch.cat(chunks, dim=2)
 
 
-def _spectral(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
+def _spectral(model, p: Plan, o, noise, call, sampler: Sampler, gen) -> torch.Tensor:
     """FreeLong's SpectralBlend in every block: the whole video attends globally and within windows of
     F frames; low temporal frequencies of the attention output come from the global branch, high from the local."""
     cfg = model.config
@@ -261,10 +269,10 @@ def _spectral(model, p: Plan, o, noise, call, gen) -> torch.Tensor:
         out = model.decode_windows(tokens, c, x.shape[0], x.shape[3], x.shape[4])  # (B, 1, C, T, H, W)
         return model.to_target(out, x.unsqueeze(1), t)[:, 0]
 
-    return denoise(cfg.objective, o.steps, noise, lambda x, t, i: call(fn, x, t, 1), gen, o.progress, "spectral", p.clip, cfg.flow_shift)
+    return sampler.run(noise, lambda x, t, i: call(fn, x, t, 1), gen, "spectral")
 
 
-def _fifo(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) -> torch.Tensor:
+def _fifo(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, sampler: Sampler, gen) -> torch.Tensor:
     """FIFO-Diffusion (Kim et al., 2024) at chunk granularity: diagonal denoising with a time per chunk.
 
     Chunk i starts `lag` = ceil(steps / queue) Euler steps after chunk i-1, so the chunks in flight form a
@@ -273,9 +281,7 @@ def _fifo(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, gen) -
     reaches level 0 leaves the queue. Nothing reaches further back than the queue: FIFO's memory is local.
     Cost: the same windows as vin (steps per chunk), in (N - 1) * lag + steps calls.
     """
-    scheduler = make_scheduler(model.config.objective, p.clip, model.config.flow_shift)
-    scheduler.set_timesteps(o.steps)
-    sigmas = scheduler.sigmas.tolist()
+    sigmas = sampler.sigmas
     f, n, s, k = p.chunk_frames, p.chunks, o.steps, p.context_frames
     lag = -(-s // o.queue)
     x = noise.float().clone()  # stepped in place
@@ -311,7 +317,7 @@ RUNNERS = {
 
 @torch.no_grad()
 def run_strategy(
-    model: VINModel,
+    model: VideoModel,
     strategy: str,
     options: GenerationOptions,
     generator: torch.Generator | None = None,
@@ -336,6 +342,7 @@ def run_strategy(
     noise = initial_noise(model, batch, p.frames, model.config.sample_size if size is None else size, generator)
     if strategy == "freenoise":
         noise = freenoise_noise(noise, p.chunk_frames, generator)
+    sampler = Sampler(model.config.objective, options.steps, p.clip, model.config.flow_shift, options.progress)
     start = time.perf_counter()
-    sample = RUNNERS[strategy](model, p, options, noise, call, generator)
+    sample = RUNNERS[strategy](model, p, options, noise, call, sampler, generator)
     return StrategyOutput(sample, strategy, call.model_calls, call.window_calls, time.perf_counter() - start)

@@ -24,7 +24,8 @@ import math
 import torch
 
 from ..diffusion.objective import Objective
-from ..model.vin import VINModel, assemble
+from ..model.protocol import VideoModel
+from ..model.vin import assemble
 
 PROBE_SIGMA = 0.85  # the noise level the training log and the project's target use (DESIGN.md, section 4)
 
@@ -36,7 +37,7 @@ def _model_time(sigma: float, objective: str) -> float:
 
 @torch.no_grad()
 def loss_gap(
-    model: VINModel,
+    model: VideoModel,
     clips: torch.Tensor,
     sigma: float = PROBE_SIGMA,
     generator: torch.Generator | None = None,
@@ -50,8 +51,8 @@ def loss_gap(
 
     Returns {"global", "own_chunk", "other_clip", "gap"}; `gap` = other_clip / global - 1.
     """
-    cfg = model.config
-    f = cfg.chunk_frames
+    cfg = model.config  # the model's own geometry: the probe measures the model as trained
+    f, k, stride = cfg.chunk_frames, cfg.context_frames, cfg.keyframe_stride
     b, n = clips.shape[0], clips.shape[2] // f
     if b < 2 or n < 2 or clips.shape[2] % f:
         raise ValueError(f"the loss gap needs >= 2 clips of >= 2 whole chunks of {f} frames, got {tuple(clips.shape)}")
@@ -67,24 +68,25 @@ def loss_gap(
     scored = slice(f, None) if first_sigma is not None else slice(None)  # the noisy chunks
 
     def loss(z: torch.Tensor) -> float:
-        pred = assemble(model.denoise_chunks(x, t, labels, z), cfg.context_frames, fuse=False).float()
+        pred = assemble(model.denoise_chunks(x, t, labels, z, f, k), k, fuse=False).float()
         return float(((pred - target)[:, :, scored] ** 2).mean())
 
-    z = model.read_interface(x, t)
-    own = torch.stack([model.read_interface(x[:, :, i * f : (i + 1) * f], t[:, i]) for i in range(n)], 1)
+    z = model.read_interface(x, t, None, stride)
+    own = torch.stack([model.read_interface(x[:, :, i * f : (i + 1) * f], t[:, i], None, stride) for i in range(n)], 1)
     out = {"global": loss(z), "own_chunk": loss(own), "other_clip": loss(z.roll(1, 0))}
     out["gap"] = out["other_clip"] / out["global"] - 1
     return out
 
 
 @torch.no_grad()
-def token_similarity(model: VINModel, clips: torch.Tensor, sigma: float = PROBE_SIGMA,
+def token_similarity(model: VideoModel, clips: torch.Tensor, sigma: float = PROBE_SIGMA,
                      generator: torch.Generator | None = None) -> float:  # fmt: skip
     """Mean cosine similarity between distinct tokens of Z_t for clips (B, C, T, H, W); 1.0: collapsed."""
     objective = Objective(model.config.objective)
     clips = clips.to(model.device, model.dtype)
     t = torch.full((clips.shape[0],), _model_time(sigma, model.config.objective), device=clips.device)
-    z = model.read_interface(objective.add_noise(clips, torch.randn(clips.shape, generator=generator).to(clips), t), t)
+    x = objective.add_noise(clips, torch.randn(clips.shape, generator=generator).to(clips), t)
+    z = model.read_interface(x, t, None, model.config.keyframe_stride)
     z = torch.nn.functional.normalize(z.float(), dim=-1)  # (B, M, D)
     m = z.shape[1]
     sim = z @ z.transpose(1, 2)  # (B, M, M)
@@ -92,7 +94,7 @@ def token_similarity(model: VINModel, clips: torch.Tensor, sigma: float = PROBE_
 
 
 @torch.no_grad()
-def read_entropy(model: VINModel, clip: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> float:
+def read_entropy(model: VideoModel, clip: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> float:
     """Entropy of the read's attention over the keyframe tokens of one clip (C, T, H, W), as a fraction of the maximum."""
     it, stride = model.interface, model.config.keyframe_stride
     objective = Objective(model.config.objective)

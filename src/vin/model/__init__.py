@@ -1,6 +1,7 @@
-"""The model: video DiT backbone, the VIN, and the chunk-parallel wrapper that couples them."""
+"""The model: the protocol every model kind implements, the registry of kinds, and the project's own video
+DiT with its VIN (`vin.model.vin`); the VIN read itself is `vin.model.interface`."""
 
-from ..config import check_geometry
+from .protocol import VideoModel
 from .vin import VINModel, assemble
 
-__all__ = ["VINModel", "assemble", "check_geometry"]
+__all__ = ["VINModel", "VideoModel", "assemble"]

@@ -25,7 +25,11 @@ attends within each frame, then across frames at each spatial position.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import ConfigMixin, ModelMixin
@@ -34,17 +38,23 @@ from torch import nn
 
 from ..config import ModelConfig, check_geometry
 from ..errors import VinError
+from ..weights import first_mismatch, read_safetensors
 from .attention import Attend, Attention, DiTBlock, modulate
 from .embed import LabelEmbedder, PatchEmbed3D, TextEmbedder, TimestepEmbedder, level_offset, sincos, spatial_sincos
 from .interface import Merge, VideoInterface
+from .protocol import VideoModel
 
 MIN_SIGMA = 0.05  # x0 -> velocity divides by sigma; clamped as in JiT (Li & He, 2025)
 
 
-class VINModel(ModelMixin, ConfigMixin):
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+
+
+class VINModel(ModelMixin, ConfigMixin, VideoModel):
     """Video DiT + Video Interface Network. Saves as config.json + diffusion_pytorch_model.safetensors."""
 
     config_name = "config.json"
+    exposes_blocks = True  # condition, embed_windows, run_blocks, decode_windows, to_target (the spectral strategy)
 
     def __init__(self, config: ModelConfig | None = None, **settings) -> None:
         """`VINModel(config)` or `VINModel(width=64, ...)`: settings as `ModelConfig` declares and checks them."""
@@ -105,7 +115,68 @@ class VINModel(ModelMixin, ConfigMixin):
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
 
-    # ----------------------------------------------------------------------------------------------
+    # ---- the model protocol: building, saving, loading, what trains (vin.model.protocol)
+    @classmethod
+    def resolve_config(cls, config: ModelConfig) -> ModelConfig:
+        """The own DiT decides nothing beyond its settings: `config`, checked."""
+        return config.check()
+
+    @classmethod
+    def build(cls, config: ModelConfig, lora_rank: int = 0) -> "VINModel":
+        if lora_rank > 0:
+            raise VinError("train.lora_rank adapts a pretrained backbone's attention: it needs model.backbone (a wan folder)")
+        return cls(config)
+
+    @classmethod
+    def load(cls, folder: Path, config: ModelConfig, meta: dict[str, Any], device: str | torch.device,
+             backbone: str | Path | None = None) -> "VINModel":  # fmt: skip
+        if backbone is not None:
+            raise VinError(f"checkpoint {folder} is vin's own DiT: it has no pretrained backbone to point at; drop the backbone")
+        model = cls(config)
+        weights = read_safetensors(folder / WEIGHTS_NAME, f"checkpoint {folder}", f" (is {WEIGHTS_NAME} complete?)")
+        mismatch = first_mismatch(model.state_dict(), weights)
+        if mismatch:
+            raise VinError(f"checkpoint {folder} could not be loaded: its {WEIGHTS_NAME} does not match its config.json "
+                           f"({mismatch}); the two files come from different models")  # fmt: skip
+        model.load_state_dict(weights)
+        return model.to(device).eval()
+
+    def save(self, folder: Path) -> None:
+        """config.json + diffusion_pytorch_model.safetensors (diffusers' `save_pretrained`), moved into `folder`
+        file by file from a temporary folder beside it, so no half-written file is ever visible."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
+            self.save_pretrained(tmp)
+            for name in os.listdir(tmp):
+                os.chmod(os.path.join(tmp, name), 0o644)  # not the temporary folder's private permissions
+                os.replace(os.path.join(tmp, name), folder / name)
+
+    def trained_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.state_dict()  # everything trains
+
+    def load_trained_state_dict(self, weights: dict[str, torch.Tensor]) -> None:
+        mismatch = first_mismatch(self.state_dict(), weights)
+        if mismatch:
+            raise VinError(f"the weights do not match this model ({mismatch})")
+        self.load_state_dict(weights)
+
+    def checkpoint_activations(self) -> None:
+        from torch.utils.checkpoint import checkpoint
+
+        for block in self.blocks:
+            inner = block.forward
+
+            def forward(*args, _inner=inner, **kwargs):
+                return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+
+            block.forward = forward
+
+    @property
+    def token_width(self) -> int:
+        return self.config.width
+
+    # ---- the DiT and the VIN
     def condition(self, timestep: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Timestep (B,) in [0, 1000] and optional labels -> conditioning vector (B, D).
 
@@ -131,8 +202,8 @@ class VINModel(ModelMixin, ConfigMixin):
         self,
         x: torch.Tensor,
         timestep: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        keyframe_stride: int | None = None,
+        labels: torch.Tensor | None,
+        keyframe_stride: int,
         frame_offset: int = 0,
         total_frames: int | None = None,
         merge: Merge | None = None,
@@ -151,8 +222,7 @@ class VINModel(ModelMixin, ConfigMixin):
         c = self.condition(timestep, labels)
         conditioned = self.y_embedder is not None or self.text_embedder is not None
         cond_tokens = c.unsqueeze(1) if conditioned else None
-        stride = self.config.keyframe_stride if keyframe_stride is None else keyframe_stride
-        return self.interface(x, c, stride, cond_tokens, frame_offset, total_frames, merge, offsets)
+        return self.interface(x, c, keyframe_stride, cond_tokens, frame_offset, total_frames, merge, offsets)
 
     def embed_windows(
         self,
@@ -250,10 +320,10 @@ class VINModel(ModelMixin, ConfigMixin):
         self,
         x: torch.Tensor,
         timestep: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        z: torch.Tensor | None = None,
-        chunk_frames: int | None = None,
-        context_frames: int | None = None,
+        labels: torch.Tensor | None,
+        z: torch.Tensor | None,
+        chunk_frames: int,
+        context_frames: int,
         time_scale: float = 1.0,
         chunks: slice | None = None,
         context: torch.Tensor | None = None,
@@ -268,42 +338,31 @@ class VINModel(ModelMixin, ConfigMixin):
         indices) only those windows are computed and returned. `context`, `drop_context`: see `embed_windows`.
         """
         cfg = self.config
-        f = cfg.chunk_frames if chunk_frames is None else chunk_frames
-        k = cfg.context_frames if context_frames is None else context_frames
+        f, k = chunk_frames, context_frames
         b, _, t, h, w = x.shape
-        shared = cfg.context_mode == "shared" and k > 0
-        per_chunk = timestep.ndim == 2
-        offsets = frame_times = None
-        if shared or per_chunk:  # the chunk count is needed before the windows are embedded (which checks it otherwise)
-            n = check_geometry(t, f, k, cfg.patch_t, cfg.keyframe_stride)
-        if per_chunk:
-            times = chunk_times(timestep, n)  # (B, N)
-            frame_times = window_times(times, f, k)  # (B, N, K+F): every frame of a window at its owner's time
-            if k > 0 and not shared:  # shared: borrowed context is computed at its owner's time
-                offsets = (frame_times - times[:, :, None])[:, :, :: cfg.patch_t]  # (B, N, (K+F)/pt)
-        if shared:
-            if context is not None:
-                raise VinError("model.context_mode=shared borrows context inside one pass: it takes no context "
-                               "frames from outside the video (chunk-parallel ranks need context_mode=recompute)")  # fmt: skip
-        # shared: windows hold only the chunk's own frames; the context is borrowed in every layer
-        if drop_context is not None and shared:
+        n = check_geometry(t, f, k, cfg.patch_t, cfg.keyframe_stride)
+        shared = cfg.context_mode == "shared" and k > 0  # windows hold only their own frames; context is borrowed per layer
+        if shared and context is not None:
+            raise VinError("model.context_mode=shared borrows context inside one pass: it takes no context "
+                           "frames from outside the video (chunk-parallel ranks need context_mode=recompute)")  # fmt: skip
+        if shared and drop_context is not None:
             raise VinError("context dropout replaces recomputed context frames: it needs model.context_mode=recompute")
+        times, frame_times, offsets = self._chunk_times(timestep, n, f, k, shared)
         tokens, n = self.embed_windows(x, f, 0 if shared else k, time_scale, context, drop_context, offsets)
         if z is not None:
             z = z if z.ndim == 4 else z.unsqueeze(1).expand(-1, n, -1, -1)  # (B, N, M, D)
         if chunks is not None and not shared:
             tokens = tokens.unflatten(0, (b, n))[:, chunks].flatten(0, 1)
             z = z[:, chunks] if z is not None else None
-            times = times[:, chunks] if per_chunk else None
+            times = times[:, chunks] if times is not None else None
             n = tokens.shape[0] // b
-        if per_chunk:  # (B*N, D): each window conditioned on its own chunk's time
+        if times is not None:  # (B*N, D): each window conditioned on its own chunk's time
             c = self.condition(times.flatten(), None if labels is None else labels.repeat_interleave(times.shape[1], dim=0))
         else:
             c = self.condition(timestep, labels).repeat_interleave(n, dim=0)  # (B*N, D)
-        zc = z.flatten(0, 1) if z is not None else None  # (B*N, M, D)
         s = (h // cfg.patch_hw) * (w // cfg.patch_hw)
         layout = WindowLayout(b, n, tokens.shape[1] // s, s, k // cfg.patch_t if shared else 0)
-        out = self.decode_windows(self.run_blocks(tokens, c, zc, layout=layout), c, b, h, w)
+        out = self.decode_windows(self.run_blocks(tokens, c, z.flatten(0, 1) if z is not None else None, layout=layout), c, b, h, w)
         if shared:  # the context frames' predictions are their owners': (B, N, C, F, ...) -> (B, N, C, K+F, ...)
             lent = torch.cat([torch.zeros_like(out[:, :1, :, :k]), out[:, :-1, :, f - k :]], dim=1)
             out = torch.cat([lent, out], dim=3)
@@ -317,6 +376,20 @@ class VINModel(ModelMixin, ConfigMixin):
             frame_times = frame_times[:, chunks]
         return self.to_target(out, pixels[:, chunks] if chunks is not None else pixels, frame_times)
 
+    def _chunk_times(
+        self, timestep: torch.Tensor, chunks: int, chunk_frames: int, context_frames: int, shared: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """With a timestep per chunk (B, N): (each chunk's time (B, N), every window frame's time (B, N, K+F),
+        the context frames' offsets from their window's time (B, N, (K+F)/pt) or None); (None, None, None) else."""
+        if timestep.ndim != 2:
+            return None, None, None
+        times = chunk_times(timestep, chunks)  # (B, N)
+        frame_times = window_times(times, chunk_frames, context_frames)  # every frame of a window at its owner's time
+        offsets = None
+        if context_frames > 0 and not shared:  # shared: borrowed context is computed at its owner's time
+            offsets = (frame_times - times[:, :, None])[:, :, :: self.config.patch_t]
+        return times, frame_times, offsets
+
     def to_target(self, out: torch.Tensor, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         """The network's output -> the objective's target. With `x0` parameterisation the network predicts
         the clean video (easy at high noise: no noise has to be copied through the network, as JiT shows
@@ -329,23 +402,15 @@ class VINModel(ModelMixin, ConfigMixin):
         return (x.float() - out.float()) / sigma
 
     def forward(
-        self,
-        x: torch.Tensor,
-        timestep: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        chunk_frames: int | None = None,
-        context_frames: int | None = None,
-        keyframe_stride: int | None = None,
-        drop_context: torch.Tensor | None = None,
+        self, x: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None = None, drop_context: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """One denoising evaluation: VIN read, then all chunks in parallel -> windows (B, N, C, K+F, H, W).
-
-        A full-attention model (`full_frames > 0`) denoises the whole video as one window: (B, 1, C, T, H, W).
-        """
-        if self.config.full_frames > 0:
-            chunk_frames, context_frames = x.shape[2], 0
-        z = self.read_interface(x, timestep, labels, keyframe_stride)
-        return self.denoise_chunks(x, timestep, labels, z, chunk_frames, context_frames, drop_context=drop_context)
+        """One denoising evaluation with the model's own geometry (training): VIN read, then all chunks in
+        parallel -> windows (B, N, C, K+F, H, W). A full-attention model (`full_frames > 0`) denoises the whole
+        video as one window: (B, 1, C, T, H, W)."""
+        cfg = self.config
+        chunk, context = (x.shape[2], 0) if cfg.full_frames > 0 else (cfg.chunk_frames, cfg.context_frames)
+        z = self.read_interface(x, timestep, labels, cfg.keyframe_stride)
+        return self.denoise_chunks(x, timestep, labels, z, chunk, context, drop_context=drop_context)
 
 
 @dataclass(frozen=True)
