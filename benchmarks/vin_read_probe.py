@@ -31,7 +31,7 @@ from vin.checkpoint import checkpoint_path
 from vin.metrics.probe import loss_gap, read_entropy, token_similarity
 from vin.metrics.procedural import procedural_checks
 from vin.metrics.suite import training_data_config
-from vin.model.vin import assemble
+from vin.model.windows import assemble
 
 SIGMAS = (0.3, 0.6, 0.85, 0.95)
 
@@ -45,10 +45,10 @@ def context_gap(model, clips: torch.Tensor, sigmas, generator: torch.Generator) 
         noise = torch.randn(clips.shape, generator=generator)
         x = (1 - sigma) * clips + sigma * noise
         t = torch.full((clips.shape[0],), sigma * 1000.0)
-        z = model.read_interface(x, t)  # held fixed: only the context differs
+        z = model.read_interface(x, t, None, model.config.keyframe_stride)  # held fixed: only the context differs
 
         def loss(xx):
-            pred = assemble(model.denoise_chunks(xx, t, None, z), k, fuse=False)[:, :, f:]
+            pred = assemble(model.denoise_chunks(xx, t, None, z, f, k), k, fuse=False)[:, :, f:]
             return float(((pred - (noise - clips)[:, :, f:]) ** 2).mean())
 
         other, blank = x.clone(), x.clone()

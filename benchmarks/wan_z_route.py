@@ -102,7 +102,7 @@ class AppendRoute(nn.Module):
     def __init__(self, vin, zero_init: bool = True) -> None:
         super().__init__()
         self.vin = vin
-        self.proj = nn.Linear(vin.model_config.width, vin.model_config.text_dim)  # D_vin -> text_dim
+        self.proj = nn.Linear(vin.config.width, vin.config.text_dim)  # D_vin -> text_dim
         if zero_init:
             nn.init.zeros_(self.proj.weight)
             nn.init.zeros_(self.proj.bias)
@@ -111,13 +111,13 @@ class AppendRoute(nn.Module):
     def read_interface(self, x, timestep, *args, **kwargs) -> torch.Tensor:
         return self.vin.read_interface(x, timestep, *args, **kwargs)  # (B, M, D_vin)
 
-    def denoise_chunks(self, x, timestep, prompt_embeds, z) -> torch.Tensor:
+    def denoise_chunks(self, x, timestep, prompt_embeds, z, f: int, k: int) -> torch.Tensor:
         """x (B, C, T, H, W), z (B, M, D_vin), or (B, N, M, D_vin) one per chunk -> windows (B, N, C, F, H, W)."""
         if z is None:
-            return self.vin.denoise_chunks(x, timestep, prompt_embeds, None)
+            return self.vin.denoise_chunks(x, timestep, prompt_embeds, None, f, k)
         if z.ndim == 3:
-            return self.vin.denoise_chunks(x, timestep, self.prompt(prompt_embeds, z), None)
-        windows = [self.vin.denoise_chunks(x, timestep, self.prompt(prompt_embeds, z[:, i]), None,
+            return self.vin.denoise_chunks(x, timestep, self.prompt(prompt_embeds, z), None, f, k)
+        windows = [self.vin.denoise_chunks(x, timestep, self.prompt(prompt_embeds, z[:, i]), None, f, k,
                                            chunks=slice(i, i + 1))
                    for i in range(z.shape[1])]  # fmt: skip  (each chunk its own Z: one window at a time)
         return torch.cat(windows, 1)
@@ -127,14 +127,16 @@ class AppendRoute(nn.Module):
         return torch.cat([prompt_embeds, self.proj(z).to(prompt_embeds.dtype)], 1)
 
     def forward(self, x, timestep, prompt_embeds) -> torch.Tensor:
-        return self.denoise_chunks(x, timestep, prompt_embeds, self.read_interface(x, timestep))
+        c = self.config
+        z = self.read_interface(x, timestep, None, c.keyframe_stride)
+        return self.denoise_chunks(x, timestep, prompt_embeds, z, c.chunk_frames, c.context_frames)
 
 
 class PlainWan(AppendRoute):
     """Wan alone on every chunk (Z is read and ignored): the baseline loss, through `loss_gap` like the routes."""
 
-    def denoise_chunks(self, x, timestep, prompt_embeds, z) -> torch.Tensor:
-        return self.vin.denoise_chunks(x, timestep, prompt_embeds, None)
+    def denoise_chunks(self, x, timestep, prompt_embeds, z, f: int, k: int) -> torch.Tensor:
+        return self.vin.denoise_chunks(x, timestep, prompt_embeds, None, f, k)
 
 
 def prompts(batch: int, s: Settings, gen: torch.Generator, padded: bool = True) -> torch.Tensor:
@@ -178,13 +180,14 @@ def init_effect(seed: int, s: Settings) -> dict[str, dict[str, dict[str, float]]
     out = {}
     for style in ("prompt_only", "prompt_zero_padded"):
         p = prompts(s.init_clips, s, gen, padded=style == "prompt_zero_padded")
-        wan = model.denoise_chunks(x, t, p, None)  # (B, N, C, F, H, W): Wan's own prediction
-        row = {"decoupled": relative_change(model.denoise_chunks(x, t, p, z), wan)}
-        row.update({name: relative_change(route.denoise_chunks(x, t, p, z), wan) for name, route in append.items()})
+        geo = (model.config.chunk_frames, model.config.context_frames)
+        wan = model.denoise_chunks(x, t, p, None, *geo)  # (B, N, C, F, H, W): Wan's own prediction
+        row = {"decoupled": relative_change(model.denoise_chunks(x, t, p, z, *geo), wan)}
+        row.update({name: relative_change(route.denoise_chunks(x, t, p, z, *geo), wan) for name, route in append.items()})
         zero_v = [kv.to_v for kv in model.z_kv]
         for kv, v in zip(model.z_kv, random_v):
             kv.to_v = v
-        row["decoupled_random_values"] = relative_change(model.denoise_chunks(x, t, p, z), wan)
+        row["decoupled_random_values"] = relative_change(model.denoise_chunks(x, t, p, z, *geo), wan)
         for kv, v in zip(model.z_kv, zero_v):
             kv.to_v = v
         out[style] = row

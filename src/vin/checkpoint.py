@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 from .config import ModelConfig, drop_retired
 from .errors import VinError
 from .model.registry import KINDS, kind, load
+from .weights import WEIGHTS_NAME
 
 if TYPE_CHECKING:
     import torch
 
     from .model.protocol import VideoModel
 
-WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 CONFIG_NAME = "config.json"
 SHIPPED = ("default", "full")  # the VIN model, and the full-attention baseline trained the same way
 HINT = "a checkpoint directory holds config.json and diffusion_pytorch_model.safetensors, as written by `vin train`"

@@ -13,6 +13,8 @@ from safetensors.torch import load_file
 
 from .errors import VinError
 
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"  # a model folder's weights, as diffusers names them
+
 
 def read_safetensors(path: str | Path, what: str, advice: str = "") -> dict[str, torch.Tensor]:
     """The tensors of a .safetensors file; an unreadable one raises "`what` could not be loaded (reason)`advice`".

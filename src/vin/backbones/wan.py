@@ -33,8 +33,8 @@ from ..errors import VinError
 from ..model.embed import TimestepEmbedder
 from ..model.interface import VideoInterface
 from ..model.protocol import VideoModel
-from ..model.vin import WEIGHTS_NAME, chunk_times, read_times, window_pixels, window_times
-from ..weights import first_mismatch, read_safetensors
+from ..model.windows import chunk_times, read_times, window_pixels, window_times
+from ..weights import WEIGHTS_NAME, first_mismatch, read_safetensors
 
 
 class ZKeyValue(nn.Module):

@@ -295,18 +295,14 @@ class VideoFolder:
     def _captions(self, text_dim: int) -> torch.Tensor:
         """One embedding per video: (V, text_dim) with NaN rows for videos without a caption (the null condition),
         or with `text_tokens` (V, L, text_dim), where a video without a caption gets the empty prompt's."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from ..weights import read_safetensors
 
         path = Path(self.config.captions).expanduser()
         if not path.is_file():
             raise VinError(f"data.captions={self.config.captions!r} does not exist; give a .safetensors of embeddings keyed by video path relative to data.root")  # fmt: skip
         if text_dim <= 0:
             raise VinError("data.captions needs a text-conditioned model: set model.text_dim to the embeddings' size")
-        try:
-            table = load_file(str(path))
-        except (SafetensorError, OSError) as err:
-            raise VinError(f"data.captions={path} could not be read as safetensors: {err}") from None
+        table = read_safetensors(path, f"data.captions={path}")
         for name, emb in table.items():
             if emb.shape[-1] != text_dim:
                 raise VinError(f"data.captions: the embedding of {name or 'the empty prompt'} has size {emb.shape[-1]}, model.text_dim is {text_dim}")  # fmt: skip

@@ -14,7 +14,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, FlowMatchEulerDiscreteSchedu
 from einops import rearrange
 
 from ..model.protocol import VideoModel
-from ..model.vin import assemble
+from ..model.windows import assemble
 
 NUM_TRAIN_TIMESTEPS = 1000
 BETA_SCHEDULE = "squaredcos_cap_v2"  # the cosine schedule: good for pixel-space models

@@ -21,7 +21,7 @@ import torch
 
 from ..diffusion.sampling import GuidedModel, Sampler, initial_noise
 from ..model.protocol import VideoModel
-from ..model.vin import assemble
+from ..model.windows import assemble
 from ..parallel import Group, allreduce_merge, chunk_ranges, gather_frames, shift
 from .strategies import GenerationOptions, Plan, StrategyOutput, fusion_steps, plan, vin_tokens
 

@@ -31,7 +31,7 @@ from ..diffusion.objective import Objective
 from ..diffusion.sampling import GuidedModel, Sampler, initial_noise
 from ..errors import VinError
 from ..model.protocol import VideoModel
-from ..model.vin import assemble
+from ..model.windows import assemble
 from .options import STRATEGIES, GenerationOptions
 
 

@@ -25,7 +25,7 @@ import torch
 
 from ..diffusion.objective import Objective
 from ..model.protocol import VideoModel
-from ..model.vin import assemble
+from ..model.windows import assemble
 
 PROBE_SIGMA = 0.85  # the noise level the training log and the project's target use (DESIGN.md, section 4)
 

@@ -26,7 +26,7 @@ from vin.generation.options import make_options
 from vin.generation.strategies import STRATEGIES, run_strategy
 from vin.metrics.evaluate import VideoMetrics, evaluate_video
 from vin.metrics.features import FeatureExtractor
-from vin.model.vin import VINModel
+from vin.model.protocol import VideoModel
 
 REFERENCE = "data"
 
@@ -64,14 +64,14 @@ def training_data_config(checkpoint: Path) -> SyntheticConfig | None:
     return SyntheticConfig(**{f.name: data[f.name] for f in fields(SyntheticConfig) if f.name in data})
 
 
-def strategy_model(model: VINModel, strategy: str, full_model: VINModel | None) -> VINModel:
+def strategy_model(model: VideoModel, strategy: str, full_model: VideoModel | None) -> VideoModel:
     """The model that samples `strategy`: `full_model` (a full-attention model) for full, when given."""
     return full_model if strategy == "full" and full_model is not None else model
 
 
 def check_suite(
-    model: VINModel, strategies: list[str], frame_counts: list[int], seeds: list[int], steps: int,
-    full_model: VINModel | None = None, **options,
+    model: VideoModel, strategies: list[str], frame_counts: list[int], seeds: list[int], steps: int,
+    full_model: VideoModel | None = None, **options,
 ) -> None:  # fmt: skip
     """Every (strategy, length) request is checked before anything is generated."""
     if not strategies or not frame_counts or not seeds:
@@ -86,7 +86,7 @@ def check_suite(
                 check_request(m, spec.strategy, make_options(frames, steps, seeds[0], **{**options, **dict(spec.options)}))
 
 
-def generation_flops(model: VINModel, strategy: str, frames: int, steps: int, seed: int = 0, **options) -> int:
+def generation_flops(model: VideoModel, strategy: str, frames: int, steps: int, seed: int = 0, **options) -> int:
     """FLOPs of generating one video (matrix products, convolutions and attention); a latent-space model's
     decoding is not counted (it is the same for every strategy)."""
     with frozen(model), count_flops() as counted:
@@ -95,7 +95,7 @@ def generation_flops(model: VINModel, strategy: str, frames: int, steps: int, se
 
 
 def run_suite(
-    model: VINModel,
+    model: VideoModel,
     strategies: list[str],
     frame_counts: list[int],
     seeds: list[int],
@@ -109,7 +109,7 @@ def run_suite(
     save_videos: Path | None = None,
     progress: bool = True,
     on_row: Callable[[VideoMetrics], None] | None = None,
-    full_model: VINModel | None = None,
+    full_model: VideoModel | None = None,
     **options,
 ) -> list[VideoMetrics]:
     """Generates every (length, strategy, seed) video, evaluates it and returns the rows.
@@ -153,7 +153,7 @@ def run_suite(
     return rows
 
 
-def _pixel_chunk_and_size(model: VINModel, chunk_frames: int | None) -> tuple[int, int]:
+def _pixel_chunk_and_size(model: VideoModel, chunk_frames: int | None) -> tuple[int, int]:
     """A chunk's length in video frames and a frame's side in pixels (`chunk_frames`: the requested chunk, None
     for the model's). A latent-space model's videos are decoded, so its latent sizes are scaled to pixels."""
     cfg = model.config
@@ -164,7 +164,7 @@ def _pixel_chunk_and_size(model: VINModel, chunk_frames: int | None) -> tuple[in
 
 
 def _generate_counted(
-    model: VINModel, full_model: VINModel | None, strategy: str, spec: StrategySpec, frames: int, steps: int, seed: int,
+    model: VideoModel, full_model: VideoModel | None, strategy: str, spec: StrategySpec, frames: int, steps: int, seed: int,
     flops: dict[tuple[str, int], int], options: dict,
 ) -> tuple[np.ndarray, float, int]:  # fmt: skip
     """One generated video of the suite: (frames, seconds, model calls). The first video of each (strategy, length)
