@@ -93,9 +93,7 @@ def test_keyframes_are_every_sth_frame():
     torch.testing.assert_close(read(model, x, torch.tensor([1.0])), read(model, x2, torch.tensor([1.0])))
 
 
-def test_relative_keyframe_positions_and_no_vin():
-    m = tiny_model(keyframe_positions="relative")
-    assert m(video(8), torch.tensor([10.0])).shape == (1, 8, 3, K + F, 16, 16)
+def test_a_model_without_a_vin():
     m = tiny_model(vin_tokens=0)
     assert m.interface is None and read(m, video(2), torch.tensor([1.0])) is None
     assert m(video(2), torch.tensor([10.0])).shape == (1, 2, 3, K + F, 16, 16)

@@ -198,30 +198,11 @@ def test_full_attention_model_denoises_the_whole_clip_as_one_window():
         VINModel(**{**TINY, "full_frames": 5})
 
 
-def test_context_dropout_gives_a_window_the_placeholder_context():
-    model = tiny_model()
-    x, t = video(3), torch.tensor([400.0])
-    z = read(model, x, t)
-    keep = torch.zeros(1, 3, dtype=torch.bool)
-    drop = torch.tensor([[False, True, False]])
-    with torch.no_grad():
-        base = windows(model, x, t, z=z)
-        same = windows(model, x, t, z=z, drop_context=keep)
-        dropped = windows(model, x, t, z=z, drop_context=drop)
-        alone = windows(model, x[:, :, FR : 2 * FR], t, z=z)  # chunk 1 as a video of its own: placeholder context
-    torch.testing.assert_close(same, base, rtol=0, atol=0)
-    torch.testing.assert_close(dropped[:, 1, :, K:], alone[:, 0, :, K:], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(dropped[:, 2], base[:, 2], rtol=0, atol=0)  # the other windows keep theirs
-    assert (dropped[:, 1] - base[:, 1]).abs().max() > 1e-3
-
-
-def test_context_dropout_and_context_loss_are_checked():
+def test_context_loss_is_checked():
     from vin.config import Config, ModelConfig, TrainConfig
     from vin.train import check_config
 
     for model, train, message in (
-        (ModelConfig(), TrainConfig(context_dropout=1.0), r"\[0, 1\)"),
-        (ModelConfig(context_frames=0), TrainConfig(context_dropout=0.5), "context_frames > 0"),
         (ModelConfig(), TrainConfig(context_loss=-1.0), r"train.context_loss must be a number in \[0, inf\)"),
         (ModelConfig(context_frames=0), TrainConfig(context_loss=1.0), "context_loss .* needs model.context_frames > 0"),
     ):

@@ -22,7 +22,6 @@ from .errors import VinError
 
 
 COUPLINGS = ("concat", "cross")
-KEYFRAME_POSITIONS = ("none", "relative")
 CONTEXT_MODES = ("recompute", "shared")
 ATTENTIONS = ("3d", "factorised")
 OBJECTIVES = ("flow", "epsilon", "v")
@@ -53,7 +52,6 @@ class ModelConfig:
     vin_tokens: int = 32  # M; 0 disables the VIN (no global tokens)
     vin_process_blocks: int = 2
     coupling: str = "cross"  # cross (a cross-attention to Z_t per block: the measured recipe) | concat (the paper: Z_t joins each window's self-attention)
-    keyframe_positions: str = "none"  # none (keyframes as a set) | relative (position in the video, in [0, 1))
     chunk_frames: int = 16  # F
     context_frames: int = 4  # K
     keyframe_stride: int = 1  # s (every frame: the measured recipe; the paper reads ~1 per second)
@@ -80,7 +78,7 @@ class ModelConfig:
         _in_span("model.flow_shift", self.flow_shift, "(0, inf)")
         if self.flow_shift != 1.0 and self.objective != "flow":
             raise VinError("model.flow_shift shifts flow times: it needs model.objective=flow")
-        for name, choices in (("coupling", COUPLINGS), ("keyframe_positions", KEYFRAME_POSITIONS), ("context_mode", CONTEXT_MODES),
+        for name, choices in (("coupling", COUPLINGS), ("context_mode", CONTEXT_MODES),
                               ("attention", ATTENTIONS), ("objective", OBJECTIVES), ("parameterization", PARAMETERIZATIONS)):  # fmt: skip
             one_of(f"model.{name}", getattr(self, name), choices)
         if self.width % self.heads:
@@ -144,8 +142,9 @@ def check_geometry(frames: int, chunk_frames: int, context_frames: int, patch_t:
 # Options that measured no better and left the model (figures: benchmarks/results.md). An old config or
 # checkpoint that names one at the value it always had loads as before; any other value is an error.
 RETIRED = {
-    "model": {"registers": 0, "read_locality": "none", "vin_token_positions": "none", "vin_latent_std": 0.02},
-    "train": {"chunk_noise": 0.0},
+    "model": {"registers": 0, "read_locality": "none", "vin_token_positions": "none", "vin_latent_std": 0.02,
+              "keyframe_positions": "none"},
+    "train": {"chunk_noise": 0.0, "context_dropout": 0.0},
 }
 
 
@@ -203,7 +202,6 @@ class TrainConfig:
     grad_clip: float = 1.0
     lora_rank: int = 0  # > 0 (a wan backbone only): LoRA adapters of this rank on the DiT's attention train too (peft)
     ema_decay: float = 0.999
-    context_dropout: float = 0.0  # fraction of windows whose context frames are blanked: only the VIN links them to the rest
     context_loss: float = 0.0  # weight of the loss on the context frames' predictions: overlapping windows learn to agree
     label_dropout: float = 0.1  # for classifier-free guidance, class-conditional models only
     timestep_sampling: str = "logit_normal"  # logit_normal | uniform (flow); DDPM objectives use uniform
@@ -233,7 +231,7 @@ class TrainConfig:
         if not self.chunk_counts or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.chunk_counts):
             raise VinError(f"train.chunk_counts must be a non-empty list of positive integers, got {self.chunk_counts}")
         for name, span in (("lr", "[0, inf)"), ("min_lr_ratio", "[0, 1]"), ("weight_decay", "[0, inf)"), ("grad_clip", "[0, inf)"),
-                           ("ema_decay", "[0, 1]"), ("context_dropout", "[0, 1)"), ("context_loss", "[0, inf)"), ("label_dropout", "[0, 1]"),
+                           ("ema_decay", "[0, 1]"), ("context_loss", "[0, inf)"), ("label_dropout", "[0, 1]"),
                            ("logit_mean", "(-inf, inf)"), ("logit_std", "(0, inf)")):  # fmt: skip
             _in_span(f"train.{name}", getattr(self, name), span)
         one_of("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)

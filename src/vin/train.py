@@ -203,9 +203,6 @@ def check_config(config: Config, world: int = 1) -> Config:
         raise VinError("a class-conditional model (model.num_classes > 0) on a video folder needs data.labels=folders")
     if t.windows_per_step < max(t.chunk_counts):
         raise VinError(f"train.windows_per_step={t.windows_per_step} must be at least max(train.chunk_counts)={max(t.chunk_counts)}")
-    if t.context_dropout > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
-        raise VinError("train.context_dropout blanks recomputed context frames: it needs model.context_frames > 0, "
-                       "model.context_mode=recompute and a chunked model")  # fmt: skip
     if t.context_loss > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
         raise VinError("train.context_loss trains the predictions of recomputed context frames: it needs "
                        "model.context_frames > 0, model.context_mode=recompute and a chunked model")  # fmt: skip
@@ -455,14 +452,11 @@ class _Run:
         drop = torch.rand(clips, generator=data_gen)[share] < tc.label_dropout
         cond = drop_condition(cond, drop, self.config, getattr(self.folder, "null_caption", None))
         t, noise = self.objective.draw((clips,) + tuple(x0.shape[1:]), noise_gen)
-        blank = None  # context dropout, drawn only when asked for: other runs keep their random streams
-        if tc.context_dropout > 0:
-            blank = (torch.rand(clips, n, generator=noise_gen) < tc.context_dropout)[share]
         sync = self.net.no_sync() if group.distributed and micro < tc.grad_accum - 1 else contextlib.nullcontext()
         with sync:
             with self.autocast:
                 loss = self.objective.loss(self.net, x0.to(self.device), cond.to(self.device) if cond is not None else None,
-                                           t=t[share], noise=noise[share], drop_context=blank, context_weight=tc.context_loss)  # fmt: skip
+                                           t=t[share], noise=noise[share], context_weight=tc.context_loss)  # fmt: skip
             reported = loss.detach().clone()
             if group.distributed:
                 torch.distributed.all_reduce(reported)

@@ -22,7 +22,7 @@ HINT = ("model.backbone must be a local folder written by WanTransformer3DModel.
 
 # What the chunk-parallel machinery needs of a model on a Wan backbone, fixed by Wan itself.
 WAN_FIXED = {"patch_t": 1, "objective": "flow", "parameterization": "direct", "coupling": "cross", "attention": "3d",
-             "context_mode": "recompute", "keyframe_positions": "none", "num_classes": 0, "full_frames": 0}  # fmt: skip
+             "context_mode": "recompute", "num_classes": 0, "full_frames": 0}  # fmt: skip
 
 
 def backbone_config(path: str | Path) -> dict[str, Any]:

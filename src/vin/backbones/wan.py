@@ -200,20 +200,19 @@ class WanVIN(nn.Module, VideoModel):
         labels: torch.Tensor | None,
         keyframe_stride: int,
         frame_offset: int = 0,
-        total_frames: int | None = None,
         merge=None,
     ) -> torch.Tensor:
         """Z_t = VIN(keyframes of the whole noisy latent video): (B, C, T, H, W) -> (B, M, D_vin).
 
         The read is not conditioned on the prompt (`labels`, accepted as the strategies pass it): the
         tokens carry what the video shows, the prompt reaches every window through Wan's own attention.
-        `frame_offset`, `total_frames`, `merge`: one rank's share of a video spread over processes (as
+        `frame_offset`, `merge`: one rank's share of a video spread over processes (as
         `VINModel.read_interface`).
         `timestep` (B,) in [0, 1000], or (B, N) one per chunk: the read is then conditioned on their mean
         and every keyframe token carries its offset from it (as `VINModel.read_interface`).
         """
         timestep, offsets = read_times(timestep, x.shape[2], merge)
-        return self.interface(x, self.t_embedder(timestep), keyframe_stride, None, frame_offset, total_frames, merge, offsets)
+        return self.interface(x, self.t_embedder(timestep), keyframe_stride, None, frame_offset, merge, offsets)
 
     @contextmanager
     def reading(self, z: torch.Tensor | None) -> Iterator[None]:
@@ -235,16 +234,13 @@ class WanVIN(nn.Module, VideoModel):
         time_scale: float = 1.0,
         chunks: slice | None = None,
         context: torch.Tensor | None = None,
-        drop_context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Every chunk's window through Wan as one batch: x (B, C, T, H, W), timestep (B,) or (B, N) one per
         chunk, prompt_embeds (B, L, text_dim), z (B, M, D_vin) or None -> Wan's flow prediction of each
         window (B, N, C, K+F, H, W). With a time per chunk every token gets its frame's time (Wan takes a
         timestep per token): context frames at their owner's, the chunk's own frames at the chunk's.
         `chunks`: only those windows; `context` (B, C, K, H, W): chunk 0's context when `x` is part of a
-        longer video; `drop_context` (B, N) bool: those windows get the placeholder as context (training's
-        context dropout: only Z links them to their neighbours). `time_scale` must be 1 (Wan's RoPE
-        positions are its own)."""
+        longer video. `time_scale` must be 1 (Wan's RoPE positions are its own)."""
         c = self.config
         f, k = chunk_frames, context_frames
         if time_scale != 1.0:
@@ -254,9 +250,6 @@ class WanVIN(nn.Module, VideoModel):
         n = check_geometry(x.shape[2], f, k, 1, c.keyframe_stride)
         blank = self.context_placeholder[:, :k].expand(b, -1, -1, x.shape[3], x.shape[4]).to(x.dtype)  # (B, C, K, H, W)
         windows = window_pixels(x, f, k, blank if context is None and k else context)  # (B, N, C, K+F, H, W)
-        if drop_context is not None and k:
-            dropped = drop_context.to(x.device)[:, :, None, None, None, None]
-            windows = torch.cat([torch.where(dropped, blank[:, None], windows[:, :, :, :k]), windows[:, :, :, k:]], 3)
         tokens = (x.shape[3] // c.patch_hw) * (x.shape[4] // c.patch_hw)  # per latent frame
         if timestep.ndim == 2:  # every token at its frame's time (context frames at their owner's)
             t = window_times(chunk_times(timestep, n), f, k).repeat_interleave(tokens, dim=2)  # (B, N, (K+F) * tokens)
@@ -274,13 +267,13 @@ class WanVIN(nn.Module, VideoModel):
         return out.unflatten(0, (b, n))
 
     def forward(
-        self, x: torch.Tensor, timestep: torch.Tensor, prompt_embeds: torch.Tensor, drop_context: torch.Tensor | None = None
+        self, x: torch.Tensor, timestep: torch.Tensor, prompt_embeds: torch.Tensor
     ) -> torch.Tensor:
         """One denoising evaluation with the model's own geometry (training): the VIN read, then all chunks in
         parallel -> windows (B, N, C, K+F, H, W)."""
         c = self.config
         z = self.read_interface(x, timestep, prompt_embeds, c.keyframe_stride)
-        return self.denoise_chunks(x, timestep, prompt_embeds, z, c.chunk_frames, c.context_frames, drop_context=drop_context)
+        return self.denoise_chunks(x, timestep, prompt_embeds, z, c.chunk_frames, c.context_frames)
 
 
 def add_lora(backbone, rank: int) -> None:

@@ -85,14 +85,12 @@ class Objective:
         generator: torch.Generator | None = None,
         t: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
-        drop_context: torch.Tensor | None = None,
         context_weight: float = 0.0,
     ) -> torch.Tensor:
         """Denoising loss of a batch of clips (B, C, T, H, W): VIN and DiT trained end to end.
 
         `model` may be wrapped (DistributedDataParallel); `t` and `noise` are drawn from `generator`
-        unless given (a rank's slice of a global batch's draw). `drop_context` (B, N) bool: windows whose
-        context frames are replaced by the placeholder, so only the VIN can tell them about their neighbours.
+        unless given (a rank's slice of a global batch's draw).
         `context_weight` > 0 adds that weight times the loss of the context frames' predictions (chunks 1..N-1
         predict the last K frames of the chunk before them): overlapping windows learn to agree.
         """
@@ -100,8 +98,7 @@ class Objective:
             t, noise = self.draw(x0.shape, generator)
         t, noise = t.to(x0.device), noise.to(x0.device)
         x_t = self.add_noise(x0, noise, t)
-        extra = {} if drop_context is None else {"drop_context": drop_context}
-        windows = model(x_t, t, labels, **extra)  # (B, N, C, K+F, H, W)
+        windows = model(x_t, t, labels)  # (B, N, C, K+F, H, W)
         config = getattr(model, "module", model).config
         context = 0 if config.full_frames > 0 else config.context_frames  # a full-attention model has one window
         pred = assemble(windows, context, fuse=False)  # own frames only

@@ -111,7 +111,7 @@ def generate(
 
     `options` are the fields of `GenerationOptions`: label, guidance, chunk_frames, context_frames,
     keyframe_stride, fusion_schedule, fusion_fraction, global_tokens, queue, overlap_frames, cutoff,
-    spectral_branch, position_interpolation. `prompt_embeds` (1, L, D): a text model's condition (a Wan
+    position_interpolation. `prompt_embeds` (1, L, D): a text model's condition (a Wan
     backbone's UMT5 embeddings, computed offline); `negative_prompt_embeds`: what guidance contrasts it with.
     With a distributed `group` (torchrun) the chunks are shared by the ranks; rank 0 gets the video and the
     others None. A latent-space model's sample is decoded to pixels by `model.latent_decoder` (set by

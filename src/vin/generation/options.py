@@ -15,7 +15,6 @@ from ..errors import VinError
 STRATEGIES = ("vin", "full", "autoregressive", "independent", "overlap", "freenoise", "spectral", "fifo")
 FUSION_SCHEDULES = ("early", "mid", "late", "none")
 GLOBAL_TOKENS = ("global", "chunk", "none")
-SPECTRAL_BRANCHES = ("blend", "local", "global")
 MAX_SEED = 2**63 - 1  # torch.Generator seeds are 64-bit; negative seeds would alias large ones
 
 
@@ -37,7 +36,6 @@ class GenerationOptions:
     overlap_frames: int | None = None  # overlap / freenoise: frames shared by neighbouring windows [F/2]
     queue: int = 4  # fifo: chunks in flight at once (a chunk starts ceil(steps / queue) steps after its predecessor)
     cutoff: float = 0.25  # spectral: fraction of the temporal frequency band taken from the global branch
-    spectral_branch: str = "blend"  # spectral: blend | local | global (the branches alone, for ablation)
     position_interpolation: bool = True  # full / spectral: squeeze a long window's positions into the trained range
     progress: bool = True
 
@@ -69,8 +67,8 @@ def check_options(o: GenerationOptions) -> GenerationOptions:
     for name in ("context_frames", "overlap_frames", "label"):
         if getattr(o, name) is not None:
             _whole(name, getattr(o, name), 0)
-    for name, value, allowed in (("fusion_schedule", o.fusion_schedule, FUSION_SCHEDULES), ("global_tokens", o.global_tokens, GLOBAL_TOKENS),
-                                 ("spectral_branch", o.spectral_branch, SPECTRAL_BRANCHES)):  # fmt: skip
+    for name, value, allowed in (("fusion_schedule", o.fusion_schedule, FUSION_SCHEDULES),
+                                 ("global_tokens", o.global_tokens, GLOBAL_TOKENS)):  # fmt: skip
         if value not in allowed:
             raise VinError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     for name, low, high in (("guidance", 0.0, 100.0), ("fusion_fraction", 0.0, 1.0), ("cutoff", 0.0, 1.0)):

@@ -140,7 +140,7 @@ def vin_tokens(model: VideoModel, p: Plan, tokens: str, x, t, y, frame_offset: i
     video; `frame_offset`/`merge` when x is one rank's share of it), `chunk` (each chunk reads only itself:
     (B, n, M, D), the no-global-tokens ablation) or `none`."""
     if tokens == "global":
-        return model.read_interface(x, t, y, p.keyframe_stride, frame_offset, p.frames, merge)
+        return model.read_interface(x, t, y, p.keyframe_stride, frame_offset, merge)
     if tokens == "chunk":
         n = x.shape[2] // p.chunk_frames
         return model.read_interface(*_per_chunk(x, t, y, n), p.keyframe_stride).unflatten(0, (x.shape[0], n))
@@ -240,8 +240,6 @@ def _spectral(model, p: Plan, o, noise, call, sampler: Sampler, gen) -> torch.Te
     n_local = p.frames // p.chunk_frames
     freqs = torch.fft.rfftfreq(tl) * 2  # 0 .. 1 (Nyquist)
     low = ((freqs < o.cutoff) | (o.cutoff >= 1.0)).view(1, -1, 1, 1)
-    if o.spectral_branch != "blend":
-        low = torch.full_like(low, o.spectral_branch == "global")
     all_low = bool(low.all())  # decided on the CPU: works on the `meta` device too
     low = low.to(noise.device)
 

@@ -6,9 +6,8 @@ then process `[Z ; condition tokens]` under timestep conditioning. The output `Z
 (B, M, D) whatever the video's length, so the cost of the read grows linearly with the number of
 keyframes and the DiT's cost per chunk does not grow at all.
 
-Keyframes carry no absolute time: either no temporal position at all (`none`, the keyframes as a
-set) or their position relative to the video's length (`relative`, in [0, 1)). Neither grows with
-the video, so any number of chunks works.
+Keyframes carry no temporal position (the keyframes as a set; only their noise level when chunks are
+at different levels), so nothing grows with the video and any number of chunks works.
 """
 
 from __future__ import annotations
@@ -36,12 +35,10 @@ class VideoInterface(nn.Module):
         num_tokens: int,
         process_blocks: int,
         mlp_ratio: float,
-        keyframe_positions: str = "none",
     ) -> None:
         super().__init__()
         self.heads = heads
         self.dim = dim
-        self.keyframe_positions = keyframe_positions
         self.latents = nn.Parameter(torch.randn(num_tokens, dim) * 0.02)  # Z_init: (M, D)
         self.key_embed = nn.Conv2d(in_channels, dim, kernel_size=patch_hw, stride=patch_hw)
         self.norm_latents = nn.LayerNorm(dim, eps=1e-6)
@@ -57,14 +54,12 @@ class VideoInterface(nn.Module):
         x: torch.Tensor,
         stride: int,
         frame_offset: int = 0,
-        total_frames: int | None = None,
         offsets: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Tokens of every `stride`-th frame of the video: (B, C, T, H, W) -> (B, Tk * S, D).
 
-        `x` may be a slice of a longer video that starts at frame `frame_offset` and has `total_frames`
-        frames in all (a rank's share): keyframes are the frames whose index in the whole video is a
-        multiple of `stride`, and relative positions are taken in the whole video. `offsets` (B, T):
+        `x` may be a slice of a longer video that starts at frame `frame_offset` (a rank's share): keyframes
+        are the frames whose index in the whole video is a multiple of `stride`. `offsets` (B, T):
         each frame's noise level (model time) minus the video's, added as `level_offset` features.
         """
         first = (-frame_offset) % stride
@@ -76,10 +71,6 @@ class VideoInterface(nn.Module):
         tokens = self.key_embed(rearrange(keyframes, "b c t h w -> (b t) c h w"))  # (B*Tk, D, h, w)
         tokens = rearrange(tokens, "(b t) d h w -> b t (h w) d", b=b)
         pos = spatial_sincos(self.dim, h, w, x.device)[None, None]  # (1, 1, S, D)
-        if self.keyframe_positions == "relative":
-            total = -(-(total_frames or x.shape[2]) // stride)  # keyframes in the whole video
-            index = torch.arange(tk, device=x.device, dtype=torch.float32) + (frame_offset + first) // stride
-            pos = pos + sincos(self.dim, index / total * 100.0)[None, :, None]  # position in [0, 1), scaled
         if offsets is not None:
             pos = pos + level_offset(self.dim, offsets[:, first::stride])[:, :, None]  # (B, Tk, 1, D)
         return (tokens + pos.to(tokens.dtype)).flatten(1, 2)
@@ -91,7 +82,6 @@ class VideoInterface(nn.Module):
         stride: int,
         cond_tokens: torch.Tensor | None = None,
         frame_offset: int = 0,
-        total_frames: int | None = None,
         merge: Merge | None = None,
         offsets: torch.Tensor | None = None,
     ) -> torch.Tensor:
@@ -100,7 +90,7 @@ class VideoInterface(nn.Module):
         # cond_tokens: (B, Nc, D) or None  ->  Z_t: (B, M, D).
         # With `merge`, x is one rank's share of the video: the read runs over its keyframes only and
         # `merge(out, lse)` combines the partial reads of all ranks (see vin.parallel).
-        keys = self.norm_keys(self.keyframe_tokens(x, stride, frame_offset, total_frames, offsets))
+        keys = self.norm_keys(self.keyframe_tokens(x, stride, frame_offset, offsets))
         z = self.latents.unsqueeze(0).expand(x.shape[0], -1, -1)
         queries = self.norm_latents(z)
         if merge is None:

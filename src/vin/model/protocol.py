@@ -93,22 +93,20 @@ class VideoModel(ABC):
 
     @abstractmethod
     def read_interface(self, x: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None, keyframe_stride: int,
-                       frame_offset: int = 0, total_frames: int | None = None, merge=None) -> torch.Tensor | None:  # fmt: skip
+                       frame_offset: int = 0, merge=None) -> torch.Tensor | None:  # fmt: skip
         """The slow path: Z_t, the VIN's read of the keyframes (every `keyframe_stride`-th frame) of the whole
-        noisy video; None for a model without a VIN. `frame_offset`, `total_frames`, `merge`: `x` is one rank's
+        noisy video; None for a model without a VIN. `frame_offset`, `merge`: `x` is one rank's
         share of a video spread over processes (`vin.parallel.allreduce_merge` combines the partial reads)."""
 
     @abstractmethod
     def denoise_chunks(self, x: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None, z: torch.Tensor | None,
                        chunk_frames: int, context_frames: int, time_scale: float = 1.0, chunks: slice | None = None,
-                       context: torch.Tensor | None = None, drop_context: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                       context: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """The fast path: every chunk's window (K context frames, then its F own) through the DiT as one batch ->
         windows. `chunks`: only those windows; `context` (B, C, K, H, W): chunk 0's context when `x` is part of
-        a longer video; `drop_context` (B, N) bool: those windows get the placeholder context (training);
-        `time_scale` < 1 squeezes a long window's positions into the trained range."""
+        a longer video; `time_scale` < 1 squeezes a long window's positions into the trained range."""
 
     @abstractmethod
-    def forward(self, x: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None = None,
-                drop_context: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """One denoising evaluation as training sees it, with the model's own geometry: the VIN read, then every
         chunk in parallel -> windows (a full-attention model: the whole video as one window, (B, 1, C, T, H, W))."""

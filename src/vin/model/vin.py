@@ -75,8 +75,7 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         self.y_embedder = LabelEmbedder(num_classes, width) if num_classes > 0 else None
         self.text_embedder = TextEmbedder(text_dim, width) if text_dim > 0 else None
         self.interface = (
-            VideoInterface(in_channels, patch_hw, width, heads, config.vin_tokens, config.vin_process_blocks, mlp_ratio,
-                           config.keyframe_positions)  # fmt: skip
+            VideoInterface(in_channels, patch_hw, width, heads, config.vin_tokens, config.vin_process_blocks, mlp_ratio)
             if config.vin_tokens > 0
             else None
         )
@@ -205,7 +204,6 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         labels: torch.Tensor | None,
         keyframe_stride: int,
         frame_offset: int = 0,
-        total_frames: int | None = None,
         merge: Merge | None = None,
     ) -> torch.Tensor | None:
         """The slow path: Z_t = VIN(keyframes of the whole noisy video). (B, C, T, H, W) -> (B, M, D).
@@ -213,8 +211,8 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         `timestep` (B,) is the video's time, or (B, N) one per chunk (diffusion forcing): the VIN is then
         conditioned on their mean and every keyframe token carries its offset from it, so the read can
         tell clean frames from noisy ones.
-        For a video spread over processes, `x` is this rank's share (starting at `frame_offset` of
-        `total_frames`) and `merge` combines the partial reads (see `vin.parallel.allreduce_merge`).
+        For a video spread over processes, `x` is this rank's share (starting at frame `frame_offset`)
+        and `merge` combines the partial reads (see `vin.parallel.allreduce_merge`).
         """
         if self.interface is None:
             return None
@@ -222,7 +220,7 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         c = self.condition(timestep, labels)
         conditioned = self.y_embedder is not None or self.text_embedder is not None
         cond_tokens = c.unsqueeze(1) if conditioned else None
-        return self.interface(x, c, keyframe_stride, cond_tokens, frame_offset, total_frames, merge, offsets)
+        return self.interface(x, c, keyframe_stride, cond_tokens, frame_offset, merge, offsets)
 
     def embed_windows(
         self,
@@ -231,7 +229,6 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         context_frames: int,
         time_scale: float = 1.0,
         context: torch.Tensor | None = None,
-        drop_context: torch.Tensor | None = None,
         offsets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, int]:
         """Tokens of every chunk's window: (B, C, T, H, W) -> ((B*N, (K+F)/pt * S, D), N).
@@ -239,8 +236,7 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         Temporal positions are local to the window: context at -K..-1, own frames at 0..F-1 (in latent
         steps, times `time_scale`; a scale below 1 squeezes a long window into the trained range).
         The first chunk's context is `context` (B, C, K, H, W), the frames before `x` when `x` is a
-        part of a longer video, or else a learned placeholder. `drop_context` (B, N) bool: those windows get
-        the placeholder instead of their predecessor's frames (context dropout in training).
+        part of a longer video, or else a learned placeholder.
         `offsets` (B, N, (K+F)/pt): each latent frame's time minus its window's (context frames of a chunk
         at another noise level, with a timestep per chunk), added as `level_offset` features.
         """
@@ -260,9 +256,6 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
             else:
                 first = self.context_placeholder.to(tokens.dtype).expand(b, 1, kl, s, d)
             context = torch.cat([first, tokens[:, :-1, fl - kl :]], dim=1)  # (B, N, Kl, S, D)
-            if drop_context is not None:
-                blank = self.context_placeholder.to(tokens.dtype).expand_as(context)
-                context = torch.where(drop_context.to(tokens.device)[:, :, None, None, None], blank, context)
             tokens = torch.cat([context, tokens], dim=2)  # (B, N, Kl+Fl, S, D)
         if offsets is not None:
             tokens = tokens + level_offset(d, offsets)[:, :, :, None].to(tokens.dtype)
@@ -327,7 +320,6 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         time_scale: float = 1.0,
         chunks: slice | None = None,
         context: torch.Tensor | None = None,
-        drop_context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The fast path: every chunk's window through the DiT as one batch.
 
@@ -335,7 +327,7 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         conditioned on its own chunk's time, its context frames carry their offset from it);
         z: (B, M, D) shared by all chunks, (B, N, M, D) one per chunk, or None.
         Returns predictions for each window (B, N, C, K+F, H, W); with `chunks` (a slice of chunk
-        indices) only those windows are computed and returned. `context`, `drop_context`: see `embed_windows`.
+        indices) only those windows are computed and returned. `context`: see `embed_windows`.
         """
         cfg = self.config
         f, k = chunk_frames, context_frames
@@ -345,10 +337,8 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         if shared and context is not None:
             raise VinError("model.context_mode=shared borrows context inside one pass: it takes no context "
                            "frames from outside the video (chunk-parallel ranks need context_mode=recompute)")  # fmt: skip
-        if shared and drop_context is not None:
-            raise VinError("context dropout replaces recomputed context frames: it needs model.context_mode=recompute")
         times, frame_times, offsets = self._chunk_times(timestep, n, f, k, shared)
-        tokens, n = self.embed_windows(x, f, 0 if shared else k, time_scale, context, drop_context, offsets)
+        tokens, n = self.embed_windows(x, f, 0 if shared else k, time_scale, context, offsets)
         if z is not None:
             z = z if z.ndim == 4 else z.unsqueeze(1).expand(-1, n, -1, -1)  # (B, N, M, D)
         if chunks is not None and not shared:
@@ -402,7 +392,7 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         return (x.float() - out.float()) / sigma
 
     def forward(
-        self, x: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None = None, drop_context: torch.Tensor | None = None
+        self, x: torch.Tensor, timestep: torch.Tensor, labels: torch.Tensor | None = None
     ) -> torch.Tensor:
         """One denoising evaluation with the model's own geometry (training): VIN read, then all chunks in
         parallel -> windows (B, N, C, K+F, H, W). A full-attention model (`full_frames > 0`) denoises the whole
@@ -410,7 +400,7 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         cfg = self.config
         chunk, context = (x.shape[2], 0) if cfg.full_frames > 0 else (cfg.chunk_frames, cfg.context_frames)
         z = self.read_interface(x, timestep, labels, cfg.keyframe_stride)
-        return self.denoise_chunks(x, timestep, labels, z, chunk, context, drop_context=drop_context)
+        return self.denoise_chunks(x, timestep, labels, z, chunk, context)
 
 
 @dataclass(frozen=True)
