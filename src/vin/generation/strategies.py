@@ -67,6 +67,16 @@ def fusion_steps(schedule: str, fraction: float, steps: int) -> set[int]:
     return set(range(start, start + count))
 
 
+def window_sizes(model: VideoModel, o: GenerationOptions) -> tuple[int, int, int]:
+    """(chunk_frames F, context_frames K, keyframe_stride s) of a request: `None` means the model's value.
+    The one place these settings are resolved (`plan` uses it)."""
+    cfg = model.config
+    f = cfg.chunk_frames if o.chunk_frames is None else o.chunk_frames
+    k = cfg.context_frames if o.context_frames is None else o.context_frames
+    s = cfg.keyframe_stride if o.keyframe_stride is None else o.keyframe_stride
+    return f, k, s
+
+
 def plan(model: VideoModel, strategy: str, o: GenerationOptions, labelled: bool = False) -> Plan:
     """Checks a request for `strategy` and resolves it; raises a one-line VinError before any work.
 
@@ -90,9 +100,7 @@ def plan(model: VideoModel, strategy: str, o: GenerationOptions, labelled: bool 
     if o.guidance != 1.0 and ((cfg.num_classes == 0 and cfg.text_dim == 0) or (o.label is None and not labelled)):
         raise VinError("classifier-free guidance needs a conditional model and a condition (a label or prompt "
                        "embeddings); use guidance 1")  # fmt: skip
-    f = cfg.chunk_frames if o.chunk_frames is None else o.chunk_frames
-    k = cfg.context_frames if o.context_frames is None else o.context_frames
-    s = cfg.keyframe_stride if o.keyframe_stride is None else o.keyframe_stride
+    f, k, s = window_sizes(model, o)
     t = o.frames
     starts: tuple[int, ...] = ()
     if strategy in ("overlap", "freenoise"):
