@@ -95,11 +95,13 @@ def test_vin_without_fusion_context_or_global_tokens_equals_independent(model, t
 
 
 def test_fusion_schedules():
-    assert fusion_steps("early", 0.4, 50) == set(range(20))
-    assert fusion_steps("late", 0.4, 50) == set(range(30, 50))
-    assert fusion_steps("mid", 0.4, 50) == set(range(15, 35))
-    assert fusion_steps("none", 0.4, 50) == set()
-    assert fusion_steps("early", 0.0, 50) == set()
+    assert fusion_steps("early", 0.4, 50) == range(20)
+    assert fusion_steps("late", 0.4, 50) == range(30, 50)
+    assert fusion_steps("mid", 0.4, 50) == range(15, 35)
+    assert fusion_steps("none", 0.4, 50) == range(0)
+    assert fusion_steps("early", 0.0, 50) == range(0)
+    huge = fusion_steps("late", 0.4, 10**12)  # no set of 4e11 indices: a range, however many steps
+    assert len(huge) == 4 * 10**11 and 10**12 - 1 in huge and 0 not in huge
 
 
 def test_fusion_schedule_changes_the_vin_sample(model):
@@ -151,7 +153,7 @@ def test_fifo_is_diagonal_denoising_with_a_local_queue():
     p = plan(model, "fifo", o)
     noise = initial_noise(model, 1, 4 * F, 16, torch.Generator().manual_seed(0))
     call = GuidedModel(model, None, 1.0)
-    sampler = Sampler(model.config.objective, o.steps, p.clip, progress=False)  # what run_strategy builds
+    sampler = Sampler(model.make_scheduler(p.scheduler, p.clip), o.steps, p.clip, progress=False)  # as run_strategy
     a = _fifo(model, p, o, noise, call, sampler, None)
     assert call.model_calls == 3 * 2 + 4 and call.window_calls == 4 * 4  # (N-1)*lag + steps calls, steps per chunk
     other = noise.clone()

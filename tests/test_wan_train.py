@@ -56,7 +56,7 @@ def test_the_backbone_decides_the_geometry_and_contradictions_are_errors(wan):
         resolve(load_config(None, overrides(wan, Path("unused"), "model.in_channels=5")).model)
     with pytest.raises(VinError, match=r"model.coupling='concat' contradicts the wan backbone .* which makes it 'cross'"):
         resolve(load_config(None, overrides(wan, Path("unused"), "model.coupling=concat")).model)
-    with pytest.raises(VinError, match=r"wan backbone '.*nowhere' does not exist \(model.backbone must be a local folder"):
+    with pytest.raises(VinError, match=r"wan backbone '.*nowhere' does not exist \(model.backbone must be a local diffusers Wan2.1 folder"):
         resolve(load_config(None, ["model.backbone=/nowhere"]).model)
     with pytest.raises(VinError, match="holds a 'AutoencoderKLWan', not a WanTransformer3DModel"):
         resolve(load_config(None, [f"model.backbone={wan['vae']}"]).model)

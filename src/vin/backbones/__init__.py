@@ -1,7 +1,10 @@
 """Pretrained video DiTs as the chunk-parallel backbone of a VIN (diffusers models, loaded from local folders).
 
-`model.backbone` names a local folder written by `WanTransformer3DModel.save_pretrained` (the
-`transformer/` folder of a Wan2.1 diffusers release). Its class names the model kind that wraps it
+`model.backbone` names a local folder: a whole diffusers pipeline as its users download it
+(Wan2.1-T2V-1.3B-Diffusers: `model_index.json`, `transformer/`, `vae/`, `text_encoder/`, `tokenizer/`,
+`scheduler/`), whose text encoder, tokenizer, scheduler and VAE are then used as its own pipeline uses them,
+or the `transformer/` folder alone (`WanTransformer3DModel.save_pretrained`; prompts then come as
+precomputed embeddings). The transformer's class names the model kind that wraps it
 (`BACKBONES`, the backbones' registration; the kinds themselves are in `vin.model.registry`), and its
 config.json decides the model's geometry: `resolve_backbone` copies it into the `ModelConfig` (the kind's
 `resolve_config`), so every later reader sees one resolved config. This module is torch-free.
@@ -17,17 +20,31 @@ from ..errors import VinError
 
 WAN_TRANSFORMER = "WanTransformer3DModel"
 BACKBONES = {WAN_TRANSFORMER: "WanVIN"}  # a backbone folder's class -> the registered model kind that wraps it
-HINT = ("model.backbone must be a local folder written by WanTransformer3DModel.save_pretrained "
-        "(e.g. the transformer/ folder of Wan2.1-T2V-1.3B-Diffusers)")  # fmt: skip
+HINT = ("model.backbone must be a local diffusers Wan2.1 folder (e.g. Wan2.1-T2V-1.3B-Diffusers, with model_index.json "
+        "and transformer/), or its transformer/ folder alone")  # fmt: skip
+PIPELINE_FILE = "model_index.json"
 
 # What the chunk-parallel machinery needs of a model on a Wan backbone, fixed by Wan itself.
 WAN_FIXED = {"patch_t": 1, "objective": "flow", "parameterization": "direct", "coupling": "cross", "attention": "3d",
              "context_mode": "recompute", "num_classes": 0, "full_frames": 0}  # fmt: skip
 
 
-def backbone_config(path: str | Path) -> dict[str, Any]:
-    """The config.json of a Wan backbone folder, or a VinError that says what is wrong with the folder."""
+def pipeline_folder(path: str | Path) -> Path | None:
+    """The diffusers pipeline folder `path` is (it holds model_index.json), or None for a transformer folder alone."""
     folder = Path(path).expanduser()
+    return folder if (folder / PIPELINE_FILE).is_file() else None
+
+
+def transformer_folder(path: str | Path) -> Path:
+    """The folder of the backbone's transformer: `path/transformer` for a pipeline folder, else `path` itself."""
+    folder = Path(path).expanduser()
+    return folder / "transformer" if pipeline_folder(folder) is not None else folder
+
+
+def backbone_config(path: str | Path) -> dict[str, Any]:
+    """The transformer's config.json of a backbone folder (a pipeline or its transformer/), or a VinError that
+    says what is wrong with the folder."""
+    folder = transformer_folder(path)
     if not (folder / "config.json").is_file():
         state = "has no config.json" if folder.is_dir() else "does not exist"
         raise VinError(f"wan backbone {str(folder)!r} {state} ({HINT})")

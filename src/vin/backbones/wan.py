@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..backbones import backbone_config, backbone_settings, resolve_backbone
+from ..backbones import backbone_config, backbone_settings, pipeline_folder, resolve_backbone, transformer_folder
 from ..config import ModelConfig, check_geometry
 from ..errors import VinError
 from ..model.embed import TimestepEmbedder
@@ -106,6 +106,7 @@ class WanVIN(nn.Module, VideoModel):
         self.current_z: torch.Tensor | None = None  # (W, M, D_vin) while `denoise_chunks` runs the backbone
         self.latent_decoder = None  # set where the model is loaded: latents -> pixels (AutoencoderKLWan)
         self.inner_width = inner
+        self.text: WanText | None = None  # the pipeline folder's tokenizer and UMT5 encoder, loaded on first use
         for block, kv in zip(backbone.blocks, self.z_kv):
             block.attn2.set_processor(ZCrossAttention(block.attn2.processor, kv, self))
 
@@ -187,6 +188,43 @@ class WanVIN(nn.Module, VideoModel):
     @property
     def token_width(self) -> int:
         return self.inner_width
+
+    @property
+    def default_scheduler(self) -> str:
+        return "pipeline" if self._pipeline_part("scheduler") is not None else "euler"
+
+    @property
+    def schedulers(self) -> tuple[str, ...]:
+        return ("pipeline", "euler") if self._pipeline_part("scheduler") is not None else ("euler",)
+
+    def make_scheduler(self, name: str, clip: bool):
+        """`pipeline`: the folder's own scheduler (Wan2.1: UniPC with its flow shift), as WanPipeline samples;
+        `euler`: flow-matching Euler with `model.flow_shift`."""
+        import diffusers
+
+        from ..diffusion.objective import make_scheduler
+
+        if name == "euler":
+            return make_scheduler("flow", clip, self.config.flow_shift)
+        folder = self._pipeline_part("scheduler")
+        kind = json.loads((folder / "scheduler_config.json").read_text())["_class_name"]
+        return getattr(diffusers, kind).from_pretrained(folder)
+
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        """Token embeddings (B, 512, text_dim) of text prompts, exactly as `WanPipeline.encode_prompt` makes them."""
+        if self.text is None:
+            folder = pipeline_folder(self.config.backbone) if self.config.backbone else None
+            if folder is None:
+                raise VinError("this Wan backbone is a transformer folder alone: it has no text encoder; point "
+                               "model.backbone (or --backbone) at the whole pipeline folder (with model_index.json, "
+                               "text_encoder/ and tokenizer/), or give prompt embeddings (--prompt-embeds)")  # fmt: skip
+            self.text = WanText(folder, self.device)
+        return self.text(prompts).to(self.dtype)
+
+    def _pipeline_part(self, name: str) -> Path | None:
+        """A part of the backbone's pipeline folder (`scheduler`, `vae`, ...), or None without one."""
+        folder = pipeline_folder(self.config.backbone) if self.config.backbone else None
+        return folder / name if folder is not None and (folder / name).is_dir() else None
 
     def null_condition(self, labels: torch.Tensor) -> torch.Tensor:
         raise VinError("classifier-free guidance with Wan contrasts the prompt with a negative prompt: give its "
@@ -290,8 +328,8 @@ def load_backbone(path: str | Path):
     """A `WanTransformer3DModel` from a local diffusers folder (config.json + safetensors); nothing is downloaded."""
     import diffusers
 
-    folder = Path(path).expanduser()
-    backbone_config(folder)  # a VinError that says what is wrong with the folder
+    backbone_config(path)  # a VinError that says what is wrong with the folder
+    folder = transformer_folder(path)
     config = diffusers.WanTransformer3DModel.load_config(folder)
     with torch.device("meta"):
         model = diffusers.WanTransformer3DModel.from_config(config)
@@ -306,3 +344,40 @@ def load_backbone(path: str | Path):
     model.load_state_dict(weights, assign=True)
     model.rope = type(model.rope)(model.rope.attention_head_dim, model.rope.patch_size, model.rope.max_seq_len)  # buffers off meta
     return model.eval()
+
+
+MAX_SEQUENCE_LENGTH = 512  # WanPipeline's max_sequence_length: prompts are padded (with zeros) or cut to this
+
+
+class WanText:
+    """A pipeline folder's tokenizer and UMT5 text encoder (`tokenizer/`, `text_encoder/`), encoding prompts as
+    `WanPipeline._get_t5_prompt_embeds` does: cleaned text, 512 tokens, the encoder's states for the real tokens
+    and zeros after them (Wan's cross-attention has no mask). A longer prompt is cut, with a warning."""
+
+    def __init__(self, folder: Path, device: torch.device) -> None:
+        import transformers
+
+        for part in ("tokenizer", "text_encoder"):
+            if not (folder / part).is_dir():
+                raise VinError(f"wan pipeline {str(folder)!r} has no {part}/ folder: text prompts need it; give prompt "
+                               "embeddings (--prompt-embeds) instead, or a complete pipeline folder")  # fmt: skip
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(folder / "tokenizer")
+        self.encoder = transformers.UMT5EncoderModel.from_pretrained(folder / "text_encoder").to(device).eval()
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str]) -> torch.Tensor:
+        import warnings
+
+        from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+
+        texts = [prompt_clean(p) for p in prompts]
+        full = self.tokenizer(texts, add_special_tokens=True).input_ids
+        for text, ids in zip(texts, full):
+            if len(ids) > MAX_SEQUENCE_LENGTH:
+                warnings.warn(f"the prompt {text[:40]!r}... has {len(ids)} tokens; Wan reads the first {MAX_SEQUENCE_LENGTH}")
+        inputs = self.tokenizer(texts, padding="max_length", max_length=MAX_SEQUENCE_LENGTH, truncation=True,
+                                add_special_tokens=True, return_attention_mask=True, return_tensors="pt")  # fmt: skip
+        device = next(self.encoder.parameters()).device
+        states = self.encoder(inputs.input_ids.to(device), inputs.attention_mask.to(device)).last_hidden_state
+        keep = inputs.attention_mask.to(device).bool()[:, :, None]  # (B, 512, 1): the real tokens
+        return torch.where(keep, states, torch.zeros_like(states)).float()  # (B, 512, text_dim)

@@ -1,11 +1,15 @@
 """The denoising loop shared by every generation strategy, and classifier-free guidance.
 
 A strategy supplies `predict(x_t, t, step_index) -> prediction` for the whole video (B, C, T, H, W);
-the loop asks diffusers' scheduler to step the whole video at once.
+the loop asks diffusers' scheduler to step the whole video at once. `on_each_step` lets a caller (the demo)
+stop a request at its next step: every strategy's model calls go through `GuidedModel`, which calls the hook.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Callable
 
 import torch
@@ -16,19 +20,36 @@ from ..model.protocol import VideoModel
 from .objective import make_scheduler
 
 Predict = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+_STEP_HOOK: ContextVar[Callable[[], None] | None] = ContextVar("vin_step_hook", default=None)
+
+
+@contextmanager
+def on_each_step(hook: Callable[[], None]) -> Iterator[None]:
+    """Calls `hook()` before every model call (one per denoising step and chunk in flight) of the sampling done
+    inside the block, in this thread only. A hook that raises stops the sampling there: how the demo ends a
+    cancelled request at its next step instead of after its last. Without the block nothing is called."""
+    token = _STEP_HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _STEP_HOOK.reset(token)
 
 
 class Sampler:
     """The denoising loop of one request: its scheduler built once, then `run` for each sampling chain.
 
-    `objective`, `shift`: the model's (`model.config.objective`, `model.config.flow_shift`); `clip`: pixel
-    space, where samples live in [-1, 1]: the result (and DDIM's per-step estimate) is clamped to it;
-    latents have no such range (clip=False) and are returned as sampled.
+    `scheduler`: a diffusers scheduler (the model's: `model.make_scheduler`); `clip`: pixel space, where samples
+    live in [-1, 1]: the result is clamped to it; latents have no such range (clip=False) and are returned as
+    sampled.
     """
 
-    def __init__(self, objective: str, steps: int, clip: bool = True, shift: float = 1.0, progress: bool = True) -> None:
-        self.scheduler = make_scheduler(objective, clip, shift)
+    def __init__(self, scheduler, steps: int, clip: bool = True, progress: bool = True) -> None:
+        import inspect
+
+        self.scheduler = scheduler
         self.steps, self.clip, self.progress = steps, clip, progress
+        # stochastic schedulers (DDPM-style) take the request's generator; deterministic multistep ones (UniPC) do not
+        self.takes_generator = "generator" in inspect.signature(scheduler.step).parameters
         self.scheduler.set_timesteps(steps)
 
     @property
@@ -45,7 +66,8 @@ class Sampler:
         for i, t in enumerate(tqdm(timesteps, desc=desc, disable=not self.progress, leave=False)):
             x_in = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x  # DDIM's; flow has none
             pred = predict(x_in, torch.full((x.shape[0],), float(t), device=x.device), i)
-            result = scheduler.step(pred.float(), t, x, generator=generator)
+            extra = {"generator": generator} if self.takes_generator else {}
+            result = scheduler.step(pred.float(), t, x, **extra)
             x = result.prev_sample
             if i == len(timesteps) - 1 and getattr(result, "pred_original_sample", None) is not None:
                 x = result.pred_original_sample  # DDIM stops at t=0, one small noise level short of clean
@@ -63,8 +85,8 @@ def denoise(
     clip: bool = True,
     shift: float = 1.0,
 ) -> torch.Tensor:
-    """One sampling chain with a `Sampler` of its own: `steps` steps from `noise` (B, C, T, H, W)."""
-    return Sampler(objective, steps, clip, shift, progress).run(noise, predict, generator, desc)
+    """One sampling chain with a `Sampler` of its own (the objective's scheduler): `steps` steps from `noise`."""
+    return Sampler(make_scheduler(objective, clip, shift), steps, clip, progress).run(noise, predict, generator, desc)
 
 
 class GuidedModel:
@@ -87,6 +109,9 @@ class GuidedModel:
         self.window_calls = 0
 
     def __call__(self, fn: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tensor, windows: int) -> torch.Tensor:
+        hook = _STEP_HOOK.get()
+        if hook is not None:
+            hook()
         labels = self.labels
         self.model_calls += 1
         self.window_calls += windows

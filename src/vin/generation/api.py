@@ -53,7 +53,23 @@ def read_prompt_embeds(path: str | Path, flag: str = "--prompt-embeds") -> torch
         emb = emb[None]
     if emb.ndim != 3 or emb.shape[0] != 1:
         raise VinError(f"{flag} {str(path)!r}: its tensor is {tuple(emb.shape)}; one prompt's token embeddings are (L, D) or (1, L, D)")
+    check_finite(emb, f"{flag} {str(path)!r}")
     return emb.float()
+
+
+def check_finite(tensor: torch.Tensor, what: str) -> None:
+    """Refuses a tensor with NaN or Inf values in one line: a model reads them as a silently black (or null) video."""
+    bad = int((~torch.isfinite(tensor)).sum()) if tensor.is_floating_point() else 0
+    if bad:
+        raise VinError(f"{what} holds {bad} NaN or Inf values (of {tensor.numel()}); recompute the embeddings "
+                       "(an fp16 text encoder can overflow) and save them in float32")  # fmt: skip
+
+
+def check_negative(negative_prompt_embeds: torch.Tensor | None, guidance: float) -> None:
+    """A negative prompt acts only through classifier-free guidance: refused (not ignored) when guidance is off."""
+    if negative_prompt_embeds is not None and guidance == 1.0:
+        raise VinError("a negative prompt acts only through guidance, which is off (guidance 1): give --guidance "
+                       "(e.g. 5; guidance= in Python) or drop --negative-embeds")  # fmt: skip
 
 
 def check_prompts(model: VideoModel, prompt_embeds: torch.Tensor | None, negative_prompt_embeds: torch.Tensor | None) -> None:
@@ -70,6 +86,15 @@ def check_prompts(model: VideoModel, prompt_embeds: torch.Tensor | None, negativ
             raise VinError(f"this model is not conditioned on text (model.text_dim=0): it takes no {name} embeddings; drop them")
         if emb.ndim != 3 or emb.shape[0] != 1 or emb.shape[-1] != model.config.text_dim:
             raise VinError(f"the {name} embeddings are {tuple(emb.shape)}; this model reads (1, L, {model.config.text_dim})")
+        check_finite(emb, f"the {name} embeddings")
+
+
+def check_text(prompt: str | None, negative_prompt: str | None, prompt_embeds, negative_prompt_embeds) -> None:
+    """Text prompts are given alone (not beside embeddings), and a negative prompt with a prompt."""
+    if prompt_embeds is not None or negative_prompt_embeds is not None:
+        raise VinError("give prompts as text (--prompt) or as embeddings (--prompt-embeds), not both")
+    if prompt is None:
+        raise VinError("a negative prompt (--negative-prompt) needs a prompt (--prompt)")
 
 
 def check_request(model: VideoModel, strategy: str, options: GenerationOptions, world: int = 1, labelled: bool = False) -> Plan:
@@ -105,20 +130,23 @@ def generate(
     group: Group | None = None,
     prompt_embeds: torch.Tensor | None = None,
     negative_prompt_embeds: torch.Tensor | None = None,
+    prompt: str | None = None,
+    negative_prompt: str | None = None,
     **options,
 ) -> Generation | None:
     """Generates one video of `frames` frames with `strategy`; the same seed gives the same video.
 
     `options` are the fields of `GenerationOptions`: label, guidance, chunk_frames, context_frames,
     keyframe_stride, fusion_schedule, fusion_fraction, global_tokens, queue, overlap_frames, cutoff,
-    position_interpolation. `prompt_embeds` (1, L, D): a text model's condition (a Wan
-    backbone's UMT5 embeddings, computed offline); `negative_prompt_embeds`: what guidance contrasts it with.
+    position_interpolation, scheduler. `prompt` / `negative_prompt`: text, encoded by the model's own text encoder
+    (a Wan pipeline folder's UMT5, as WanPipeline encodes it; with guidance and no negative prompt, the empty
+    one); or `prompt_embeds` (1, L, D) / `negative_prompt_embeds`: a text model's condition computed offline.
     With a distributed `group` (torchrun) the chunks are shared by the ranks; rank 0 gets the video and the
     others None. A latent-space model's sample is decoded to pixels by `model.latent_decoder` (set by
     `vin.load_model`), so `video` is always RGB frames.
     """
     o = make_options(frames, steps, seed, progress=progress, **options)
-    return generate_from(model, strategy, o, group, prompt_embeds, negative_prompt_embeds)
+    return generate_from(model, strategy, o, group, prompt_embeds, negative_prompt_embeds, prompt, negative_prompt)
 
 
 def generate_from(
@@ -128,11 +156,23 @@ def generate_from(
     group: Group | None = None,
     prompt_embeds: torch.Tensor | None = None,
     negative_prompt_embeds: torch.Tensor | None = None,
+    prompt: str | None = None,
+    negative_prompt: str | None = None,
 ) -> Generation | None:
     """`generate` for a request whose options are already made (and so checked): the CLI's path."""
     world = group.world if group is not None and group.distributed else 1
-    check_prompts(model, prompt_embeds, negative_prompt_embeds)
-    resolved = check_request(model, strategy, options, world, prompt_embeds is not None)
+    check_negative(negative_prompt_embeds, options.guidance)
+    text = prompt is not None or negative_prompt is not None
+    if text:
+        check_text(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds)
+    else:
+        check_prompts(model, prompt_embeds, negative_prompt_embeds)
+    resolved = check_request(model, strategy, options, world, text or prompt_embeds is not None)
+    if text:  # encoded once everything else is known to be right (a real text encoder is large and slow)
+        prompt_embeds = model.encode_prompt([prompt])
+        if negative_prompt is not None or options.guidance != 1.0:
+            negative_prompt_embeds = model.encode_prompt([negative_prompt or ""])
+        check_prompts(model, prompt_embeds, negative_prompt_embeds)
     if world > 1:
         result = run_vin_distributed(model, options, group, prompt_embeds, negative_prompt_embeds, resolved)
         if group.rank != 0:

@@ -65,7 +65,7 @@ def run_vin_distributed(
         return assemble(windows, k, fuse, after)
 
     start = time.perf_counter()
-    sampler = Sampler(model.config.objective, o.steps, p.clip, model.config.flow_shift, o.progress and group.rank == 0)
+    sampler = Sampler(model.make_scheduler(p.scheduler, p.clip), o.steps, p.clip, o.progress and group.rank == 0)
     part = sampler.run(x, predict, generator, "vin")
     sample = gather_frames(group, part, ranges, f)
     seconds = time.perf_counter() - start

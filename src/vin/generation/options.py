@@ -15,7 +15,11 @@ from ..errors import VinError
 STRATEGIES = ("vin", "full", "autoregressive", "independent", "overlap", "freenoise", "spectral", "fifo")
 FUSION_SCHEDULES = ("early", "mid", "late", "none")
 GLOBAL_TOKENS = ("global", "chunk", "none")
+SCHEDULERS = ("euler", "ddim", "pipeline")
 MAX_SEED = 2**63 - 1  # torch.Generator seeds are 64-bit; negative seeds would alias large ones
+# The time check: a step runs the model over the whole video, so sampling time grows with the steps. 1000 is the
+# schedulers' training timesteps (DDIM cannot take more); 25-50 is the usual. Raised by --max-steps / max_steps=.
+MAX_STEPS = 1000
 
 
 @dataclass
@@ -24,6 +28,7 @@ class GenerationOptions:
 
     frames: int = 256
     steps: int = 25
+    max_steps: int = MAX_STEPS  # the upper bound on steps, checked before any work (raise it to mean more)
     seed: int = 0
     label: int | None = None
     guidance: float = 1.0
@@ -37,6 +42,7 @@ class GenerationOptions:
     queue: int = 4  # fifo: chunks in flight at once (a chunk starts ceil(steps / queue) steps after its predecessor)
     cutoff: float = 0.25  # spectral: fraction of the temporal frequency band taken from the global branch
     position_interpolation: bool = True  # full / spectral: squeeze a long window's positions into the trained range
+    scheduler: str | None = None  # euler | ddim | pipeline (a pretrained pipeline folder's own, e.g. Wan2.1's UniPC)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -58,7 +64,11 @@ def check_options(o: GenerationOptions) -> GenerationOptions:
     """Every check that needs no model: types, ranges and names (run by `GenerationOptions` itself when it is
     made). Returns `o`; raises a one-line VinError."""
     _whole("frames", o.frames, 1)
+    _whole("max_steps", o.max_steps, 1)
     _whole("steps", o.steps, 1)
+    if o.steps > o.max_steps:
+        raise VinError(f"steps must be at most {o.max_steps}, got {o.steps}: sampling time grows with every step (25-50 "
+                       "is the usual); ask for fewer, or raise the bound with --max-steps (max_steps=) if you mean it")  # fmt: skip
     _whole("seed", o.seed, 0, MAX_SEED)
     _whole("queue", o.queue, 1)
     for name in ("chunk_frames", "keyframe_stride"):
@@ -68,9 +78,10 @@ def check_options(o: GenerationOptions) -> GenerationOptions:
         if getattr(o, name) is not None:
             _whole(name, getattr(o, name), 0)
     for name, value, allowed in (("fusion_schedule", o.fusion_schedule, FUSION_SCHEDULES),
-                                 ("global_tokens", o.global_tokens, GLOBAL_TOKENS)):  # fmt: skip
+                                 ("global_tokens", o.global_tokens, GLOBAL_TOKENS),
+                                 ("scheduler", o.scheduler, (None,) + SCHEDULERS)):  # fmt: skip
         if value not in allowed:
-            raise VinError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+            raise VinError(f"{name} must be one of {', '.join(str(v) for v in allowed if v is not None)}, got {value!r}")
     for name, low, high in (("guidance", 0.0, 100.0), ("fusion_fraction", 0.0, 1.0), ("cutoff", 0.0, 1.0)):
         value = getattr(o, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:

@@ -56,15 +56,17 @@ class Plan:
     window_starts: tuple[int, ...]  # overlap / freenoise windows
     time_scale: float  # full / spectral
     clip: bool = True  # pixel space: samples clamped to [-1, 1]; False for a latent-space model
+    scheduler: str = "euler"  # the scheduler the request samples with (the model's default unless asked)
 
 
-def fusion_steps(schedule: str, fraction: float, steps: int) -> set[int]:
-    """Indices of the steps that fuse: the first, middle or last `fraction` of the steps, or none."""
+def fusion_steps(schedule: str, fraction: float, steps: int) -> range:
+    """Indices of the steps that fuse: the first, middle or last `fraction` of the steps, or none. A range, so
+    its size and `step in fused` cost nothing whatever the number of steps."""
     count = round(fraction * steps)
     if schedule == "none" or count == 0:
-        return set()
+        return range(0)
     start = {"early": 0, "mid": (steps - count) // 2, "late": steps - count}[schedule]
-    return set(range(start, start + count))
+    return range(start, start + count)
 
 
 def window_sizes(model: VideoModel, o: GenerationOptions) -> tuple[int, int, int]:
@@ -124,7 +126,10 @@ def plan(model: VideoModel, strategy: str, o: GenerationOptions, labelled: bool 
     trained = (cfg.full_frames or cfg.chunk_frames) // cfg.patch_t  # own-frame positions the model was trained on
     length = t // cfg.patch_t
     scale = (trained - 1) / (length - 1) if o.position_interpolation and length > trained else 1.0
-    return Plan(t, f, k, s, n, starts, scale, clip=model.latent_decoder is None)
+    scheduler = model.default_scheduler if o.scheduler is None else o.scheduler
+    if scheduler not in model.schedulers:
+        raise VinError(f"scheduler {scheduler!r}: this model samples with {' or '.join(model.schedulers)}")
+    return Plan(t, f, k, s, n, starts, scale, model.latent_decoder is None, scheduler)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -348,7 +353,7 @@ def run_strategy(
     noise = initial_noise(model, batch, p.frames, model.config.sample_size if size is None else size, generator)
     if strategy == "freenoise":
         noise = freenoise_noise(noise, p.chunk_frames, generator)
-    sampler = Sampler(model.config.objective, options.steps, p.clip, model.config.flow_shift, options.progress)
+    sampler = Sampler(model.make_scheduler(p.scheduler, p.clip), options.steps, p.clip, options.progress)
     start = time.perf_counter()
     sample = RUNNERS[strategy](model, p, options, noise, call, sampler, generator)
     return StrategyOutput(sample, strategy, call.model_calls, call.window_calls, time.perf_counter() - start)

@@ -87,6 +87,26 @@ class VideoModel(ABC):
     def token_width(self) -> int:
         """The width of the DiT's tokens (memory estimates)."""
 
+    @property
+    @abstractmethod
+    def default_scheduler(self) -> str:
+        """The scheduler this model samples with unless asked otherwise (one of `schedulers`)."""
+
+    @property
+    @abstractmethod
+    def schedulers(self) -> tuple[str, ...]:
+        """The schedulers it can sample with: `euler` (flow, Euler), `ddim` (DDPM objectives), `pipeline` (a
+        pretrained pipeline folder's own scheduler, e.g. Wan2.1's UniPC with its flow shift)."""
+
+    @abstractmethod
+    def make_scheduler(self, name: str, clip: bool):
+        """A fresh diffusers scheduler `name` (one of `schedulers`); `clip`: DDIM clamps to [-1, 1] (pixels)."""
+
+    @abstractmethod
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        """Text prompts -> their token embeddings (B, L, text_dim), as the backbone's own pipeline encodes them;
+        a VinError for a model without a text encoder."""
+
     @abstractmethod
     def null_condition(self, labels: torch.Tensor) -> torch.Tensor:
         """The unconditional counterpart of `labels`, which classifier-free guidance contrasts with."""

@@ -175,6 +175,23 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
     def token_width(self) -> int:
         return self.config.width
 
+    @property
+    def default_scheduler(self) -> str:
+        return "euler" if self.config.objective == "flow" else "ddim"
+
+    @property
+    def schedulers(self) -> tuple[str, ...]:
+        return (self.default_scheduler,)
+
+    def make_scheduler(self, name: str, clip: bool):
+        from ..diffusion.objective import make_scheduler
+
+        return make_scheduler(self.config.objective, clip, self.config.flow_shift)
+
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        raise VinError("this model has no text encoder: a text model of vin's own DiT takes precomputed embeddings "
+                       "(--prompt-embeds); text prompts need a pretrained pipeline folder (model.backbone)")  # fmt: skip
+
     # ---- the DiT and the VIN
     def condition(self, timestep: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Timestep (B,) in [0, 1000] and optional labels -> conditioning vector (B, D).

@@ -1,0 +1,106 @@
+"""A VIN on a downloaded Wan2.1 pipeline folder (a tiny random one in the standard layout): text prompts through
+the folder's UMT5 and tokenizer, the folder's UniPC scheduler and VAE; with an untrained adapter and one chunk
+spanning the video, vin's video is WanPipeline's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vin.errors import VinError
+
+diffusers = pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+
+from .wan_pipeline import SPATIAL, TEMPORAL, save_tiny_wan_pipeline  # noqa: E402
+
+LATENT_FRAMES, HEIGHT = 3, 32  # 3 latent frames = 9 video frames; 32 pixels = 4 latent positions
+
+
+@pytest.fixture(scope="module")
+def pipe_dir(tmp_path_factory):
+    return save_tiny_wan_pipeline(tmp_path_factory.mktemp("wan") / "Wan2.1-T2V-tiny-Diffusers")
+
+
+def vin_on(pipe_dir, chunk_frames: int = LATENT_FRAMES):
+    """An untrained VIN on the pipeline folder, decoding with the folder's VAE."""
+    from vin.config import ModelConfig
+    from vin.data.latent import LatentDecoder, LatentSpace
+    from vin.model import registry
+
+    torch.manual_seed(0)
+    config = ModelConfig(backbone=str(pipe_dir), vin_tokens=4, width=16, heads=2, vin_process_blocks=1,
+                         chunk_frames=chunk_frames, context_frames=0, keyframe_stride=1, sample_size=HEIGHT // SPATIAL)  # fmt: skip
+    model = registry.build(config).eval()
+    model.latent_decoder = LatentDecoder(LatentSpace.of_folder(pipe_dir / "vae"))
+    return model
+
+
+def test_an_untrained_vin_on_a_pipeline_folder_makes_wan_pipelines_video(pipe_dir):
+    """One chunk spanning the video, the same prompt, negative prompt, noise, steps and scheduler (UniPC)."""
+    from vin.diffusion.sampling import initial_noise
+    from vin.generation.api import generate
+
+    model = vin_on(pipe_dir)
+    assert model.default_scheduler == "pipeline"
+    kw = dict(prompt="a red ball bounces on the green floor", negative_prompt="blue cat", guidance=3.0)
+    ours = generate(model, LATENT_FRAMES, 4, 7, chunk_frames=LATENT_FRAMES, **kw).video.numpy()  # (T, H, W, 3) uint8
+    noise = initial_noise(model, 1, LATENT_FRAMES, HEIGHT // SPATIAL, torch.Generator().manual_seed(7))
+    pipe = diffusers.WanPipeline.from_pretrained(pipe_dir)
+    theirs = pipe(prompt=kw["prompt"], negative_prompt=kw["negative_prompt"], guidance_scale=3.0, height=HEIGHT, width=HEIGHT,
+                  num_frames=(LATENT_FRAMES - 1) * TEMPORAL + 1, num_inference_steps=4, latents=noise,
+                  output_type="np").frames[0]  # fmt: skip
+    theirs = np.round(theirs * 255).astype(np.uint8)
+    assert ours.shape == theirs.shape == ((LATENT_FRAMES - 1) * TEMPORAL + 1, HEIGHT, HEIGHT, 3)
+    diff = np.abs(ours.astype(int) - theirs.astype(int))
+    assert diff.max() <= 1, diff.max()
+    assert ours.std() > 5  # a real video, not a constant
+
+
+def test_prompts_are_encoded_as_wan_pipeline_encodes_them(pipe_dir):
+    model = vin_on(pipe_dir)
+    pipe = diffusers.WanPipeline.from_pretrained(pipe_dir)
+    text = "  a red   ball &amp; a blue cat "  # cleaned (html, spaces) as WanPipeline cleans it
+    ours = model.encode_prompt([text, ""])
+    theirs, _ = pipe.encode_prompt([text, ""], do_classifier_free_guidance=False, max_sequence_length=512)
+    assert ours.shape == (2, 512, 16)
+    torch.testing.assert_close(ours, theirs.float(), rtol=1e-5, atol=1e-6)  # float rounding of the same encoder
+    assert ours[0, 8:].abs().max() == 0 and ours[0, :3].abs().max() > 0  # real tokens, then zeros to 512
+
+
+def test_the_euler_scheduler_is_selectable_and_unknown_ones_are_refused(pipe_dir):
+    from vin.generation.api import generate
+
+    model = vin_on(pipe_dir)
+    kw = dict(prompt="a red ball", chunk_frames=LATENT_FRAMES)
+    unipc = generate(model, LATENT_FRAMES, 3, 0, **kw).video
+    euler = generate(model, LATENT_FRAMES, 3, 0, scheduler="euler", **kw).video
+    assert (unipc.float() - euler.float()).abs().max() > 0
+    with pytest.raises(VinError, match="scheduler 'ddim': this model samples with pipeline or euler"):
+        generate(model, LATENT_FRAMES, 3, 0, scheduler="ddim", **kw)
+    with pytest.raises(VinError, match="scheduler must be one of"):
+        generate(model, LATENT_FRAMES, 3, 0, scheduler="dpm", **kw)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(prompt="a red ball", prompt_embeds=torch.zeros(1, 3, 16)), "as text .* or as embeddings .*, not both"),
+    (dict(negative_prompt="blue cat"), r"a negative prompt \(--negative-prompt\) needs a prompt"),
+])  # fmt: skip
+def test_text_prompts_say_what_is_wrong(pipe_dir, kwargs, message):
+    from vin.generation.api import generate
+
+    with pytest.raises(VinError, match=message):
+        generate(vin_on(pipe_dir), LATENT_FRAMES, 2, 0, chunk_frames=LATENT_FRAMES, **kwargs)
+
+
+def test_a_transformer_folder_alone_has_no_text_encoder(pipe_dir):
+    from vin.config import ModelConfig
+    from vin.model import registry
+
+    config = ModelConfig(backbone=str(pipe_dir / "transformer"), vin_tokens=4, width=16, heads=2, vin_process_blocks=1,
+                         chunk_frames=LATENT_FRAMES, context_frames=0, keyframe_stride=1, sample_size=4)  # fmt: skip
+    model = registry.build(config)
+    assert model.schedulers == ("euler",)
+    with pytest.raises(VinError, match="a transformer folder alone: it has no text encoder"):
+        model.encode_prompt(["a red ball"])
