@@ -86,6 +86,7 @@ def test_the_euler_scheduler_is_selectable_and_unknown_ones_are_refused(pipe_dir
 @pytest.mark.parametrize("kwargs, message", [
     (dict(prompt="a red ball", prompt_embeds=torch.zeros(1, 3, 16)), "as text .* or as embeddings .*, not both"),
     (dict(negative_prompt="blue cat"), r"a negative prompt \(--negative-prompt\) needs a prompt"),
+    (dict(prompt="a red ball", negative_prompt="blue cat"), r"acts only through guidance, which is off \(guidance 1\)"),
 ])  # fmt: skip
 def test_text_prompts_say_what_is_wrong(pipe_dir, kwargs, message):
     from vin.generation.api import generate

@@ -89,12 +89,15 @@ def check_prompts(model: VideoModel, prompt_embeds: torch.Tensor | None, negativ
         check_finite(emb, f"the {name} embeddings")
 
 
-def check_text(prompt: str | None, negative_prompt: str | None, prompt_embeds, negative_prompt_embeds) -> None:
-    """Text prompts are given alone (not beside embeddings), and a negative prompt with a prompt."""
+def check_text(prompt: str | None, negative_prompt: str | None, prompt_embeds, negative_prompt_embeds, guidance: float) -> None:
+    """Text prompts are given alone (not beside embeddings), a negative prompt with a prompt and with guidance."""
     if prompt_embeds is not None or negative_prompt_embeds is not None:
         raise VinError("give prompts as text (--prompt) or as embeddings (--prompt-embeds), not both")
     if prompt is None:
         raise VinError("a negative prompt (--negative-prompt) needs a prompt (--prompt)")
+    if negative_prompt is not None and guidance == 1.0:
+        raise VinError("a negative prompt acts only through guidance, which is off (guidance 1): give --guidance "
+                       "(e.g. 5; guidance= in Python) or drop --negative-prompt")  # fmt: skip
 
 
 def check_request(model: VideoModel, strategy: str, options: GenerationOptions, world: int = 1, labelled: bool = False) -> Plan:
@@ -164,7 +167,7 @@ def generate_from(
     check_negative(negative_prompt_embeds, options.guidance)
     text = prompt is not None or negative_prompt is not None
     if text:
-        check_text(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds)
+        check_text(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, options.guidance)
     else:
         check_prompts(model, prompt_embeds, negative_prompt_embeds)
     resolved = check_request(model, strategy, options, world, text or prompt_embeds is not None)
