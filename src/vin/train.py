@@ -44,7 +44,7 @@ from .model import registry
 from .model.protocol import VideoModel
 from .monitor import plot_loss, read_log, write_sample
 from .parallel import init_from_env, shutdown
-from .train_state import list_checkpoints, load_state, save_state
+from .train_state import list_checkpoints, load_state, remove_unfinished, save_state
 
 
 def build_model(config: Config) -> VideoModel:
@@ -163,6 +163,16 @@ def lr_factor(step: int, tc: TrainConfig) -> float:
     return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def with_pipeline_autoencoder(config: Config) -> Config:
+    """A backbone given as its whole pipeline folder brings its VAE: data.autoencoder defaults to `<folder>/vae`."""
+    from .backbones import pipeline_folder
+
+    folder = pipeline_folder(config.model.backbone) if config.model.backbone else None
+    if folder is None or config.data.autoencoder or not (folder / "vae").is_dir():
+        return config
+    return replace(config, data=replace(config.data, autoencoder=str(folder / "vae")))
+
+
 def check_config(config: Config, world: int = 1) -> Config:
     """Everything about a run's config that can be checked before any work; raises a VinError that says how to
     fix it, or returns the config with the model resolved (`vin.model.registry.resolve`: a backbone's geometry).
@@ -170,7 +180,7 @@ def check_config(config: Config, world: int = 1) -> Config:
     Each section's own ranges and names (`ModelConfig.check`, `TrainConfig.check`), then how the sections
     fit together; `world`: the ranks that will share each batch. `train` runs it first.
     """
-    config = replace(config, model=registry.resolve(config.model))
+    config = with_pipeline_autoencoder(replace(config, model=registry.resolve(config.model)))
     m, d, t = config.model, config.data, config.train.check()
     if d.source not in ("synthetic", "folder"):
         raise VinError(f"data.source must be synthetic or folder, got {d.source!r}")
@@ -186,8 +196,8 @@ def check_config(config: Config, world: int = 1) -> Config:
         if m.in_channels != channels:
             raise VinError(f"model.in_channels={m.in_channels} must equal the autoencoder's latent channels ({channels})")
     elif m.backbone:
-        raise VinError("a wan backbone denoises its VAE's latents: set data.source=folder and data.autoencoder to the "
-                       "AutoencoderKLWan folder (the vae/ folder of the Wan2.1 release)")  # fmt: skip
+        raise VinError("a wan backbone denoises its VAE's latents: set data.source=folder, and model.backbone to the whole "
+                       "pipeline folder (its vae/ is used) or data.autoencoder to the AutoencoderKLWan folder")  # fmt: skip
     elif (d.height, d.width) != (m.sample_size, m.sample_size):
         raise VinError(f"data.height/width ({d.height}x{d.width}) must equal model.sample_size ({m.sample_size})")
     elif d.source == "folder" and m.in_channels != 3:
@@ -426,9 +436,11 @@ class _Run:
                     self.folder.mark_bad(names[name], reason)
 
     def open_log(self) -> None:
-        """Rank 0: train.yaml, and log.jsonl cut back to the resumed step (rows after it belong to no checkpoint)."""
+        """Rank 0: train.yaml, and log.jsonl cut back to the resumed step (rows after it belong to no checkpoint);
+        the half-written checkpoint folders of a run killed while saving are removed."""
         if not self.main:
             return
+        remove_unfinished(self.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         save_config(self.config, self.out_dir / "train.yaml")
         log_path = self.out_dir / "log.jsonl"
@@ -521,13 +533,17 @@ class _Run:
         return path
 
     def stop(self, step: int, what: str) -> VinError:
-        """The error that ends a diverged run, naming the last good checkpoint (logged first)."""
-        where = (f"the last good checkpoint is {self.saved[1]} (step {self.saved[0]}), and the exported model in "
-                 f"{self.out_dir} is its EMA" if self.saved is not None else "no checkpoint was written yet")  # fmt: skip
+        """The error that ends a diverged run, naming the last good checkpoint (logged first); it says to resume
+        only when there is a checkpoint to resume from."""
         if self.log is not None:
             self.write_log({"step": step, "stopped": what})
-        return VinError(f"training stopped at step {step}: {what}; {where}. Lower train.lr (now {self.tc.lr:g}) or raise "
-                        f"train.warmup_steps, then continue with train.resume=auto")  # fmt: skip
+        fix = f"Lower train.lr (now {self.tc.lr:g}) or raise train.warmup_steps"
+        if self.saved is None:
+            return VinError(f"training stopped at step {step}: {what}; no checkpoint was written yet. {fix}, then start "
+                            "the run again (the same command: there is nothing to resume)")  # fmt: skip
+        return VinError(f"training stopped at step {step}: {what}; the last good checkpoint is {self.saved[1]} (step "
+                        f"{self.saved[0]}), and the exported model in {self.out_dir} is its EMA. {fix}, then continue "
+                        "with train.resume=auto")  # fmt: skip
 
     def summary(self, end_step: int, interrupted: int | None) -> dict:
         """summary.json: how far the run got, how fast, where it came from and why it stopped."""
@@ -541,5 +557,5 @@ class _Run:
                    "stopped_early": end_step < tc.steps,
                    "stopped_by": signal.Signals(interrupted).name if interrupted else None}  # fmt: skip
         if self.folder is not None:
-            summary["data"] = {k: v for k, v in self.data.report().items() if k != "skipped_files"}
+            summary["data"] = {k: v for k, v in self.data.report().items() if k not in ("skipped_files", "ignored_files")}
         return summary

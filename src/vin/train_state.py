@@ -17,6 +17,7 @@ position.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -33,6 +34,8 @@ from .model.protocol import VideoModel
 from .weights import read_safetensors
 
 FORMAT = 1
+TEMPORARY = ".tmp-"  # the prefix of a checkpoint folder being written (renamed into place when complete)
+logger = logging.getLogger("vin.train")
 FILES = ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors", "state.json", "train.yaml")
 PREFIX = "step_"
 # Settings that may change when a run is resumed: those that do not change what it computes, `steps`
@@ -59,6 +62,20 @@ def list_checkpoints(out_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
+def remove_unfinished(out_dir: Path) -> list[str]:
+    """Removes the checkpoint folders a run killed while saving left half-written (checkpoints/.tmp-*, never
+    renamed into place, so never resumed from); returns their names, each also logged as a warning."""
+    root = checkpoints_dir(out_dir)
+    found = sorted(p for p in root.iterdir() if p.name.startswith(TEMPORARY)) if root.is_dir() else []
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        logger.warning("removed %s, a checkpoint left half-written by a run that was killed while saving", path)
+    return [p.name for p in found]
+
+
 def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
@@ -78,7 +95,7 @@ def save_state(
     root = checkpoints_dir(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:07d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=TEMPORARY))
     try:
         save_file(_cpu(model.trained_state_dict()), tmp / "model.safetensors")
         save_file(_cpu(ema.trained_state_dict()), tmp / "ema.safetensors")

@@ -185,9 +185,15 @@ def _eval_files(videos: tuple[str, ...], chunk_frames: int | None, measure: Meas
     from ..metrics.evaluate import evaluate_video
     from ..videos import read_video
 
-    files = _video_files(videos)
+    files, missing = _video_files(videos)
+    if not files:
+        first, why = next(iter(missing.items()))
+        more = f" (and {len(missing) - 1} more paths)" if len(missing) > 1 else ""
+        raise VinError(f"no video to evaluate: {first}: {why}{more}; give video files or folders of them ({', '.join(VIDEO_FILES)})")
+    for path, why in missing.items():
+        click.echo(f"warning: skipped {path}: {why}", err=True)
     extractor = measure.extractor()
-    rows, skipped = [], []
+    rows, skipped = [], list(missing)
     for f in tqdm(files, desc="eval", unit="video", disable=quiet or len(files) < 2):
         try:  # one unreadable file must not end a long evaluation: it is reported and skipped
             rows.append(evaluate_video(read_video(f), extractor, 16 if chunk_frames is None else chunk_frames, video=str(f),
@@ -197,7 +203,7 @@ def _eval_files(videos: tuple[str, ...], chunk_frames: int | None, measure: Meas
             reason = str(err).removeprefix(f"{f}: ")
             click.echo(f"warning: skipped {f}: {reason}", err=True)
     if not rows:
-        raise VinError(f"none of the {len(files)} videos could be evaluated (see the warnings above)")
+        raise VinError(f"none of the {len(files) + len(missing)} videos could be evaluated (see the warnings above)")
     title = f"{len(rows)} video files" + (f" ({len(skipped)} skipped)" if skipped else "")
     return rows, extractor.name, title
 
@@ -250,17 +256,31 @@ def _check_report_path(path: Path, suffix: str) -> None:
         raise VinError(f"{path} is a directory; give a file name")
 
 
-def _video_files(paths: tuple[str, ...]) -> list[Path]:
-    """The files named, and the video files inside the folders named (sorted)."""
+def _video_files(paths: tuple[str, ...]) -> tuple[list[Path], dict[Path, str]]:
+    """The files named, and the video files inside the folders named (sorted), each file once; and the paths
+    that gave none, with why (skipped with a warning, as an unreadable file is).
+
+    A file found twice, under any name (./a.mp4 and a.mp4, a link, a folder that holds it), is measured once,
+    with a warning: the same video twice would count twice in the mean and shrink the spread."""
     files: list[Path] = []
+    missing: dict[Path, str] = {}
+    seen: dict[tuple[int, int], Path] = {}  # (device, inode) -> the name it was first found under
     for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_FILES)
-            if not found:
-                raise VinError(f"folder {p} holds no video files ({', '.join(VIDEO_FILES)})")
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise VinError(f"video {p} does not exist")
-    return files
+        found = _found_in(p)
+        if not found:
+            missing[p] = f"it holds no video files ({', '.join(VIDEO_FILES)})" if p.is_dir() else "it does not exist"
+        for f in found:
+            stat = f.stat()
+            first = seen.setdefault((stat.st_dev, stat.st_ino), f)
+            if first is f:
+                files.append(f)
+            else:
+                click.echo(f"warning: {f} is the same file as {first}; it is measured once", err=True)
+    return files, missing
+
+
+def _found_in(path: Path) -> list[Path]:
+    """The video files of a path: itself (a file), those under it (a folder, sorted), or none."""
+    if path.is_dir():
+        return sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_FILES)
+    return [path] if path.is_file() else []

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 import click
 
 from ..errors import VinError
-from ..generation.options import FUSION_SCHEDULES, GLOBAL_TOKENS, GenerationOptions, make_options
+from ..generation.options import FUSION_SCHEDULES, GLOBAL_TOKENS, MAX_STEPS, GenerationOptions, make_options
 
 
 def flags(*options) -> Callable:
@@ -80,6 +80,7 @@ class SamplingFlags:
     chunk_frames: int | None
     context_frames: int | None
     keyframe_stride: int | None
+    max_steps: int
 
     def option_fields(self) -> dict[str, object]:
         """These settings as `GenerationOptions` keyword arguments (what `vin.metrics.suite` takes as **options)."""
@@ -121,6 +122,8 @@ SAMPLING_FLAGS = flag_group(
     click.option("--chunk-frames", type=int, default=None, help="Frames per chunk or window [default: the model's]."),
     click.option("--context-frames", type=int, default=None, help="Local context K [default: the model's]."),
     click.option("--keyframe-stride", type=int, default=None, help="Keyframe stride s [default: the model's]."),
+    click.option("--max-steps", type=int, default=MAX_STEPS, show_default=True,
+                 help="The most --steps accepted (sampling time grows with them); raise it to ask for more."),
 )  # fmt: skip
 RUN_FLAGS = flag_group(
     "run", RunFlags,

@@ -63,7 +63,7 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
                                position_interpolation=not no_position_interpolation, progress=not run.quiet)  # fmt: skip
     ckpt = checkpoint_path(checkpoint)
     torch_device = run.setup()
-    prompt, negative = _read_prompts(prompt_embeds, negative_embeds)
+    prompt, negative = _read_prompts(prompt_embeds, negative_embeds, options.guidance)
     result, world = _sample(ckpt, autoencoder, strategy, options, prompt, negative, torch_device, nproc, timeout_s)
     if result is None:  # not rank 0
         return
@@ -82,13 +82,15 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
                    f"{result.model_calls} model calls{ranks}) in {result.seconds:.1f} s")  # fmt: skip
 
 
-def _read_prompts(prompt_embeds: str | None, negative_embeds: str | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """--prompt-embeds and --negative-embeds read (not yet fitted to the model): (prompt, negative), each a
-    (1, L, D) tensor or None."""
-    from ..generation.api import read_prompt_embeds
+def _read_prompts(prompt_embeds: str | None, negative_embeds: str | None,
+                  guidance: float) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # fmt: skip
+    """--prompt-embeds and --negative-embeds read (not yet fitted to the model, but finite, and a negative only
+    with guidance): (prompt, negative), each a (1, L, D) tensor or None."""
+    from ..generation.api import check_negative, read_prompt_embeds
 
     prompt = read_prompt_embeds(prompt_embeds, "--prompt-embeds") if prompt_embeds is not None else None
     negative = read_prompt_embeds(negative_embeds, "--negative-embeds") if negative_embeds is not None else None
+    check_negative(negative, guidance)
     return prompt, negative
 
 

@@ -1,8 +1,9 @@
 """Training clips from a folder tree of video files, read with PyAV.
 
 Every file under `root` ending in .mp4 / .webm / .avi / .mov / .mkv is probed once (opened, its
-first frame decoded, its length read); files that fail, and files too short for the longest clip,
-are skipped with a warning and listed in `report()`. A file that breaks later, while a clip is read
+first frame decoded, its length read); files that fail, files too short for the longest clip, and
+names that are no file to read (a symlink loop or a broken link, a folder) are skipped with a warning
+and listed in `report()`, with hidden ones, links to folders (not followed) and other files by suffix. A file that breaks later, while a clip is read
 from it (a truncated file, a corrupt packet), is skipped from then on and another clip is drawn in
 its place: training never stops on one file.
 
@@ -60,16 +61,48 @@ class ClipSpec:
     crop: tuple[float, float]
 
 
-def scan(root: Path) -> list[Path]:
-    """Video files under `root`, sorted; hidden files and folders are ignored."""
-    files = []
+@dataclass
+class Scan:
+    """What is under a data root: the video files to probe, and every other file and why it is left out."""
+
+    files: list[Path]  # sorted
+    unusable: dict[str, str]  # a video name that is no file to read (a symlink loop, a broken link, a folder) -> why
+    ignored: dict[str, str]  # hidden video files, and links to folders (not followed) -> why
+    other: dict[str, int]  # files of other kinds: suffix -> how many
+
+
+def scan(root: Path) -> Scan:
+    """Video files under `root`, sorted, and what was left out and why (names relative to `root`)."""
+    found = Scan([], {}, {}, {})
     for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
-            files.append(path)
-    return sorted(files)
+        name = path.relative_to(root).as_posix()
+        video = path.suffix.lower() in VIDEO_SUFFIXES
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            if video:
+                found.ignored[name] = "hidden (a name starting with '.')"
+        elif video and path.is_file():
+            found.files.append(path)
+        elif video:
+            found.unusable[name] = _not_a_file(path)
+        elif path.is_symlink() and path.is_dir():
+            found.ignored[name + "/"] = "a link to a folder, not followed"
+        elif path.is_file():
+            suffix = path.suffix.lower() or "(no suffix)"
+            found.other[suffix] = found.other.get(suffix, 0) + 1
+    found.files.sort()
+    return found
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a name with a video suffix is no file to read."""
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python 3.11 reports a loop so; 3.13 as an OSError
+            return "a symlink loop"
+        except OSError as err:
+            return "a symlink loop" if err.errno == 40 else "a broken link (its target does not exist)"
+    return "a folder" if path.is_dir() else "not a regular file"
 
 
 def _frame_rate(stream) -> Fraction | None:
@@ -226,10 +259,14 @@ class VideoFolder:
             raise VinError(f"data.crop must be center or random, got {config.crop!r}")
         if config.labels not in ("none", "folders"):
             raise VinError(f"data.labels must be none or folders, got {config.labels!r}")
-        files = scan(self.root)
+        found = scan(self.root)
+        files, self.ignored, self.other_files = found.files, found.ignored, found.other
         if not files:
-            raise VinError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) under {self.root}")
+            raise VinError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) under {self.root}" +
+                           "".join(f"; {name}: {why}" for name, why in list(found.unusable.items())[:3]))  # fmt: skip
         self.skipped: dict[str, str] = {}  # name -> why; found while scanning
+        for name, why in found.unusable.items():
+            self._skip(name, why)
         self.broken: dict[str, str] = {}  # name -> why; found while training
         self._lock = threading.Lock()
         self.videos = self._index(files)
@@ -304,6 +341,10 @@ class VideoFolder:
             raise VinError("data.captions needs a text-conditioned model: set model.text_dim to the embeddings' size")
         table = read_safetensors(path, f"data.captions={path}")
         for name, emb in table.items():
+            bad = int((~torch.isfinite(emb)).sum()) if emb.is_floating_point() else 0
+            if bad:
+                raise VinError(f"data.captions: the embedding of {name or 'the empty prompt'} has NaN or Inf in {bad} of "
+                               f"{emb.numel()} values; recompute it (in float32) or drop it from {path.name}")  # fmt: skip
             if emb.shape[-1] != text_dim:
                 raise VinError(f"data.captions: the embedding of {name or 'the empty prompt'} has size {emb.shape[-1]}, model.text_dim is {text_dim}")  # fmt: skip
             if self.text_tokens and emb.ndim != 2:
@@ -439,7 +480,8 @@ class VideoFolder:
     def report(self) -> dict:
         """What was used and what was skipped, and why."""
         out = {"root": str(self.root), "videos": len(self.videos) + len(self.skipped), "usable": len(self.videos) - len(self.broken),
-               "skipped": len(self.skipped) + len(self.broken), "skipped_files": {**self.skipped, **self.broken}}  # fmt: skip
+               "skipped": len(self.skipped) + len(self.broken), "skipped_files": {**self.skipped, **self.broken},
+               "ignored_files": self.ignored, "other_files": self.other_files}  # fmt: skip
         if self.classes:
             out["classes"] = self.classes
         if self.cache is not None:

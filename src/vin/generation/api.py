@@ -61,7 +61,7 @@ def check_finite(tensor: torch.Tensor, what: str) -> None:
     """Refuses a tensor with NaN or Inf values in one line: a model reads them as a silently black (or null) video."""
     bad = int((~torch.isfinite(tensor)).sum()) if tensor.is_floating_point() else 0
     if bad:
-        raise VinError(f"{what} holds {bad} NaN or Inf values (of {tensor.numel()}); recompute the embeddings "
+        raise VinError(f"{what}: NaN or Inf in {bad} of {tensor.numel()} values; recompute the embeddings "
                        "(an fp16 text encoder can overflow) and save them in float32")  # fmt: skip
 
 
