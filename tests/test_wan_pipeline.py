@@ -105,3 +105,47 @@ def test_a_transformer_folder_alone_has_no_text_encoder(pipe_dir):
     assert model.schedulers == ("euler",)
     with pytest.raises(VinError, match="a transformer folder alone: it has no text encoder"):
         model.encode_prompt(["a red ball"])
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(pipe_dir, videos, tmp_path_factory):
+    """vin train on the pipeline folder: its transformer, and its vae/ as data.autoencoder (not given)."""
+    from safetensors.torch import save_file
+
+    from vin.config import load_config
+    from vin.train import train
+
+    root = tmp_path_factory.mktemp("pipeline_run")
+    g = torch.Generator().manual_seed(0)
+    table = {"real/carphone.mp4": torch.randn(5, 16, generator=g), "": torch.randn(2, 16, generator=g)}
+    save_file(table, root / "captions.safetensors")
+    overrides = [f"model.backbone={pipe_dir}", "data.source=folder", f"data.root={videos}", f"data.captions={root / 'captions.safetensors'}",
+                 f"data.height={HEIGHT}", f"data.width={HEIGHT}", f"model.sample_size={HEIGHT // SPATIAL}", "model.chunk_frames=2",
+                 "model.context_frames=1", "model.keyframe_stride=1", "model.vin_tokens=4", "model.width=16", "model.heads=2",
+                 "model.vin_process_blocks=1", "model.flow_shift=3", "train.windows_per_step=2", "train.chunk_counts=[1,2]",
+                 "train.steps=2", "train.warmup_steps=0", f"train.out_dir={root / 'run'}"]  # fmt: skip
+    return train(load_config(None, overrides), progress=False)
+
+
+def test_a_run_on_a_pipeline_folder_records_it_and_a_moved_one_loads_with_backbone(pipeline_run, pipe_dir, tmp_path):
+    import json
+    import shutil
+
+    from vin.checkpoint import load_model
+    from vin.generation.api import generate
+
+    recorded = json.loads((pipeline_run / "config.json").read_text())["backbone"]
+    assert recorded == str(pipe_dir.resolve())
+    assert json.loads((pipeline_run / "autoencoder.json").read_text())["autoencoder"] == str((pipe_dir / "vae").resolve())
+    kw = dict(prompt="a red ball", negative_prompt="blue cat", guidance=2.0)
+    before = generate(load_model(pipeline_run), 4, 2, 1, **kw).video
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(pipe_dir, moved)
+    shutil.move(str(pipe_dir), str(tmp_path / "gone"))
+    try:
+        with pytest.raises(VinError, match=r"wan backbone '.*' does not exist"):
+            load_model(pipeline_run)
+        again = generate(load_model(pipeline_run, backbone=moved), 4, 2, 1, **kw).video
+    finally:
+        shutil.move(str(tmp_path / "gone"), str(pipe_dir))
+    assert torch.equal(before, again)

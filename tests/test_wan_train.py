@@ -63,7 +63,7 @@ def test_the_backbone_decides_the_geometry_and_contradictions_are_errors(wan):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["data.autoencoder=''"], "a wan backbone denoises its VAE's latents: set data.source=folder and data.autoencoder"),
+    (["data.autoencoder=''"], "a wan backbone denoises its VAE's latents: set data.source=folder, and model.backbone to the whole pipeline"),
     (["train.sample_every=2"], "samples of a wan run need prompt embeddings"),
     (["model.backbone=''", "model.in_channels=4", "model.patch_t=1", "model.text_dim=16", "train.lora_rank=4"], "train.lora_rank adapts a pretrained backbone"),
 ])  # fmt: skip

@@ -97,6 +97,11 @@ def load_model(
     path = Path(path) if path is not None else default_checkpoint()
     name, config, meta = read_config_json(path)
     model = load(path, name, config, meta, device, backbone)
+    if autoencoder is None and backbone is not None:  # a moved pipeline folder brings its VAE along
+        from .backbones import pipeline_folder
+
+        folder = pipeline_folder(backbone)
+        autoencoder = folder / "vae" if folder is not None and (folder / "vae").is_dir() else None
     model.latent_decoder = _latent_decoder(path, model, autoencoder)
     return model
 
