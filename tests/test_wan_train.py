@@ -144,7 +144,7 @@ def test_vin_generate_reads_prompt_embeddings_and_two_ranks_make_what_one_makes(
     ([], "a VIN on a Wan backbone samples from a prompt"),
     (["--prompt-embeds", "missing.safetensors"], "--prompt-embeds 'missing.safetensors' does not exist"),
     (["--prompt-embeds", "{two}"], r"holds 2 tensors \(a, b\); it must hold exactly one"),
-    (["--negative-embeds", "{negative}"], r"a negative prompt \(--negative-embeds\) needs a prompt"),
+    (["--negative-embeds", "{negative}", "--guidance", "3"], r"a negative prompt \(--negative-embeds\) needs a prompt"),
 ])  # fmt: skip
 def test_vin_generate_on_wan_says_what_is_wrong_with_the_embeddings(wan, wan_run, tmp_path, args, message):
     from click.testing import CliRunner
