@@ -149,3 +149,24 @@ def test_a_run_on_a_pipeline_folder_records_it_and_a_moved_one_loads_with_backbo
     finally:
         shutil.move(str(tmp_path / "gone"), str(pipe_dir))
     assert torch.equal(before, again)
+
+
+def test_vin_generate_takes_a_text_prompt_and_a_scheduler(pipeline_run, tmp_path):
+    from click.testing import CliRunner
+
+    from vin.cli import main
+    from vin.videos import read_video
+
+    args = ["generate", "--checkpoint", str(pipeline_run), "--frames", "4", "--steps", "2", "--quiet", "--prompt", "a red ball"]
+    unipc = CliRunner().invoke(main, [*args, "--guidance", "2", "--negative-prompt", "blue cat", "--out", str(tmp_path / "a.npy")])
+    assert unipc.exit_code == 0, unipc.output
+    euler = CliRunner().invoke(main, [*args, "--scheduler", "euler", "--out", str(tmp_path / "b.npy")])
+    assert euler.exit_code == 0, euler.output
+    a, b = read_video(tmp_path / "a.npy"), read_video(tmp_path / "b.npy")
+    assert a.shape == b.shape == ((4 - 1) * TEMPORAL + 1, HEIGHT, HEIGHT, 3) and (a != b).any()
+    for extra, message in ((["--negative-prompt", "blue cat"], "acts only through guidance"),
+                           (["--prompt-embeds", str(tmp_path / "p.safetensors")], "does not exist"),
+                           (["--scheduler", "ddim"], "scheduler 'ddim': this model samples with pipeline or euler")):  # fmt: skip
+        out = tmp_path / "bad.npy"
+        result = CliRunner().invoke(main, [*args, *extra, "--out", str(out)])
+        assert result.exit_code == 2 and message in result.output and not out.exists(), result.output

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 import click
 
 from ..errors import VinError
-from ..generation.options import FUSION_SCHEDULES, GLOBAL_TOKENS, MAX_STEPS, GenerationOptions, make_options
+from ..generation.options import FUSION_SCHEDULES, GLOBAL_TOKENS, MAX_STEPS, SCHEDULERS, GenerationOptions, make_options
 
 
 def flags(*options) -> Callable:
@@ -81,6 +81,7 @@ class SamplingFlags:
     context_frames: int | None
     keyframe_stride: int | None
     max_steps: int
+    scheduler: str | None
 
     def option_fields(self) -> dict[str, object]:
         """These settings as `GenerationOptions` keyword arguments (what `vin.metrics.suite` takes as **options)."""
@@ -124,6 +125,8 @@ SAMPLING_FLAGS = flag_group(
     click.option("--keyframe-stride", type=int, default=None, help="Keyframe stride s [default: the model's]."),
     click.option("--max-steps", type=int, default=MAX_STEPS, show_default=True,
                  help="The most --steps accepted (sampling time grows with them); raise it to ask for more."),
+    click.option("--scheduler", type=click.Choice(SCHEDULERS), default=None,
+                 help="euler, ddim, or pipeline (a pretrained pipeline folder's own, e.g. Wan2.1's UniPC) [default: the model's]."),
 )  # fmt: skip
 RUN_FLAGS = flag_group(
     "run", RunFlags,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,12 @@ if TYPE_CHECKING:
               help="Text models (a Wan backbone): a .safetensors holding the prompt's token embeddings (L, D).")
 @click.option("--negative-embeds", type=click.Path(), default=None,
               help="With --guidance: the negative prompt's token embeddings, which guidance steers away from.")
+@click.option("--prompt", default=None,
+              help="A model on a pretrained pipeline folder (Wan2.1): the prompt as text, encoded by the folder's text encoder.")
+@click.option("--negative-prompt", default=None,
+              help="With --guidance: the negative prompt as text [default with guidance: the empty prompt, as WanPipeline].")
+@click.option("--backbone", type=click.Path(), default=None,
+              help="A run on a pretrained backbone: the backbone's folder, if it is not where the run recorded it.")
 @SAMPLING_FLAGS
 @click.option("--queue", type=int, default=4, show_default=True, help="fifo: chunks in flight at once (diagonal denoising).")
 @click.option("--overlap-frames", type=int, default=None, help="overlap/freenoise: frames neighbouring windows share [F/2].")
@@ -50,7 +57,8 @@ if TYPE_CHECKING:
 @click.option("--timeout", "timeout_s", type=click.IntRange(min=1), default=300, show_default=True,
               help="Seconds a rank waits on the others before giving up (several processes only).")
 def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, frames: int, steps: int, seed: int, out: str,
-             label: int | None, prompt_embeds: str | None, negative_embeds: str | None, sampling: SamplingFlags, queue: int,
+             label: int | None, prompt_embeds: str | None, negative_embeds: str | None, prompt: str | None,
+             negative_prompt: str | None, backbone: str | None, sampling: SamplingFlags, queue: int,
              overlap_frames: int | None, cutoff: float, no_position_interpolation: bool, fps: int, upscale: int, run: RunFlags,
              as_json: bool, nproc: int, timeout_s: int) -> None:  # fmt: skip
     """Generate a long video (chunk-parallel with the VIN, or a baseline) and write it atomically to --out."""
@@ -63,8 +71,8 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
                                position_interpolation=not no_position_interpolation, progress=not run.quiet)  # fmt: skip
     ckpt = checkpoint_path(checkpoint)
     torch_device = run.setup()
-    prompt, negative = _read_prompts(prompt_embeds, negative_embeds, options.guidance)
-    result, world = _sample(ckpt, autoencoder, strategy, options, prompt, negative, torch_device, nproc, timeout_s)
+    prompts = _read_prompts(prompt_embeds, negative_embeds, prompt, negative_prompt, options.guidance)
+    result, world = _sample(ckpt, autoencoder, backbone, strategy, options, prompts, torch_device, nproc, timeout_s)
     if result is None:  # not rank 0
         return
     from ..videos import write_video
@@ -82,22 +90,34 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
                    f"{result.model_calls} model calls{ranks}) in {result.seconds:.1f} s")  # fmt: skip
 
 
-def _read_prompts(prompt_embeds: str | None, negative_embeds: str | None,
-                  guidance: float) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # fmt: skip
-    """--prompt-embeds and --negative-embeds read (not yet fitted to the model, but finite, and a negative only
-    with guidance): (prompt, negative), each a (1, L, D) tensor or None."""
-    from ..generation.api import check_negative, read_prompt_embeds
+@dataclass(frozen=True)
+class Prompts:
+    """What conditions a text model: embeddings read from files (1, L, D), or text its own encoder encodes."""
 
-    prompt = read_prompt_embeds(prompt_embeds, "--prompt-embeds") if prompt_embeds is not None else None
+    embeds: torch.Tensor | None = None
+    negative_embeds: torch.Tensor | None = None
+    text: str | None = None
+    negative_text: str | None = None
+
+
+def _read_prompts(prompt_embeds: str | None, negative_embeds: str | None, prompt: str | None, negative_prompt: str | None,
+                  guidance: float) -> Prompts:  # fmt: skip
+    """--prompt-embeds and --negative-embeds read (not yet fitted to the model, but finite, and a negative only
+    with guidance), or --prompt and --negative-prompt checked (alone, a negative with a prompt and guidance)."""
+    from ..generation.api import check_negative, check_text, read_prompt_embeds
+
+    embeds = read_prompt_embeds(prompt_embeds, "--prompt-embeds") if prompt_embeds is not None else None
     negative = read_prompt_embeds(negative_embeds, "--negative-embeds") if negative_embeds is not None else None
     check_negative(negative, guidance)
-    return prompt, negative
+    if prompt is not None or negative_prompt is not None:
+        check_text(prompt, negative_prompt, embeds, negative, guidance)
+    return Prompts(embeds, negative, prompt, negative_prompt)
 
 
-def _sample(ckpt: Path, autoencoder: str | None, strategy: str, options: GenerationOptions, prompt: torch.Tensor | None,
-            negative: torch.Tensor | None, device: torch.device, nproc: int, timeout_s: int) -> tuple[Generation | None, int]:  # fmt: skip
+def _sample(ckpt: Path, autoencoder: str | None, backbone: str | None, strategy: str, options: GenerationOptions,
+            prompts: Prompts, device: torch.device, nproc: int, timeout_s: int) -> tuple[Generation | None, int]:  # fmt: skip
     """Loads the model and samples, in this process or (--nproc > 1) re-run under torchrun; (result, ranks).
-    `options`: the request, checked when made; `prompt`, `negative`: the prompt embeddings, or None."""
+    `options`: the request, checked when made; `prompts`: the prompt (embeddings or text), if any."""
     import torch
 
     from ..checkpoint import load_model
@@ -105,14 +125,15 @@ def _sample(ckpt: Path, autoencoder: str | None, strategy: str, options: Generat
     from ..parallel import init_from_env, launched_by_torchrun, shutdown
 
     if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
-        model = load_model(ckpt, autoencoder=autoencoder)
-        check_prompts(model, prompt, negative)
-        check_request(model, strategy, options, nproc, prompt is not None)
+        model = load_model(ckpt, autoencoder=autoencoder, backbone=backbone)
+        check_prompts(model, prompts.embeds, prompts.negative_embeds)
+        check_request(model, strategy, options, nproc, prompts.embeds is not None or prompts.text is not None)
         _relaunch_with_torchrun(nproc)
     group = init_from_env(str(device), timeout_s)
     try:
-        model = load_model(ckpt, group.device if group.distributed else device, autoencoder)
-        result = generate_from(model, strategy, options, group, prompt, negative)
+        model = load_model(ckpt, group.device if group.distributed else device, autoencoder, backbone)
+        result = generate_from(model, strategy, options, group, prompts.embeds, prompts.negative_embeds, prompts.text,
+                               prompts.negative_text)  # fmt: skip
         return result, group.world
     except torch.distributed.DistError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
