@@ -170,3 +170,25 @@ def test_vin_generate_takes_a_text_prompt_and_a_scheduler(pipeline_run, tmp_path
         out = tmp_path / "bad.npy"
         result = CliRunner().invoke(main, [*args, *extra, "--out", str(out)])
         assert result.exit_code == 2 and message in result.output and not out.exists(), result.output
+
+
+def test_a_backbone_saved_in_bf16_samples_in_fp32_and_in_bf16(pipeline_run, pipe_dir, tmp_path):
+    import shutil
+
+    from vin.checkpoint import load_model
+    from vin.generation.api import generate
+
+    half = tmp_path / "bf16"
+    shutil.copytree(pipe_dir, half)
+    diffusers.WanTransformer3DModel.from_pretrained(pipe_dir / "transformer").to(torch.bfloat16).save_pretrained(half / "transformer")
+    kw = dict(prompt="a red ball", negative_prompt="blue cat", guidance=2.0)
+    videos = {}
+    for dtype in (None, torch.bfloat16):  # None: float32 on the CPU
+        model = load_model(pipeline_run, backbone=half, dtype=dtype)
+        wan = model.backbone
+        assert wan.patch_embedding.weight.dtype == (dtype or torch.float32)
+        assert wan.scale_shift_table.dtype == wan.condition_embedder.time_embedder.linear_1.weight.dtype == torch.float32
+        assert model.dtype == torch.float32  # the adapter computes in float32 whatever the backbone's dtype
+        videos[dtype] = generate(model, 4, 2, 1, **kw).video.numpy().astype(int)
+    gap = np.abs(videos[None] - videos[torch.bfloat16])
+    assert gap.mean() < 8 and videos[torch.bfloat16].std() > 5, (gap.mean(), gap.max())  # bf16 rounding, not noise

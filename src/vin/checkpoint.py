@@ -84,7 +84,7 @@ def read_config_json(path: str | Path) -> tuple[str, ModelConfig, dict[str, Any]
 
 def load_model(
     path: str | Path | None = None, device: "str | torch.device" = "cpu", autoencoder: str | Path | None = None,
-    backbone: str | Path | None = None,
+    backbone: str | Path | None = None, dtype: "torch.dtype | None" = None,
 ) -> "VideoModel":  # fmt: skip
     """Loads a checkpoint directory (config.json + diffusion_pytorch_model.safetensors) in eval mode.
 
@@ -92,11 +92,12 @@ def load_model(
     A model trained in latent space (its folder holds autoencoder.json, or its train.yaml names
     data.autoencoder) gets `model.latent_decoder`, which decodes its samples with that autoencoder
     (loaded on first use); `autoencoder` points to another copy of it (a folder, as save_pretrained writes).
-    `backbone`: a run on a pretrained backbone, pointed at another copy of the backbone it recorded.
+    `backbone`: a run on a pretrained backbone, pointed at another copy of the backbone it recorded; `dtype`:
+    what that backbone computes in (None: bfloat16 on CUDA, float32 on the CPU).
     """
     path = Path(path) if path is not None else default_checkpoint()
     name, config, meta = read_config_json(path)
-    model = load(path, name, config, meta, device, backbone)
+    model = load(path, name, config, meta, device, backbone, dtype)
     if autoencoder is None and backbone is not None:  # a moved pipeline folder brings its VAE along
         from .backbones import pipeline_folder
 

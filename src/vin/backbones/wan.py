@@ -106,6 +106,7 @@ class WanVIN(nn.Module, VideoModel):
         self.current_z: torch.Tensor | None = None  # (W, M, D_vin) while `denoise_chunks` runs the backbone
         self.latent_decoder = None  # set where the model is loaded: latents -> pixels (AutoencoderKLWan)
         self.inner_width = inner
+        self.backbone_dtype = backbone.patch_embedding.weight.dtype  # windows and prompts enter the backbone in it
         self.text: WanText | None = None  # the pipeline folder's tokenizer and UMT5 encoder, loaded on first use
         for block, kv in zip(backbone.blocks, self.z_kv):
             block.attn2.set_processor(ZCrossAttention(block.attn2.processor, kv, self))
@@ -123,11 +124,14 @@ class WanVIN(nn.Module, VideoModel):
 
     @classmethod
     def load(cls, folder: Path, config: ModelConfig, meta: dict, device: str | torch.device,
-             backbone: str | Path | None = None) -> "WanVIN":  # fmt: skip
-        """The adapter in `folder` on its recorded backbone, or on `backbone` (another copy of it), in eval mode."""
+             backbone: str | Path | None = None, dtype: torch.dtype | None = None) -> "WanVIN":  # fmt: skip
+        """The adapter in `folder` on its recorded backbone, or on `backbone` (another copy of it), in eval mode;
+        the backbone in `dtype` (None: bfloat16 on CUDA, float32 elsewhere), the adapter in float32."""
         if backbone is not None:
             config = replace(config, backbone=str(backbone))
-        model = cls(load_backbone(config.backbone), config, int(meta.get("lora_rank", 0)))
+        if dtype is None:
+            dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+        model = cls(load_backbone(config.backbone, dtype), config, int(meta.get("lora_rank", 0)))
         model.load_trained_state_dict(read_safetensors(folder / WEIGHTS_NAME, f"checkpoint {folder}: the adapter weights"))
         return model.to(device).eval()
 
@@ -298,10 +302,11 @@ class WanVIN(nn.Module, VideoModel):
         if chunks is not None:
             windows, t, z = windows[:, chunks], t[:, chunks], (z[:, chunks] if z is not None else None)
         n = windows.shape[1]
-        windows, t = windows.flatten(0, 1), t.flatten(0, 1)  # (B*N, C, K+F, H, W), (B*N[, L])
+        windows, t = windows.flatten(0, 1).to(self.backbone_dtype), t.flatten(0, 1)  # (B*N, C, K+F, H, W), (B*N[, L])
         zw = z.flatten(0, 1) if z is not None else None
+        prompts = prompt_embeds.to(self.backbone_dtype).repeat_interleave(n, dim=0)
         with self.reading(zw):
-            out = self.backbone(windows, t, prompt_embeds.repeat_interleave(n, dim=0), return_dict=False)[0]
+            out = self.backbone(windows, t, prompts, return_dict=False)[0]
         return out.unflatten(0, (b, n))
 
     def forward(
@@ -324,8 +329,10 @@ def add_lora(backbone, rank: int) -> None:
     backbone.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=True, target_modules=LORA_TARGETS))
 
 
-def load_backbone(path: str | Path):
-    """A `WanTransformer3DModel` from a local diffusers folder (config.json + safetensors); nothing is downloaded."""
+def load_backbone(path: str | Path, dtype: torch.dtype | None = None):
+    """A `WanTransformer3DModel` from a local diffusers folder (config.json + safetensors), in `dtype` (None:
+    float32) whatever it was saved in, with what diffusers keeps in float32 (`_keep_in_fp32_modules`: the time
+    embedder, the modulation tables, the norms) in float32; nothing is downloaded."""
     import diffusers
 
     backbone_config(path)  # a VinError that says what is wrong with the folder
@@ -343,6 +350,10 @@ def load_backbone(path: str | Path):
         raise VinError(f"wan backbone {str(folder)!r}: its weights do not match its config.json ({mismatch})")
     model.load_state_dict(weights, assign=True)
     model.rope = type(model.rope)(model.rope.attention_head_dim, model.rope.patch_size, model.rope.max_seq_len)  # buffers off meta
+    keep = set(getattr(model, "_keep_in_fp32_modules", None) or ())
+    for name, tensor in model.named_parameters():
+        fp32 = bool(keep & set(name.split(".")))
+        tensor.data = tensor.data.to(torch.float32 if fp32 else (dtype or torch.float32))
     return model.eval()
 
 

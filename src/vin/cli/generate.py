@@ -18,6 +18,8 @@ from ..errors import VinError
 from ..generation.options import STRATEGIES, GenerationOptions
 from .flags import CHECKPOINT_FLAGS, RUN_FLAGS, SAMPLING_FLAGS, RunFlags, SamplingFlags
 
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}  # --dtype: torch's names
+
 if TYPE_CHECKING:
     import torch
 
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
               help="With --guidance: the negative prompt as text [default with guidance: the empty prompt, as WanPipeline].")
 @click.option("--backbone", type=click.Path(), default=None,
               help="A run on a pretrained backbone: the backbone's folder, if it is not where the run recorded it.")
+@click.option("--dtype", type=click.Choice(sorted(DTYPES)), default=None,
+              help="A pretrained backbone's dtype, whatever it was saved in [default: bf16 on CUDA, fp32 on the CPU].")
 @SAMPLING_FLAGS
 @click.option("--queue", type=int, default=4, show_default=True, help="fifo: chunks in flight at once (diagonal denoising).")
 @click.option("--overlap-frames", type=int, default=None, help="overlap/freenoise: frames neighbouring windows share [F/2].")
@@ -58,7 +62,7 @@ if TYPE_CHECKING:
               help="Seconds a rank waits on the others before giving up (several processes only).")
 def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, frames: int, steps: int, seed: int, out: str,
              label: int | None, prompt_embeds: str | None, negative_embeds: str | None, prompt: str | None,
-             negative_prompt: str | None, backbone: str | None, sampling: SamplingFlags, queue: int,
+             negative_prompt: str | None, backbone: str | None, dtype: str | None, sampling: SamplingFlags, queue: int,
              overlap_frames: int | None, cutoff: float, no_position_interpolation: bool, fps: int, upscale: int, run: RunFlags,
              as_json: bool, nproc: int, timeout_s: int) -> None:  # fmt: skip
     """Generate a long video (chunk-parallel with the VIN, or a baseline) and write it atomically to --out."""
@@ -72,7 +76,8 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
     ckpt = checkpoint_path(checkpoint)
     torch_device = run.setup()
     prompts = _read_prompts(prompt_embeds, negative_embeds, prompt, negative_prompt, options.guidance)
-    result, world = _sample(ckpt, autoencoder, backbone, strategy, options, prompts, torch_device, nproc, timeout_s)
+    where = Where(ckpt, autoencoder, backbone, dtype, torch_device)
+    result, world = _sample(where, strategy, options, prompts, nproc, timeout_s)
     if result is None:  # not rank 0
         return
     from ..videos import write_video
@@ -114,24 +119,43 @@ def _read_prompts(prompt_embeds: str | None, negative_embeds: str | None, prompt
     return Prompts(embeds, negative, prompt, negative_prompt)
 
 
-def _sample(ckpt: Path, autoencoder: str | None, backbone: str | None, strategy: str, options: GenerationOptions,
-            prompts: Prompts, device: torch.device, nproc: int, timeout_s: int) -> tuple[Generation | None, int]:  # fmt: skip
+@dataclass(frozen=True)
+class Where:
+    """The model to load and where: the checkpoint, its autoencoder and backbone folders (None: as recorded),
+    the backbone's dtype name (None: the kind's default) and the device."""
+
+    checkpoint: Path
+    autoencoder: str | None
+    backbone: str | None
+    dtype: str | None
+    device: torch.device
+
+    def load(self, device: torch.device | None = None):
+        import torch
+
+        from ..checkpoint import load_model
+
+        dtype = getattr(torch, DTYPES[self.dtype]) if self.dtype else None
+        return load_model(self.checkpoint, device or self.device, self.autoencoder, self.backbone, dtype)
+
+
+def _sample(where: Where, strategy: str, options: GenerationOptions, prompts: Prompts, nproc: int,
+            timeout_s: int) -> tuple[Generation | None, int]:  # fmt: skip
     """Loads the model and samples, in this process or (--nproc > 1) re-run under torchrun; (result, ranks).
     `options`: the request, checked when made; `prompts`: the prompt (embeddings or text), if any."""
     import torch
 
-    from ..checkpoint import load_model
     from ..generation.api import check_prompts, check_request, generate_from
     from ..parallel import init_from_env, launched_by_torchrun, shutdown
 
     if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
-        model = load_model(ckpt, autoencoder=autoencoder, backbone=backbone)
+        model = where.load(torch.device("cpu"))
         check_prompts(model, prompts.embeds, prompts.negative_embeds)
         check_request(model, strategy, options, nproc, prompts.embeds is not None or prompts.text is not None)
         _relaunch_with_torchrun(nproc)
-    group = init_from_env(str(device), timeout_s)
+    group = init_from_env(str(where.device), timeout_s)
     try:
-        model = load_model(ckpt, group.device if group.distributed else device, autoencoder, backbone)
+        model = where.load(group.device if group.distributed else where.device)
         result = generate_from(model, strategy, options, group, prompts.embeds, prompts.negative_embeds, prompts.text,
                                prompts.negative_text)  # fmt: skip
         return result, group.world

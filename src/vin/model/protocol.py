@@ -51,9 +51,11 @@ class VideoModel(ABC):
     @classmethod
     @abstractmethod
     def load(cls, folder: Path, config: ModelConfig, meta: dict[str, Any], device: str | torch.device,
-             backbone: str | Path | None = None) -> "VideoModel":  # fmt: skip
+             backbone: str | Path | None = None, dtype: torch.dtype | None = None) -> "VideoModel":  # fmt: skip
         """The model a `save` wrote to `folder` (its config.json read into `config` and `meta`), in eval mode;
-        `backbone`: another copy of the pretrained backbone the run recorded."""
+        `backbone`: another copy of the pretrained backbone the run recorded; `dtype`: what a pretrained backbone
+        computes in (None: the kind's default for `device`; what diffusers keeps in float32 stays so), whatever
+        dtype it was saved in."""
 
     @abstractmethod
     def save(self, folder: Path) -> None:

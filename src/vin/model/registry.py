@@ -51,6 +51,6 @@ def build(config: ModelConfig, lora_rank: int = 0) -> "VideoModel":
 
 
 def load(folder: Path, name: str, config: ModelConfig, meta: dict[str, Any], device: "str | torch.device",
-         backbone: str | Path | None = None) -> "VideoModel":  # fmt: skip
+         backbone: str | Path | None = None, dtype: "torch.dtype | None" = None) -> "VideoModel":  # fmt: skip
     """The model saved in `folder`, whose config.json names the registered kind `name`."""
-    return kind(name).load(folder, config, meta, device, backbone)
+    return kind(name).load(folder, config, meta, device, backbone, dtype)

@@ -128,7 +128,9 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
 
     @classmethod
     def load(cls, folder: Path, config: ModelConfig, meta: dict[str, Any], device: str | torch.device,
-             backbone: str | Path | None = None) -> "VINModel":  # fmt: skip
+             backbone: str | Path | None = None, dtype: torch.dtype | None = None) -> "VINModel":  # fmt: skip
+        if dtype not in (None, torch.float32):
+            raise VinError(f"checkpoint {folder} is vin's own DiT, which samples in float32; drop the dtype ({dtype})")
         if backbone is not None:
             raise VinError(f"checkpoint {folder} is vin's own DiT: it has no pretrained backbone to point at; drop the backbone")
         model = cls(config)
