@@ -53,23 +53,29 @@ class ZKeyValue(nn.Module):
 
 
 class ZCrossAttention:
-    """An attention processor for a Wan block's cross-attention (attn2): the prompt's attention, as Wan
-    computes it, plus an attention of the same queries to Z_t, through the block's output projection."""
+    """An attention processor for a Wan block's cross-attention (attn2): the prompt's attention as Wan computes
+    it, plus an attention of the same queries to Z_t, added before the block's output projection: one `to_q`,
+    one `to_out`, as diffusers' Wan processor adds an image-to-video model's image tokens. Without Z_t (None)
+    the block runs Wan's own processor."""
 
     def __init__(self, base, kv: ZKeyValue, adapter: "WanVIN") -> None:
         self.base, self.kv, self.adapter = base, kv, adapter
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
-        out = self.base(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
         z = self.adapter.current_z
-        if z is None:
-            return out
-        q = attn.norm_q(attn.to_q(hidden_states)).unflatten(2, (attn.heads, -1)).transpose(1, 2)  # (W, H, L, Dh)
-        k, v = (p.unflatten(2, (attn.heads, -1)).transpose(1, 2).to(q.dtype) for p in self.kv(z))  # (W, H, M, Dh)
-        read = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)  # (W, L, inner)
-        proj = attn.to_out[0]  # affine (a LoRA adapter included): proj(a + b) = proj(a) + proj(b) - bias
-        added = proj(read.type_as(out))
-        return out + (added - proj.bias if proj.bias is not None else added)
+        if z is None or encoder_hidden_states is None:
+            return self.base(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
+
+        def heads(x: torch.Tensor) -> torch.Tensor:  # (W, L, inner) -> (W, H, L, Dh)
+            return x.unflatten(2, (attn.heads, -1)).transpose(1, 2)
+
+        q = heads(attn.norm_q(attn.to_q(hidden_states)))
+        k, v = heads(attn.norm_k(attn.to_k(encoder_hidden_states))), heads(attn.to_v(encoder_hidden_states))
+        prompt = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)  # (W, H, L, Dh)
+        kz, vz = (heads(p).to(q.dtype) for p in self.kv(z))  # (W, H, M, Dh)
+        read = F.scaled_dot_product_attention(q, kz, vz)
+        out = (prompt + read).transpose(1, 2).flatten(2).type_as(q)  # (W, L, inner)
+        return attn.to_out[1](attn.to_out[0](out))
 
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # every attention projection of Wan's blocks (attn1, attn2)
