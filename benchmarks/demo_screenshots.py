@@ -76,8 +76,10 @@ def main() -> None:
         generate(page, args.frames, args.steps, ["vin", "autoregressive", "independent"])
         show_mid_video(page, "#view")
         page.screenshot(path=str(args.out / "demo_generate.png"), full_page=True)
-        page.get_by_role("tab", name="Compare").click()
         for i, (consistency, quality) in enumerate([("Left", "Left"), ("Right", "No preference"), ("Left", "Right")]):
+            if i:  # a new session is a new rater: one vote per rater and pair, and this study has one pair
+                page.reload()
+            page.get_by_role("tab", name="Compare").click()
             page.locator("#left video").wait_for(timeout=600_000)
             page.locator("#consistency").get_by_label(consistency).check()
             page.locator("#quality").get_by_label(quality).check()

@@ -1,6 +1,7 @@
 """`vin demo`: votes, tally, study, rendering and generation called directly with a tiny model; the page in a
 real headless browser (Chromium + playwright; skipped with the reason when either is missing)."""
 
+import json
 import os
 import random
 import re
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 
 from vin.cli import main
 from vin.demo.browser import browser_missing, free_port, local_page, serve
+from vin.demo.limits import Caps
 from vin.demo.render import SEAM, side_by_side_frames, view_scale
 from vin.demo.study import Study
 from vin.demo.votes import TALLY_HEADERS, Vote, VoteStore, tally, tally_table, wilson_interval
@@ -120,9 +122,11 @@ def test_tally_counts_strategies_whichever_side_they_were_on():
     assert c.win_rate == 0.8 and c.interval == wilson_interval(8, 10)
     table = tally_table(rows)
     assert len(table[0]) == len(TALLY_HEADERS)
-    assert table[0] == ["vin vs autoregressive", "consistency", 11, 8, 2, 1, "80% [49%, 94%]"]
+    assert table[0] == ["vin vs autoregressive", "consistency", 11, 1, 8, 2, 1, "80% [49%, 94%]"]  # one rater
     assert table[1][-1] == "71% [36%, 92%]"  # 5 of 7: Wilson [0.3589, 0.9178]
-    assert table[2] == ["vin vs independent", "consistency", 1, 1, 0, 0, "100% [21%, 100%]"]
+    assert table[2] == ["vin vs independent", "consistency", 1, 1, 1, 0, 0, "100% [21%, 100%]"]
+    several = [Vote(f"r{i}", "ckpt", 8, 2, 0, "vin", "fifo", "left", "left") for i in range(3)] + [vote("vin", "fifo")]
+    assert [r.raters for r in tally(several)] == [4, 4]  # the tally says how many raters it holds
 
 
 # the study and the view ---------------------------------------------------------------------------------------------
@@ -173,7 +177,7 @@ def test_study_prepares_checks_and_balances_pairs(checkpoint, tmp_path):
 def demo(checkpoint, tmp_path):
     from vin.demo.core import Demo
 
-    d = Demo(checkpoint, VoteStore(tmp_path / "votes.sqlite"), tmp_path / "work", features="pixels")
+    d = Demo(checkpoint, VoteStore(tmp_path / "votes.sqlite"), tmp_path / "work", features="pixels", caps=Caps(frames=4096))
     d.study = Study(tmp_path / "study", checkpoint, 8, 2, ["vin", "independent"], [0, 1]).open(d.model())
     return d
 
@@ -216,10 +220,8 @@ def test_bad_input_gives_the_cli_line(demo, checkpoint, tmp_path, monkeypatch):
     assert page_error(frames=10) == cli_error(
         "generate", "--checkpoint", str(checkpoint), "--frames", "10", "--out", out
     )
-    missing = str(tmp_path / "nope")
-    assert page_error(checkpoint=missing) == cli_error(
-        "generate", "--checkpoint", missing, "--frames", "8", "--out", out
-    )
+    missing = str(tmp_path / "nope")  # the page serves its checkpoints only; it does not say what exists
+    assert page_error(checkpoint=missing) == f"that checkpoint is not served here: choose one of {checkpoint.name}"
     assert page_error(steps=0) == cli_error(
         "generate", "--checkpoint", str(checkpoint), "--frames", "8", "--steps", "0", "--out", out
     )
@@ -241,10 +243,10 @@ def test_trial_vote_and_results(demo):
         demo.vote(trial, "left", None, "r")
     assert demo.vote(trial, "left", "right", "r") == 1
     note, rows = demo.results()
-    assert note.startswith("1 vote on this study (8 frames, 2 steps)")
+    assert note.startswith("1 vote on this study (8 frames, 2 steps) from 1 rater, in votes.sqlite")
     a_left = trial.left == "vin"  # vin is A (first in the study); left won consistency, right won quality
-    assert rows[0][:6] == ["vin vs independent", "consistency", 1, int(a_left), int(not a_left), 0]
-    assert rows[1][:6] == ["vin vs independent", "quality", 1, int(not a_left), int(a_left), 0]
+    assert rows[0][:7] == ["vin vs independent", "consistency", 1, 1, int(a_left), int(not a_left), 0]
+    assert rows[1][:7] == ["vin vs independent", "quality", 1, 1, int(not a_left), int(a_left), 0]
 
 
 # the command ----------------------------------------------------------------------------------------------------------
@@ -371,3 +373,266 @@ def test_a_second_request_queues_and_votes_never_wait(checkpoint, tmp_path):
         second.wait_for_function(done, timeout=60_000)
         assert second.locator("#generate-status textarea").input_value().startswith("1 video of 8 frames")
     assert len(VoteStore(tmp_path / "v.sqlite").votes()) == 1
+
+
+# a page safe to share (issue 27): caps, checkpoints by name, cancel, votes --------------------------------------------
+
+CAPPED = [  # a request past the page's caps (frames 4096, steps 100, strategies 3): one line, before any work
+    ({"steps": 10**30}, "1000000000000000000000000000000 steps is more than this page takes"),
+    ({"steps": 10**7}, "10000000 steps is more than this page takes: at most 4096 frames, 100 steps and 3 strategies"),
+    ({"steps": 101}, "(set by whoever serves it: vin demo --max-steps); ask for fewer"),
+    ({"frames": 4100}, "4100 frames is more than this page takes"),
+    ({"strategies": ("vin", "full", "independent", "fifo")}, "4 strategies is more than this page takes"),
+    ({"steps": 100, "frames": 8}, None),  # at the caps: sampled
+]
+
+
+@pytest.mark.parametrize("request_, message", CAPPED, ids=[m or "at the caps" for _, m in CAPPED])
+def test_requests_past_the_page_caps_are_refused(demo, request_, message, monkeypatch):
+    from vin.demo.core import GenerateRequest
+
+    request = GenerateRequest(**{"frames": 8, "steps": 2, **request_})
+    if message is None:
+        assert demo.sample(request).describe().startswith("1 video of 8 frames (16x16), 100 steps")
+        return
+    monkeypatch.setattr(demo, "model", lambda *a: pytest.fail("the model was asked for"))
+    with pytest.raises(VinError) as err:
+        demo.sample(request)
+    assert message in str(err.value)
+
+
+def test_a_cancelled_request_stops_at_its_next_step_and_frees_the_model(demo):
+    from vin.demo.core import GenerateRequest, Stopped
+
+    asked = []
+
+    def cancelled() -> bool:  # the page goes away during the third model call's wait
+        asked.append(1)
+        return len(asked) >= 3
+
+    with pytest.raises(Stopped, match="stopped at its next step"):
+        demo.sample(GenerateRequest(frames=8, steps=90, strategies=("vin", "autoregressive")), cancelled=cancelled)
+    assert len(asked) == 3  # not 90 steps and a second strategy: it stopped at once
+    done = []  # the model lock is free: another request runs (in another thread, as the page's would)
+    worker = __import__("threading").Thread(target=lambda: done.append(demo.sample(GenerateRequest(frames=8, steps=2))))
+    worker.start()
+    worker.join(timeout=60)
+    assert done and done[0].describe().startswith("1 video of 8 frames")
+
+
+TYPED = ["{tmp}/nope", "/etc", "/etc/passwd", "{tmp}/not_a_checkpoint", "{tmp}/garbage", "~www-data", "~notauser", "~/nope"]
+
+
+def test_typed_checkpoint_folders_answer_alike_and_only_on_loopback(checkpoint, tmp_path):
+    """On loopback a typed folder may be loaded; every way it can fail gives the same line, which says nothing of
+    what exists. Beyond loopback only the names of the list are taken."""
+    from vin.demo.core import NOT_SERVED, Demo
+
+    (tmp_path / "not_a_checkpoint").mkdir()
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "config.json").write_text('{"_class_name": "SomethingElse"}')
+    (tmp_path / "garbage" / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 64)
+    local = Demo(checkpoint, VoteStore(tmp_path / "v.sqlite"), tmp_path / "w", typed_paths=True)
+    for text in (t.format(tmp=tmp_path) for t in TYPED):
+        with pytest.raises(VinError) as err:
+            local.model(text)
+        assert str(err.value) == NOT_SERVED
+    assert local.model(str(checkpoint)).config.chunk_frames == 4  # a real folder loads
+    shared = Demo([checkpoint, "default"], VoteStore(tmp_path / "v.sqlite"), tmp_path / "w")
+    assert shared.names == [checkpoint.name, "default"]
+    for text in (str(checkpoint), "full", "/etc", "~www-data"):
+        with pytest.raises(VinError, match=f"^that checkpoint is not served here: choose one of {checkpoint.name}, default$"):
+            shared.model(text)
+    assert shared.model("default").config.sample_size == 32
+
+
+def test_checkpoint_names_and_public_lines():
+    from vin.demo.limits import checkpoint_names, public
+
+    names = checkpoint_names([Path("/srv/runs/a/final"), Path("/srv/runs/b/final"), Path("/srv/x/mine"),
+                              Path("/srv/x/../x/mine")])  # fmt: skip
+    assert list(names) == ["a/final", "b/final", "mine"]  # the same folder given twice is listed once
+    line = "error: checkpoint /srv/x/mine: its config.json names no model; see /home/me/.cache/vin/log.txt"
+    assert public(line, [(Path("/srv/x/mine"), "mine")]) == "error: checkpoint mine: its config.json names no model; see log.txt"
+    assert public("error: 1/60 steps, a/b and ~/runs stay") == "error: 1/60 steps, a/b and ~/runs stay"
+
+
+def test_one_vote_per_rater_and_pair_and_a_rate_limit(demo, tmp_path):
+    from vin.demo.limits import VoteLimit
+    from vin.demo.study import Trial
+
+    pair, again = Trial("vin", "independent", 0), Trial("independent", "vin", 0)  # sides do not make another pair
+    assert demo.vote(pair, "left", "left", "alice", "10.0.0.1") == 1
+    with pytest.raises(VinError, match=r"already voted on this pair \(vote 1\): one vote per rater and pair"):
+        demo.vote(again, "right", "right", "alice", "10.0.0.1")
+    assert demo.vote(Trial("vin", "independent", 1), "left", "none", "alice", "10.0.0.1") == 2  # another seed
+    with pytest.raises(VinError, match="voted on every pair of this study"):
+        demo.trial(random.Random(0), "alice")
+    assert demo.trial(random.Random(0), "bob")[0].seed in (0, 1)  # bob has pairs left
+    limit = VoteLimit(2)
+    limit.count("10.0.0.9", now=100.0)
+    limit.count("10.0.0.9", now=130.0)
+    with pytest.raises(VinError, match="at most 2 a minute; vote again in 10 s"):
+        limit.check("10.0.0.9", now=150.0)
+    limit.check("10.0.0.9", now=160.5)  # the first left the minute
+    limit.check("10.0.0.8", now=150.0)  # another address
+    demo.vote_limit = VoteLimit(1)
+    demo.vote(pair, "left", "left", "carol", "10.0.0.2")
+    with pytest.raises(VinError, match="too many votes from your address"):
+        demo.vote(pair, "left", "left", "dave", "10.0.0.2")
+    note, rows = demo.results()
+    assert note.startswith("3 votes on this study (8 frames, 2 steps) from 2 raters") and rows[0][3] == 2
+
+
+def test_study_json_and_the_page_name_no_absolute_path(demo, tmp_path):
+    from vin.demo.study import MANIFEST
+
+    manifest = json.loads((demo.study.folder / MANIFEST).read_text())
+    assert manifest["checkpoint"] == demo.checkpoint.name and str(tmp_path.parent) not in json.dumps(manifest)
+    assert not any(str(v).startswith(("/", "~")) for v in manifest.values())
+    note, _ = demo.results()
+    assert str(tmp_path) not in note and note.endswith("Win rates leave out 'no preference'; 95% Wilson intervals.")
+
+
+# the page through gradio's own client, as a visitor's script would use it ---------------------------------------------
+
+GRADIO_CLIENT = None
+try:
+    import gradio_client  # noqa: F401
+except ImportError:
+    GRADIO_CLIENT = 'gradio_client is not installed (pip install -e ".[demo]")'
+BASE = {"ckpt": None, "f": 8, "s": 2, "sd": 0, "chosen": ["vin"], "fu": "early", "fr": 0.4, "k": None, "gt": "global"}
+RUN = [  # (what the request changes, what the status line says); served: --max-frames 2048 --max-steps 100 --max-strategies 2
+    ({"s": 1e30}, "steps is more than this page takes: at most 2048 frames, 100 steps and 2 strategies per request"),
+    ({"s": 1e7}, "error: 10000000 steps is more than this page takes"),
+    ({"f": 4096}, "error: 4096 frames is more than this page takes"),
+    ({"chosen": ["vin", "independent", "autoregressive"]}, "error: 3 strategies is more than this page takes"),
+    ({"f": 10}, "error: 10 frames cannot be cut into chunks of 4 frames"),
+    ({"ckpt": "/etc"}, "error: no checkpoint this page can load there: choose one from the list"),
+    ({"ckpt": "/etc/passwd"}, "error: no checkpoint this page can load there: choose one from the list"),
+    ({"ckpt": "/no/such/folder"}, "error: no checkpoint this page can load there: choose one from the list"),
+    ({"ckpt": "~www-data"}, "error: no checkpoint this page can load there: choose one from the list"),
+    ({"ckpt": "~notauser"}, "error: no checkpoint this page can load there: choose one from the list"),
+    ({"ckpt": "second"}, "1 video of 8 frames (16x16), 2 steps, seed 0, same noise"),  # the other served checkpoint
+]
+
+
+def _client(url: str):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=False, analytics_enabled=False)
+
+
+def _status(outputs) -> str:
+    """The status line among a handler's outputs (the first text that is one)."""
+    return next(o for o in outputs if isinstance(o, str) and (o.startswith(("error:", "vote")) or " video" in o))
+
+
+def _run(client, **change) -> str:
+    return _status(client.predict(*{**BASE, **change}.values(), api_name="/run"))
+
+
+def _wait_for(log: Path, text: str, count: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while log.read_text().count(text) < count:
+        assert time.monotonic() < deadline, f"{text!r} {count} times not in the server's log: {log.read_text()[-3000:]}"
+        time.sleep(0.2)
+
+
+def _start_long_run(client):
+    """A request that would take minutes (2048 frames, 100 steps, two strategies), once it is sampling."""
+    from gradio_client.utils import Status
+
+    job = client.submit(*{**BASE, "f": 2048, "s": 100, "chosen": ["vin", "autoregressive"]}.values(), api_name="/run")
+    deadline = time.monotonic() + 60
+    while job.status().code not in (Status.PROCESSING, Status.PROGRESS):
+        assert time.monotonic() < deadline, job.status()
+        time.sleep(0.2)
+    time.sleep(2)
+    return job
+
+
+@pytest.mark.skipif(GRADIO_CLIENT is not None, reason=f"gradio client test: {GRADIO_CLIENT}")
+def test_the_page_through_gradios_client(checkpoint, tmp_path):
+    """vin demo on loopback with two checkpoints and caps: every hostile request a visitor's script can make."""
+    import shutil
+
+    import httpx
+
+    import vin
+
+    shutil.copytree(checkpoint, tmp_path / "second")
+    study, votes = tmp_path / "study", tmp_path / "votes.sqlite"
+    args = ["--checkpoint", str(checkpoint), "--checkpoint", str(tmp_path / "second"), "--study", str(study),
+            "--votes", str(votes), "--study-frames", "8", "--study-steps", "2", "--study-strategies", "vin,independent",
+            "--study-seeds", "0,1", "--features", "pixels", "--max-frames", "2048", "--max-steps", "100",
+            "--max-strategies", "2", "--votes-per-minute", "3"]  # fmt: skip
+    log = tmp_path / "server.log"
+    with serve(args, free_port(), limit_s=400, log=log, env={"OMP_NUM_THREADS": "1"}) as url:
+        config = httpx.get(url + "config").text  # no path of the server's: not the tmp folders, nor the install
+        assert not [p for p in (str(tmp_path), str(checkpoint.parent), str(Path(vin.__file__).parent), "vin-demo-") if p in config]
+        [box] = [c["props"] for c in json.loads(config)["components"] if c["props"].get("elem_id") == "checkpoint"]
+        assert box["choices"] == [[checkpoint.name] * 2, ["second"] * 2] and box["allow_custom_value"] is True  # loopback
+        upload = httpx.post(url + "gradio_api/upload", files={"files": ("big.bin", b"\0" * 100_000)})
+        assert upload.status_code == 413 and not list(Path("/tmp/gradio").glob("**/big.bin"))
+        client = _client(url)
+        for change, line in RUN:
+            assert line in _run(client, **change), change
+
+        job = _start_long_run(client)  # cancelled: it stops at its next step and the model is free at once
+        job.cancel()
+        started = time.monotonic()
+        assert _run(_client(url)).startswith("1 video of 8 frames")
+        assert time.monotonic() - started < 45
+        _wait_for(log, "stopped at its next step", 1)
+        code = (f"import os, time; from tests.test_demo import _client, _start_long_run; _start_long_run(_client({url!r})); "
+                "os._exit(0)")  # a page closed mid-request: the script dies without a word
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120, check=True)
+        _wait_for(log, "stopped at its next step", 2)
+        assert _run(_client(url)).startswith("1 video of 8 frames")
+
+        alice, bob = _client(url), _client(url)  # votes: one per rater and pair; 3 a minute from one address
+        alice.predict(api_name="/draw")
+        assert _status(alice.predict("left", "none", api_name="/cast")) == "vote 1 recorded; here is the next pair"
+        assert _status(alice.predict("right", "left", api_name="/cast")).startswith("vote 2 recorded; you have voted on every pair")
+        for _ in range(3):  # stuffing the pair on screen
+            assert "already voted on this pair (vote 2)" in _status(alice.predict("left", "left", api_name="/cast"))
+        bob.predict(api_name="/draw")
+        assert _status(bob.predict("left", "left", api_name="/cast")).startswith("vote 3 recorded")
+        assert "too many votes from your address: at most 3 a minute" in _status(bob.predict("left", "left", api_name="/cast"))
+        note = alice.predict(api_name="/show")[0]
+        assert note.startswith("3 votes on this study (8 frames, 2 steps) from 2 raters, in votes.sqlite")
+    manifest = (study / "study.json").read_text()
+    assert str(tmp_path) not in manifest and f'"checkpoint": "{checkpoint.name}"' in manifest
+    assert len(VoteStore(votes).votes()) == 3
+
+
+def _listening(port: int) -> list[str]:
+    """The local addresses (hex, as /proc/net/tcp writes them) with a listening TCP socket on `port`."""
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return [r[1].split(":")[0] for r in rows if r[3] == "0A" and int(r[1].split(":")[1], 16) == port]
+
+
+@pytest.mark.skipif(GRADIO_CLIENT is not None or not Path("/proc/net/tcp").exists(),
+                    reason=f"gradio client test: {GRADIO_CLIENT or 'no /proc/net/tcp'}")  # fmt: skip
+def test_host_0000_binds_every_address_and_takes_no_typed_folder(checkpoint, tmp_path):
+    import httpx
+    from gradio_client.exceptions import AppError
+
+    args = ["--checkpoint", str(checkpoint), "--study", str(tmp_path / "study"), "--votes", str(tmp_path / "v.sqlite"),
+            "--study-frames", "8", "--study-steps", "2", "--study-strategies", "vin,independent", "--study-seeds", "0",
+            "--features", "pixels"]  # fmt: skip
+    port = free_port()
+    with serve(args, port, limit_s=200, log=tmp_path / "server.log", env={"OMP_NUM_THREADS": "1"}, host="0.0.0.0") as url:
+        assert _listening(port) == ["00000000"]  # 0.0.0.0, not 127.0.0.1 (0100007F)
+        config = httpx.get(url + "config").json()
+        [box] = [c["props"] for c in config["components"] if c["props"].get("elem_id") == "checkpoint"]
+        assert box["allow_custom_value"] is False and box["choices"] == [[checkpoint.name, checkpoint.name]]
+        client = _client(url)
+        for typed in ("/etc", str(checkpoint), "default"):
+            try:
+                line = _run(client, ckpt=typed)
+            except AppError as err:  # gradio's own refusal of a value not in the list
+                line = str(err)
+            assert "not" in line and "1 video" not in line and "/etc/" not in line, line
+        assert _run(client, ckpt=checkpoint.name).startswith("1 video of 8 frames")

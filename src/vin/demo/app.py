@@ -1,8 +1,10 @@
 """The gradio page of `vin demo`: Generate, Compare (the pairwise user study) and Results.
 
 Every handler calls `vin.demo.core.Demo` and shows a user error as the CLI's one line (`error: ...`) in the
-tab's status box, never a traceback. Generation runs in gradio's queue, one request at a time (a second one
-waits in line, with its place shown); votes and tallies have their own queues and never wait for it.
+tab's status box, never a traceback, and never a path of the server's (`Demo.public`). Generation runs in
+gradio's queue, one request at a time (a second one waits in line, with its place shown); a request cancelled
+or abandoned (its page closed) stops at its next step (`request_gone`). Votes and tallies have their own
+queues and never wait for it. Uploads are off (`max_file_size=0`): the page takes none.
 """
 
 from __future__ import annotations
@@ -24,18 +26,32 @@ log = logging.getLogger("vin.demo")
 ANSWERS = [("Left", "left"), ("Right", "right"), ("No preference", "none")]
 
 
-def _guard(fn: Callable[[], tuple], failed: Callable[[str], tuple]) -> tuple:
-    """fn()'s outputs; on a VinError (or a bug) the outputs of failed('error: ...'), one line, logged if a bug."""
+def _guard(demo: Demo, fn: Callable[[], tuple], failed: Callable[[str], tuple]) -> tuple:
+    """fn()'s outputs; on a VinError (or a bug) the outputs of failed('error: ...'), one line without the server's
+    paths, logged if a bug."""
     try:
         return fn()
     except VinError as err:
-        return failed(f"error: {err}")
+        return failed(demo.public(f"error: {err}"))
     except Exception as err:  # a bug: one line on the page, the traceback in the server's log
         log.exception("vin demo: unexpected error")
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        return failed(
+        return failed(demo.public(
             f"error: unexpected {type(err).__name__}{': ' + first if first else ''} (the server's log has the details)"
-        )
+        ))  # fmt: skip
+
+
+def request_gone() -> bool:
+    """Whether the gradio event this thread works for was cancelled (it left the queue's running jobs) or lost
+    its page (gradio marks it not alive). Read from gradio 6's queue; outside an event: False."""
+    from gradio.context import LocalContext
+
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+    if queue is None or event_id is None:
+        return False
+    mine = [event for job in queue.active_jobs if job for event in job if event._id == event_id]
+    return not mine or not all(event.alive for event in mine)
 
 
 def _empty_table(headers: list[str]) -> pd.DataFrame:
@@ -44,15 +60,17 @@ def _empty_table(headers: list[str]) -> pd.DataFrame:
 
 def generate_tab(demo: Demo, frames: int) -> None:
     """Frames, steps, seed, strategies and sampling switches; the side-by-side video, figures and costs."""
-    chunk = demo.model().config.chunk_frames
+    chunk, caps = demo.model().config.chunk_frames, demo.caps
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            checkpoint = gr.Textbox(label="Checkpoint", value=str(demo.checkpoint), elem_id="checkpoint",
-                                    info="a folder written by vin train, or default / full (the shipped models)")  # fmt: skip
-            n_frames = gr.Number(
-                label="Frames", value=frames, elem_id="frames", info=f"a multiple of the chunk ({chunk} frames)"
-            )
-            steps = gr.Number(label="Steps", value=25, elem_id="steps", minimum=1)
+            checkpoint = gr.Dropdown(demo.names, value=demo.names[0], label="Checkpoint", elem_id="checkpoint",
+                                     allow_custom_value=demo.typed_paths, info="served by this page" +
+                                     ("; or type a folder written by vin train" if demo.typed_paths else ""))  # fmt: skip
+            gr.Markdown(f"Limits of this page: {caps.describe()} (set by whoever serves it).", elem_id="caps")
+            n_frames = gr.Number(label="Frames", value=frames, elem_id="frames",
+                                 info=f"a multiple of the chunk ({chunk} frames), at most {caps.frames}")  # fmt: skip
+            steps = gr.Number(label="Steps", value=min(25, caps.steps), elem_id="steps", minimum=1,
+                              info=f"at most {caps.steps}")  # fmt: skip
             seed = gr.Number(label="Seed", value=0, elem_id="seed", minimum=0)
             strategies = gr.CheckboxGroup(list(STRATEGIES), value=["vin"], label="Strategies (side by side, same noise)",
                                           elem_id="strategies")  # fmt: skip
@@ -76,7 +94,8 @@ def generate_tab(demo: Demo, frames: int) -> None:
 
 
 def _generate_handler(demo: Demo) -> Callable:
-    """The Generate button's handler: samples the request, then measures it (FLOPs and vin eval figures)."""
+    """The Generate button's handler: samples the request, then measures it (FLOPs and vin eval figures); both
+    stop at their next step once the request is cancelled or its page closed."""
 
     def run(ckpt, f, s, sd, chosen, fu, fr, k, gt, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (gradio's way)
         """A generator: the videos as soon as they are sampled, then their figures."""
@@ -91,12 +110,12 @@ def _generate_handler(demo: Demo) -> Callable:
         def sample():
             request = GenerateRequest(ckpt, whole(f, "frames"), whole(s, "steps"), whole(sd, "seed"), tuple(chosen or ()),
                                       fu, float(fr), gt, whole(k, "context frames"))  # fmt: skip
-            samples = done["samples"] = demo.sample(request, report)
+            samples = done["samples"] = demo.sample(request, report, request_gone)
             return (samples.describe() + "; measuring (FLOPs and vin eval figures)...", str(samples.view),
                     _empty_table(HEADERS), [str(p) for p in samples.files.values()])  # fmt: skip
 
         def measure():
-            result = demo.measure(done["samples"], report)
+            result = demo.measure(done["samples"], report, request_gone)
             return (
                 result.summary,
                 str(result.view),
@@ -104,9 +123,9 @@ def _generate_handler(demo: Demo) -> Callable:
                 [str(p) for p in result.videos.values()],
             )
 
-        yield _guard(sample, failed)
+        yield _guard(demo, sample, failed)
         if "samples" in done:
-            yield _guard(measure, failed)
+            yield _guard(demo, measure, failed)
 
     return run
 
@@ -129,30 +148,38 @@ def compare_tab(demo: Demo, rng: random.Random) -> gr.Tab:
             skip = gr.Button("Next pair", elem_id="next")
         status = gr.Textbox(label="Status", interactive=False, elem_id="compare-status", max_lines=2)
 
-    def draw(current, message: str = ""):
+    def draw(current, who, message: str = ""):
+        """The next pair for this browser session's rater (one id per session, drawn at its first pair)."""
+        who = who or uuid.uuid4().hex[:12]
+
         def work():
-            t, lpath, rpath = demo.trial(rng)
+            t, lpath, rpath = demo.trial(rng, who, request_gone)
             ready = len(s.strategies) * len(s.seeds) - len(s.missing())
-            note = message or f"{ready} of {len(s.strategies) * len(s.seeds)} study videos ready in {s.folder}"
-            return t, str(lpath), str(rpath), None, None, note
+            note = message or f"{ready} of {len(s.strategies) * len(s.seeds)} study videos ready"
+            return t, str(lpath), str(rpath), None, None, note, who
 
-        return _guard(work, lambda line: (current, gr.update(), gr.update(), gr.update(), gr.update(), line))
+        return _guard(demo, work, lambda line: (current, gr.update(), gr.update(), gr.update(), gr.update(), line, who))
 
-    def cast(current, c, q, who):
-        who = who or uuid.uuid4().hex[:12]  # one id per browser session
+    def cast(current, c, q, who, request: gr.Request):
+        who = who or uuid.uuid4().hex[:12]
+        address = request.client.host if request is not None and request.client is not None else ""
         try:
-            row = demo.vote(current, c, q, who)
+            row = demo.vote(current, c, q, who, address)
         except VinError as err:
-            return current, gr.update(), gr.update(), gr.update(), gr.update(), f"error: {err}", who
-        return (*draw(current, f"vote {row} recorded; here is the next pair"), who)
+            return current, gr.update(), gr.update(), gr.update(), gr.update(), demo.public(f"error: {err}"), who
+        out = draw(current, who, f"vote {row} recorded; here is the next pair")
+        if out[5].startswith("error: "):  # recorded, and no pair left to show (or none could be made)
+            return (*out[:5], f"vote {row} recorded; {out[5].removeprefix('error: ')}", who)
+        return out
 
-    outputs = [trial, left, right, consistency, quality, status]
-    vote.click(
-        cast, [trial, consistency, quality, rater], [*outputs, rater], concurrency_limit=4, concurrency_id="votes"
-    )
-    skip.click(draw, [trial], outputs, concurrency_limit=4, concurrency_id="draw")
-    tab.select(lambda t: draw(t) if t is None else (t, gr.update(), gr.update(), gr.update(), gr.update(), gr.update()),
-               [trial], outputs, concurrency_limit=4, concurrency_id="draw")  # fmt: skip
+    def first(current, who):
+        """The tab opened: a pair if none is on screen yet."""
+        return draw(current, who) if current is None else (current, *[gr.update()] * 5, who)
+
+    outputs = [trial, left, right, consistency, quality, status, rater]
+    vote.click(cast, [trial, consistency, quality, rater], outputs, concurrency_limit=4, concurrency_id="votes")
+    skip.click(draw, [trial, rater], outputs, concurrency_limit=4, concurrency_id="draw")
+    tab.select(first, [trial, rater], outputs, concurrency_limit=4, concurrency_id="draw")
     return tab
 
 
@@ -168,7 +195,7 @@ def results_tab(demo: Demo) -> None:
             text, rows = demo.results()
             return text, pd.DataFrame(rows, columns=TALLY_HEADERS)
 
-        return _guard(work, lambda line: (line, _empty_table(TALLY_HEADERS)))
+        return _guard(demo, work, lambda line: (line, _empty_table(TALLY_HEADERS)))
 
     for event in (tab.select, refresh.click):
         event(show, None, [note, table], concurrency_limit=4, concurrency_id="tally")
@@ -178,8 +205,8 @@ def build(demo: Demo, frames: int, seed: int | None = None) -> gr.Blocks:
     """The page. `frames`: the Generate tab's starting length; `seed` fixes the draw of study pairs (tests)."""
     rng = random.Random(seed)
     with gr.Blocks(title="vin demo", analytics_enabled=False, delete_cache=(1800, 7200)) as page:
-        gr.Markdown(f"# vin: long videos with Video Interface Networks\nModel: `{demo.checkpoint}` · votes: "
-                    f"`{demo.votes.path}` · study: `{demo.study.folder}`")  # fmt: skip
+        gr.Markdown(f"# vin: long videos with Video Interface Networks\nModels: {', '.join(f'`{n}`' for n in demo.names)}"
+                    f" · votes: `{demo.votes.path.name}` · study: `{demo.study.folder.name}`")  # fmt: skip
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):
                 generate_tab(demo, frames)
@@ -190,6 +217,8 @@ def build(demo: Demo, frames: int, seed: int | None = None) -> gr.Blocks:
 
 
 def launch(page: gr.Blocks, demo: Demo, host: str, port: int) -> None:
-    """Serves `page` on host:port until interrupted (blocks)."""
+    """Serves `page` on host:port until interrupted (blocks). No uploads (the page takes none: max_file_size=0
+    refuses any with 413); files served only from the study folder and the demo's own work folder."""
     page.launch(server_name=host, server_port=port, ssr_mode=False, quiet=True, show_error=False, mcp_server=False,
-                pwa=False, allowed_paths=[str(demo.study.folder), str(demo.work_dir)], footer_links=[])  # fmt: skip
+                pwa=False, allowed_paths=[str(demo.study.folder), str(demo.work_dir)], footer_links=[],
+                max_file_size=0)  # fmt: skip

@@ -65,9 +65,10 @@ def _die_with_parent() -> None:
 
 @contextmanager
 def serve(args: Sequence[str], port: int, limit_s: int = 600, ready_s: float = 120, log: Path | None = None,
-          env: dict | None = None) -> Iterator[str]:  # fmt: skip
-    """Runs `vin demo ARGS --host 127.0.0.1 --port PORT` and yields its address once it answers; stops it after."""
-    cmd = [sys.executable, "-m", "vin", "demo", *args, "--host", HOST, "--port", str(port)]
+          env: dict | None = None, host: str = HOST) -> Iterator[str]:  # fmt: skip
+    """Runs `vin demo ARGS --host HOST --port PORT` and yields its address on 127.0.0.1 once it answers there;
+    stops it after. `host`: 127.0.0.1, or 0.0.0.0 to test a page that serves the network."""
+    cmd = [sys.executable, "-m", "vin", "demo", *args, "--host", host, "--port", str(port)]
     if shutil.which("timeout"):
         cmd = ["timeout", "-k", "10", str(limit_s), *cmd]  # the server stops by itself past limit_s
     with ExitStack() as stack:

@@ -1,7 +1,9 @@
 """`vin demo`: checks everything before the page starts, then serves it (or, with --prepare, makes the study's videos).
 
-Order: the address can be listened on, gradio is installed (serving only), the checkpoint loads, the votes
-file opens, the study's requests and folder check out. Each failure is one line (`VinError`).
+Order: the address can be listened on, gradio is installed (serving only), the page's caps are whole
+numbers, every checkpoint's config.json reads and the first checkpoint loads, the votes file opens (and is
+not inside the study folder, which is served), the study's requests and folder check out. Each failure is
+one line (`VinError`). The page takes typed checkpoint folders only when it listens on loopback.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import VinError
+from .limits import Caps
 
 INSTALL = 'vin demo needs gradio, an optional extra: pip install -e ".[demo]" (in a clone of vin) or pip install gradio'
 
@@ -25,8 +28,8 @@ INSTALL = 'vin demo needs gradio, an optional extra: pip install -e ".[demo]" (i
 class DemoSettings:
     """What `vin demo` was asked for (the CLI's flags)."""
 
-    checkpoint: str | None = None
-    autoencoder: str | None = None
+    checkpoints: Sequence[str] = ()  # served by the page, picked from a list; the first is the default (none: default)
+    autoencoder: str | None = None  # the first checkpoint's, if it moved since training
     host: str = "127.0.0.1"
     port: int = 7860
     votes: str = "vin-votes.sqlite"
@@ -39,6 +42,8 @@ class DemoSettings:
     device: str = "cpu"
     prepare: bool = False
     pair_seed: int | None = None  # fixes the draw of study pairs (tests)
+    caps: Caps = Caps()  # the most one request may ask for (--max-frames, --max-steps, --max-strategies)
+    votes_per_minute: int = 10  # from one client address
 
 
 def check_address(host: str, port: int) -> None:
@@ -74,21 +79,36 @@ def require_gradio():
 
 def open_demo(settings: DemoSettings):
     """The checked `Demo` (model loaded, votes file open, study folder checked) and the Generate tab's frames."""
+    from ..checkpoint import checkpoint_path, read_config_json
     from .core import Demo, temporal_factor
     from .study import Study
     from .votes import VoteStore
 
+    caps = settings.caps.check()
+    for checkpoint in settings.checkpoints[1:]:  # the first is loaded below; the others when the page asks
+        read_config_json(checkpoint_path(checkpoint))
+    _check_votes_outside(Path(settings.votes), Path(settings.study))
     votes = VoteStore(settings.votes)
     work = Path(tempfile.mkdtemp(prefix="vin-demo-"))
     atexit.register(shutil.rmtree, work, True)
-    demo = Demo(settings.checkpoint, votes, work, autoencoder=settings.autoencoder, device=settings.device,
-                features=settings.features)  # fmt: skip
+    demo = Demo(list(settings.checkpoints) or None, votes, work, autoencoder=settings.autoencoder, device=settings.device,
+                features=settings.features, caps=caps, typed_paths=is_local(settings.host),
+                votes_per_minute=settings.votes_per_minute)  # fmt: skip
     model = demo.model()
     chunk = model.config.chunk_frames * temporal_factor(model)
+    if caps.frames < chunk:
+        raise VinError(f"--max-frames {caps.frames} is less than one chunk of {demo.names[0]} ({chunk} frames)")
     frames = settings.study_frames if settings.study_frames is not None else 16 * chunk
     demo.study = Study(settings.study, demo.checkpoint, frames, settings.study_steps, settings.study_strategies,
                        settings.study_seeds).open(model)  # fmt: skip
-    return demo, 16 * chunk
+    return demo, min(16, caps.frames // chunk) * chunk
+
+
+def _check_votes_outside(votes: Path, study: Path) -> None:
+    """The votes file (rater ids, every answer) must not sit in the study folder, whose files the page serves."""
+    if votes.expanduser().resolve().is_relative_to(study.expanduser().resolve()):
+        raise VinError(f"the votes file {votes} is inside the study folder {study}, whose files the page serves; "
+                       "keep --votes outside --study")  # fmt: skip
 
 
 def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> None:
@@ -108,8 +128,11 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Non
     page = build(demo, frames, settings.pair_seed)
     ready = len(study.strategies) * len(study.seeds) - len(study.missing())
     where = ("this machine only; --host 0.0.0.0 serves your network" if is_local(settings.host)
-             else "reachable from other machines: anyone who can reach this address can use it")  # fmt: skip
+             else "reachable from other machines: anyone who can reach this address can use it; the page lists only "
+                  "the --checkpoint folders")  # fmt: skip
     echo(f"vin demo: http://{settings.host}:{settings.port} ({where}); Ctrl-C stops it")
+    echo(f"checkpoints: {', '.join(demo.names)}; limits: {demo.caps.describe()}, {settings.votes_per_minute} votes a "
+         "minute from one address")  # fmt: skip
     echo(f"votes: {demo.votes.path}; study: {study.folder} ({ready} of {len(study.strategies) * len(study.seeds)} videos "
          f"ready{'' if ready == len(study.strategies) * len(study.seeds) else '; vin demo --prepare makes the rest'})")  # fmt: skip
     try:

@@ -73,7 +73,8 @@ class Study:
             raise VinError(f"study folder {self.folder} is a file; give a folder")
         if not self.folder.parent.is_dir():
             raise VinError(f"study folder {self.folder}: {self.folder.parent} does not exist; create it first")
-        manifest = {"schema": SCHEMA, "checkpoint": str(self.checkpoint), "weights_sha256": weights_digest(self.checkpoint),
+        # the folder's name only (it may be served with the videos); the weights' digest is what identifies the model
+        manifest = {"schema": SCHEMA, "checkpoint": self.checkpoint.name, "weights_sha256": weights_digest(self.checkpoint),
                     "frames": self.frames, "steps": self.steps, "fps": self.fps, "upscale": self.upscale}  # fmt: skip
         path = self.folder / MANIFEST
         if path.is_file():
@@ -121,11 +122,16 @@ class Study:
             self.ensure(model, strategy, seed)
         return len(todo)
 
-    def draw(self, rng: random.Random, counts: Counter | None = None) -> Trial:
-        """A trial: a pair among those with the fewest votes so far (`counts` of sorted pairs), a seed, sides at random."""
+    def draw(self, rng: random.Random, counts: Counter | None = None, done: set | frozenset = frozenset()) -> Trial:
+        """A trial: a pair among those with the fewest votes so far (`counts` of sorted pairs), a seed, sides at random.
+        `done`: the (sorted pair, seed) a rater has voted on already, never drawn again for them."""
         pairs = [tuple(sorted(p)) for p in itertools.combinations(self.strategies, 2)]
+        seeds = {p: [seed for seed in self.seeds if (p, seed) not in done] for p in pairs}
+        pairs = [p for p in pairs if seeds[p]]
+        if not pairs:
+            raise VinError("you have voted on every pair of this study: thank you")
         counts = counts or Counter()
         fewest = min(counts.get(p, 0) for p in pairs)
         a, b = rng.choice([p for p in pairs if counts.get(p, 0) == fewest])
         left, right = (a, b) if rng.random() < 0.5 else (b, a)
-        return Trial(left, right, rng.choice(self.seeds))
+        return Trial(left, right, rng.choice(seeds[a, b]))

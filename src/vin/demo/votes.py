@@ -3,8 +3,10 @@
 One row per vote, committed before `record` returns (rollback journal, `synchronous=FULL`: the row is on
 disk when the rater's page hears back), so a crash or a restart loses no vote. A vote is one rater's
 answer to one pair of videos: which is more consistent over time, which has the better quality (each
-`left`, `right` or `none`, no preference). The table keeps what was shown where, so position bias can be
-measured later; the tally works on strategies. No torch and no gradio here.
+`left`, `right` or `none`, no preference). A rater votes once on a pair (two strategies, one seed, one
+study): a second vote is refused, so no one can stuff a pair. The table keeps what was shown where, so
+position bias can be measured later; the tally works on strategies and says how many raters it holds.
+No torch and no gradio here.
 """
 
 from __future__ import annotations
@@ -118,10 +120,18 @@ class VoteStore:
                 db.close()
 
     def record(self, vote: Vote) -> int:
-        """Stores `vote` and commits it to disk before returning its row id."""
+        """Stores `vote` and commits it to disk before returning its row id; a rater's second vote on the same pair
+        (the same two strategies, either side, the same seed and study) is refused, in the same transaction."""
         vote.check()
         cast_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         with self._session() as db:
+            earlier = db.execute("SELECT id FROM votes WHERE rater = ? AND checkpoint = ? AND frames = ? AND steps = ? AND "
+                                 "seed = ? AND ((left_strategy = ? AND right_strategy = ?) OR (left_strategy = ? AND "
+                                 "right_strategy = ?))", (vote.rater, vote.checkpoint, vote.frames, vote.steps, vote.seed,
+                                                          vote.left, vote.right, vote.right, vote.left)).fetchone()  # fmt: skip
+            if earlier is not None:
+                raise VinError(f"you have already voted on this pair (vote {earlier[0]}): one vote per rater and pair; "
+                               "press 'Next pair' for another")  # fmt: skip
             cursor = db.execute(f"INSERT INTO votes ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * 10)})",
                                 (cast_at, *astuple(vote)))  # fmt: skip
         return int(cursor.lastrowid)
@@ -154,6 +164,7 @@ class PairTally:
     a_wins: int
     b_wins: int
     ties: int  # no preference
+    raters: int = 0  # how many different raters cast the votes
 
     @property
     def win_rate(self) -> float | None:
@@ -179,13 +190,15 @@ def tally(votes: Sequence[Vote], order: Sequence[str] = ()) -> list[PairTally]:
         return rank.get(name, len(rank)), name
 
     counts: dict[tuple[str, str, str], list[int]] = {}
+    raters: dict[tuple[str, str], set[str]] = {}
     for vote in votes:
         a, b = sorted((vote.left, vote.right), key=key)
+        raters.setdefault((a, b), set()).add(vote.rater)
         for criterion in CRITERIA:
             c = counts.setdefault((a, b, criterion), [0, 0, 0])
             winner = vote.winner(criterion)
             c[0 if winner == a else 1 if winner == b else 2] += 1
-    rows = [PairTally(a, b, crit, sum(c), c[0], c[1], c[2]) for (a, b, crit), c in counts.items()]
+    rows = [PairTally(a, b, crit, sum(c), c[0], c[1], c[2], len(raters[a, b])) for (a, b, crit), c in counts.items()]
     return sorted(rows, key=lambda r: (key(r.a), key(r.b), CRITERIA.index(r.criterion)))
 
 
@@ -193,6 +206,7 @@ TALLY_HEADERS = [
     "pair (A vs B)",
     "question",
     "votes",
+    "raters",
     "A preferred",
     "B preferred",
     "no preference",
@@ -206,5 +220,5 @@ def tally_table(rows: Sequence[PairTally]) -> list[list]:
     for r in rows:
         lo, hi = r.interval
         rate = "–" if r.win_rate is None else f"{r.win_rate:.0%} [{lo:.0%}, {hi:.0%}]"
-        table.append([f"{r.a} vs {r.b}", r.criterion, r.votes, r.a_wins, r.b_wins, r.ties, rate])
+        table.append([f"{r.a} vs {r.b}", r.criterion, r.votes, r.raters, r.a_wins, r.b_wins, r.ties, rate])
     return table
