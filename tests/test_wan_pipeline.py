@@ -192,3 +192,20 @@ def test_a_backbone_saved_in_bf16_samples_in_fp32_and_in_bf16(pipeline_run, pipe
         videos[dtype] = generate(model, 4, 2, 1, **kw).video.numpy().astype(int)
     gap = np.abs(videos[None] - videos[torch.bfloat16])
     assert gap.mean() < 8 and videos[torch.bfloat16].std() > 5, (gap.mean(), gap.max())  # bf16 rounding, not noise
+
+
+def test_wan_vin_pipeline_is_called_as_wan_pipeline_is(pipeline_run, pipe_dir):
+    import vin
+    from vin.checkpoint import load_model
+    from vin.generation.api import generate
+
+    pipe = vin.WanVINPipeline.from_pretrained(pipe_dir, vin=pipeline_run)
+    out = pipe(prompt="a red ball", negative_prompt="blue cat", num_frames=13, height=HEIGHT, width=HEIGHT,
+               num_inference_steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(1)).frames[0]  # fmt: skip
+    direct = generate(load_model(pipeline_run), 4, 2, 1, prompt="a red ball", negative_prompt="blue cat", guidance=2.0).video
+    assert out.dtype == np.float32 and out.shape == (13, HEIGHT, HEIGHT, 3)
+    np.testing.assert_array_equal(np.round(out * 255).astype(np.uint8), direct.numpy())
+    with pytest.raises(VinError, match="the VAE makes videos of 4k \\+ 1 frames; use 9 or 13"):
+        pipe(prompt="a red ball", num_frames=12)
+    with pytest.raises(VinError, match="height and width must be 32"):
+        pipe(prompt="a red ball", num_frames=9, height=32, width=64)

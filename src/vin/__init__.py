@@ -19,6 +19,7 @@ _EXPORTS = {
     "write_video": "vin.videos",
     "VINModel": "vin.model.vin",
     "VideoModel": "vin.model.protocol",
+    "WanVINPipeline": "vin.generation.pipeline",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,73 @@
+"""`vin.WanVINPipeline`: a trained VIN on a downloaded Wan2.1 folder, called as diffusers' `WanPipeline` is.
+
+    pipe = vin.WanVINPipeline.from_pretrained("Wan2.1-T2V-1.3B-Diffusers", vin="runs/wan", torch_dtype=torch.bfloat16,
+                                              device="cuda")
+    frames = pipe(prompt="a red kite over a beach", negative_prompt="blurry", num_frames=257,
+                  num_inference_steps=30, guidance_scale=5.0, generator=torch.Generator().manual_seed(0)).frames[0]
+
+`num_frames` counts video frames, as WanPipeline's does (4k + 1 for Wan2.1's VAE); the chunks are denoised in
+parallel and the VIN reads the whole video (`strategy` and the other `vin.generate` options pass through).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ..errors import VinError
+
+if TYPE_CHECKING:
+    from ..model.protocol import VideoModel
+
+
+@dataclass
+class WanVINPipelineOutput:
+    frames: list  # one video per prompt: (T, H, W, 3) float32 in [0, 1] ("np"), or uint8 ("uint8")
+
+
+class WanVINPipeline:
+    """A VIN run (`vin`) on a Wan2.1 pipeline folder; `__call__` takes WanPipeline's arguments."""
+
+    def __init__(self, model: "VideoModel") -> None:
+        self.model = model
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, vin: str | Path,
+                        torch_dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> "WanVINPipeline":  # fmt: skip
+        """The run `vin` (a `vin train` output folder) on the Wan2.1 folder `pretrained_model_name_or_path` (a local
+        path: nothing is downloaded), its backbone in `torch_dtype` (default: bf16 on CUDA, fp32 on the CPU)."""
+        from ..checkpoint import load_model
+
+        return cls(load_model(vin, device, backbone=pretrained_model_name_or_path, dtype=torch_dtype))
+
+    def latent_frames(self, num_frames: int) -> int:
+        """Video frames -> the latent frames the model samples; a count the VAE cannot make names the nearest ones."""
+        temporal = self.model.latent_decoder.temporal if self.model.latent_decoder is not None else 1
+        if num_frames < 1 or (num_frames - 1) % temporal:
+            low = max(1, (num_frames - 1) // temporal * temporal + 1)
+            raise VinError(f"num_frames={num_frames}: the VAE makes videos of {temporal}k + 1 frames; use {low} or {low + temporal}")
+        return (num_frames - 1) // temporal + 1
+
+    def __call__(self, prompt: str, negative_prompt: str | None = None, num_frames: int = 81, height: int | None = None,
+                 width: int | None = None, num_inference_steps: int = 50, guidance_scale: float = 5.0,
+                 generator: torch.Generator | None = None, output_type: str = "np", strategy: str = "vin",
+                 **options: Any) -> WanVINPipelineOutput:  # fmt: skip
+        """One video of `num_frames` frames for `prompt` (WanPipeline's arguments; `generator`: its initial seed
+        is the noise seed). `height` / `width` must be the run's frame size (square, as it was trained)."""
+        from .api import generate
+
+        if output_type not in ("np", "uint8"):
+            raise VinError(f"output_type must be np or uint8, got {output_type!r}")
+        spatial = self.model.latent_decoder.spatial if self.model.latent_decoder is not None else 1
+        size = self.model.config.sample_size * spatial
+        if (height or size, width or size) != (size, size):
+            raise VinError(f"this run makes {size}x{size} frames; height and width must be {size} (non-square is not built yet)")
+        seed = generator.initial_seed() if generator is not None else 0
+        negative = negative_prompt if guidance_scale != 1.0 else None
+        video = generate(self.model, self.latent_frames(num_frames), num_inference_steps, seed, strategy, prompt=prompt,
+                         negative_prompt=negative, guidance=guidance_scale, **options).video.numpy()  # fmt: skip
+        return WanVINPipelineOutput([video if output_type == "uint8" else video.astype(np.float32) / 255.0])
