@@ -120,6 +120,17 @@ def test_generate_api_cases(request_, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_more_steps_than_ddim_has_is_one_line_not_a_traceback():
+    import vin
+
+    from .conftest import tiny_model
+
+    model = tiny_model(objective="epsilon", parameterization="direct")  # sampled with DDIM (1000 timesteps)
+    with pytest.raises(VinError, match=r"^steps must be at most 1000 with the DDIM scheduler .*, got 1001$"):
+        vin.generate(model, 4, steps=1001, max_steps=2000, progress=False)  # the user raised the bound
+    assert vin.generate(model, 4, steps=2, max_steps=2000, progress=False).video.shape[0] == 4
+
+
 # vin eval FILES: the same file twice, a missing file ----------------------------------------------------------------
 @pytest.fixture
 def clip(tmp_path) -> Path:

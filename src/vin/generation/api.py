@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..diffusion.objective import NUM_TRAIN_TIMESTEPS
 from ..errors import VinError
 from ..model.protocol import VideoModel
 from ..parallel import Group, chunk_ranges
@@ -111,6 +112,9 @@ def check_request(model: VideoModel, strategy: str, options: GenerationOptions, 
         raise VinError(f"this checkpoint is a full-attention model (trained on whole clips, model.full_frames="
                        f"{model.config.full_frames}): sample it with the full strategy, not {strategy!r}")  # fmt: skip
     p = plan(model, strategy, options, labelled=labelled)
+    if p.scheduler == "ddim" and options.steps > NUM_TRAIN_TIMESTEPS:  # diffusers' DDIM refuses more, mid-run
+        raise VinError(f"steps must be at most {NUM_TRAIN_TIMESTEPS} with the DDIM scheduler (its training timesteps), "
+                       f"got {options.steps}")  # fmt: skip
     check_decodable(model)
     if world > 1:
         if strategy != "vin":
