@@ -209,3 +209,21 @@ def test_wan_vin_pipeline_is_called_as_wan_pipeline_is(pipeline_run, pipe_dir):
         pipe(prompt="a red ball", num_frames=12)
     with pytest.raises(VinError, match="height and width must be 32"):
         pipe(prompt="a red ball", num_frames=9, height=32, width=64)
+
+
+def test_a_meta_load_reads_no_backbone_weights(pipeline_run, pipe_dir, tmp_path):
+    """What `vin generate --nproc N` checks in its parent process: shapes only, no gigabytes read."""
+    import shutil
+
+    from vin.checkpoint import load_model
+    from vin.generation.api import check_request
+    from vin.generation.options import GenerationOptions
+
+    bare = tmp_path / "no-weights"
+    shutil.copytree(pipe_dir, bare)
+    (bare / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
+    model = load_model(pipeline_run, "meta", backbone=bare)
+    assert model.backbone.patch_embedding.weight.is_meta
+    assert check_request(model, "vin", GenerationOptions(frames=4), world=2, labelled=True).chunks == 2
+    with pytest.raises(VinError, match="could not be loaded"):
+        load_model(pipeline_run, backbone=bare)  # a real load reads them

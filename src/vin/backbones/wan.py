@@ -137,8 +137,10 @@ class WanVIN(nn.Module, VideoModel):
             config = replace(config, backbone=str(backbone))
         if dtype is None:
             dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
-        model = cls(load_backbone(config.backbone, dtype), config, int(meta.get("lora_rank", 0)))
-        model.load_trained_state_dict(read_safetensors(folder / WEIGHTS_NAME, f"checkpoint {folder}: the adapter weights"))
+        skeleton = torch.device(device).type == "meta"  # checks only: shapes, no weight read (gigabytes for Wan)
+        model = cls(load_backbone(config.backbone, dtype, weights=not skeleton), config, int(meta.get("lora_rank", 0)))
+        if not skeleton:
+            model.load_trained_state_dict(read_safetensors(folder / WEIGHTS_NAME, f"checkpoint {folder}: the adapter weights"))
         return model.to(device).eval()
 
     def save(self, folder: Path) -> None:
@@ -335,10 +337,11 @@ def add_lora(backbone, rank: int) -> None:
     backbone.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=True, target_modules=LORA_TARGETS))
 
 
-def load_backbone(path: str | Path, dtype: torch.dtype | None = None):
+def load_backbone(path: str | Path, dtype: torch.dtype | None = None, weights: bool = True):
     """A `WanTransformer3DModel` from a local diffusers folder (config.json + safetensors), in `dtype` (None:
     float32) whatever it was saved in, with what diffusers keeps in float32 (`_keep_in_fp32_modules`: the time
-    embedder, the modulation tables, the norms) in float32; nothing is downloaded."""
+    embedder, the modulation tables, the norms) in float32; nothing is downloaded. `weights=False`: the skeleton
+    on the `meta` device, no weight read (what a request's checks need: shapes and sizes)."""
     import diffusers
 
     backbone_config(path)  # a VinError that says what is wrong with the folder
@@ -346,6 +349,8 @@ def load_backbone(path: str | Path, dtype: torch.dtype | None = None):
     config = diffusers.WanTransformer3DModel.load_config(folder)
     with torch.device("meta"):
         model = diffusers.WanTransformer3DModel.from_config(config)
+    if not weights:
+        return model.eval()
     index = folder / "diffusion_pytorch_model.safetensors.index.json"  # sharded weights, as large models are saved
     names = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else ["diffusion_pytorch_model.safetensors"]
     weights: dict[str, torch.Tensor] = {}

@@ -149,7 +149,7 @@ def _sample(where: Where, strategy: str, options: GenerationOptions, prompts: Pr
     from ..parallel import init_from_env, launched_by_torchrun, shutdown
 
     if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
-        model = where.load(torch.device("cpu"))
+        model = where.load(torch.device("meta"))  # the checks need shapes only: no backbone weights are read here
         check_prompts(model, prompts.embeds, prompts.negative_embeds)
         check_request(model, strategy, options, nproc, prompts.embeds is not None or prompts.text is not None)
         _relaunch_with_torchrun(nproc)
