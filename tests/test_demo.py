@@ -8,6 +8,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -269,6 +270,14 @@ def test_demo_command_errors_are_one_line(checkpoint, tmp_path):
     args = ["--checkpoint", str(checkpoint), "--study", str(tmp_path / "s"), "--votes", str(tmp_path / "v.sqlite")]
     assert "cannot be cut into chunks" in cli_error("demo", *args, "--prepare", "--study-frames", "10")
     assert "at least two different strategies" in cli_error("demo", *args, "--prepare", "--study-strategies", "vin")
+    assert "steps must be at most 100, got 101" in cli_error("demo", *args, "--prepare", "--study-steps", "101")
+    assert cli_error("demo", *args, "--max-frames", "2", "--prepare") == f"--max-frames 2 is less than one chunk of {checkpoint.name} (4 frames)"
+    assert cli_error("demo", *args, "--max-steps", "0", "--prepare") == "--max-steps must be a whole number of at least 1, got 0"
+    inside = ["--checkpoint", str(checkpoint), "--study", str(tmp_path / "s"), "--votes", str(tmp_path / "s" / "v.sqlite")]
+    assert "inside the study folder" in cli_error("demo", *inside, "--prepare")
+    raised = CliRunner().invoke(main, ["demo", *args, "--prepare", "--study-steps", "101", "--max-steps", "101",
+                                       "--study-frames", "8", "--study-strategies", "vin,independent", "--study-seeds", "0"])
+    assert raised.exit_code == 0 and "study ready: 2 videos" in raised.output, raised.output  # the bound is the server's to raise
     with __import__("socket").socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -573,8 +582,9 @@ def test_the_page_through_gradios_client(checkpoint, tmp_path):
         assert not [p for p in (str(tmp_path), str(checkpoint.parent), str(Path(vin.__file__).parent), "vin-demo-") if p in config]
         [box] = [c["props"] for c in json.loads(config)["components"] if c["props"].get("elem_id") == "checkpoint"]
         assert box["choices"] == [[checkpoint.name] * 2, ["second"] * 2] and box["allow_custom_value"] is True  # loopback
-        upload = httpx.post(url + "gradio_api/upload", files={"files": ("big.bin", b"\0" * 100_000)})
-        assert upload.status_code == 413 and not list(Path("/tmp/gradio").glob("**/big.bin"))
+        name = f"upload-{time.time_ns()}.bin"  # uploads are off: refused, and nothing is kept
+        upload = httpx.post(url + "gradio_api/upload", files={"files": (name, b"\0" * 100_000)})
+        assert upload.status_code == 413 and not list(Path(tempfile.gettempdir(), "gradio").glob(f"**/{name}"))
         client = _client(url)
         for change, line in RUN:
             assert line in _run(client, **change), change

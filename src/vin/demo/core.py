@@ -229,7 +229,7 @@ class Demo:
             raise VinError(f"unknown strategy {unknown[0]!r}: choose from {', '.join(STRATEGIES)}")
         self.caps.refuse(request.frames, request.steps, len(strategies))
         model = self.model(request.checkpoint)
-        plans = [check_request(model, s, make_options(request.frames, request.steps, request.seed, **request.options()))
+        plans = [check_request(model, s, make_options(request.frames, request.steps, request.seed, **self._options(request)))
                  for s in strategies]  # fmt: skip
         return model, plans[0].chunk_frames * temporal_factor(model)
 
@@ -252,7 +252,7 @@ class Demo:
             for i, strategy in enumerate(request.strategies):
                 report(0.7 * i / n, f"{strategy}: sampling ({i + 1} of {n})")
                 generations[strategy] = generate(model, request.frames, request.steps, request.seed, strategy,
-                                                 progress=True, **request.options())  # fmt: skip
+                                                 progress=True, **self._options(request))  # fmt: skip
         report(0.7, "writing the videos")
         videos = {s: g.video.numpy() for s, g in generations.items()}
         view, files = self._render(videos, chunk)
@@ -275,7 +275,7 @@ class Demo:
             gen = samples.generations[strategy]
             with self._model_lock, on_each_step(stop):
                 flops[strategy] = request.steps * generation_flops(samples.model, strategy, request.frames, 1, request.seed,
-                                                                   **request.options())  # fmt: skip
+                                                                   **self._options(request))  # fmt: skip
             m = evaluate_video(video, self.extractor(), samples.chunk, video=strategy, strategy=strategy, seed=request.seed,
                                fps=float(self.fps), procedural=procedural, flops=flops[strategy], seconds=gen.seconds,
                                model_calls=gen.model_calls)  # fmt: skip
@@ -287,6 +287,10 @@ class Demo:
         )
         summary += f"; {samples.seconds + time.perf_counter() - started:.1f} s in all, with figures and encoding"
         return GenerateResult(samples.view, samples.files, rows, summary, seconds, flops)
+
+    def _options(self, request: GenerateRequest) -> dict:
+        """The request's `vin.generate` options, bounded by the page's cap on steps (vin demo --max-steps)."""
+        return {**request.options(), "max_steps": self.caps.steps}
 
     def _render(self, videos: dict, chunk: int) -> tuple[Path, dict[str, Path]]:
         """The side-by-side view (chunk boundaries marked) and each strategy's own mp4, in a fresh folder."""

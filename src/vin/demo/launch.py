@@ -100,7 +100,7 @@ def open_demo(settings: DemoSettings):
         raise VinError(f"--max-frames {caps.frames} is less than one chunk of {demo.names[0]} ({chunk} frames)")
     frames = settings.study_frames if settings.study_frames is not None else 16 * chunk
     demo.study = Study(settings.study, demo.checkpoint, frames, settings.study_steps, settings.study_strategies,
-                       settings.study_seeds).open(model)  # fmt: skip
+                       settings.study_seeds, max_steps=caps.steps).open(model)  # fmt: skip
     return demo, min(16, caps.frames // chunk) * chunk
 
 

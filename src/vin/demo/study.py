@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import VinError
 from ..files import atomic_write_bytes
-from ..generation.options import STRATEGIES
+from ..generation.options import MAX_STEPS, STRATEGIES
 
 MANIFEST = "study.json"
 SCHEMA = "vin.study/1"
@@ -49,9 +49,10 @@ class Study:
     """A study folder: strategies x seeds videos of `frames` frames and `steps` steps from one checkpoint."""
 
     def __init__(self, folder: str | Path, checkpoint: Path, frames: int, steps: int, strategies: Sequence[str],
-                 seeds: Sequence[int], fps: int = 16, upscale: int = 8) -> None:  # fmt: skip
+                 seeds: Sequence[int], fps: int = 16, upscale: int = 8, max_steps: int = MAX_STEPS) -> None:  # fmt: skip
+        """`max_steps`: the bound on `steps` (vin demo --max-steps, the bound of the page's requests too)."""
         self.folder, self.checkpoint = Path(folder).expanduser(), Path(checkpoint)
-        self.frames, self.steps, self.fps, self.upscale = frames, steps, fps, upscale
+        self.frames, self.steps, self.fps, self.upscale, self.max_steps = frames, steps, fps, upscale, max_steps
         self.strategies, self.seeds = tuple(strategies), tuple(seeds)
         unknown = [s for s in self.strategies if s not in STRATEGIES]
         if unknown:
@@ -66,7 +67,7 @@ class Study:
         from ..generation.api import check_request
         from ..generation.options import make_options
 
-        options = [make_options(self.frames, self.steps, seed) for seed in self.seeds]
+        options = [make_options(self.frames, self.steps, seed, max_steps=self.max_steps) for seed in self.seeds]
         for strategy in self.strategies:
             check_request(model, strategy, options[0])
         if self.folder.exists() and not self.folder.is_dir():
@@ -110,7 +111,7 @@ class Study:
             from ..generation.api import generate
             from ..videos import write_video
 
-            result = generate(model, self.frames, self.steps, seed, strategy, progress=True)
+            result = generate(model, self.frames, self.steps, seed, strategy, progress=True, max_steps=self.max_steps)
             write_video(result.video.numpy(), path, fps=self.fps, upscale=self.upscale)
         return path
 
