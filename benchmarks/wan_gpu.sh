@@ -4,8 +4,8 @@
 #     weights), one denoising step of full (the whole video through Wan) vs vin (VIN read + all chunks in parallel)
 #     at 81, 161, 321 and 641 frames, 480x832, bf16 -> $OUT/wan_speed_gpu.json (about 3 minutes);
 #  2. with WAN_DIR (a local Wan2.1-T2V-1.3B-Diffusers folder, as downloaded: model_index.json, transformer/, vae/,
-#     text_encoder/, tokenizer/, scheduler/), VIDEOS (a folder of videos) and CAPTIONS (their UMT5 token embeddings,
-#     keyed by path; '' = the empty prompt): fine-tune the VIN (+ LoRA) for STEPS steps on the folder (its vae/ is
+#     text_encoder/, tokenizer/, scheduler/), VIDEOS (a folder of videos) and CAPTIONS (a .jsonl of {"path", "caption"},
+#     paths relative to VIDEOS): fine-tune the VIN (+ LoRA) for STEPS steps on the folder (its vae/ is
 #     the autoencoder), then generate 257 frames (65 latent) from a text PROMPT with the folder's UMT5 and UniPC.
 #   here:   bash benchmarks/gpu_wheels.sh
 #   device: run(command="bash benchmarks/wan_gpu.sh", carry=[".whl"], timeout_s=590)

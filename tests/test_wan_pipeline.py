@@ -227,3 +227,55 @@ def test_a_meta_load_reads_no_backbone_weights(pipeline_run, pipe_dir, tmp_path)
     assert check_request(model, "vin", GenerationOptions(frames=4), world=2, labelled=True).chunks == 2
     with pytest.raises(VinError, match="could not be loaded"):
         load_model(pipeline_run, backbone=bare)  # a real load reads them
+
+
+def text_caption_run(pipe_dir, videos, root, captions: dict[str, str], *extra: str):
+    """A 1-step run on the pipeline folder with captions given as JSON lines."""
+    import json
+
+    from vin.config import load_config
+    from vin.train import train
+
+    (root / "captions.jsonl").write_text("".join(json.dumps({"path": p, "caption": c}) + "\n" for p, c in captions.items()))
+    overrides = [f"model.backbone={pipe_dir}", "data.source=folder", f"data.root={videos}", f"data.captions={root / 'captions.jsonl'}",
+                 f"data.height={HEIGHT}", f"data.width={HEIGHT}", f"model.sample_size={HEIGHT // SPATIAL}", "model.chunk_frames=2",
+                 "model.context_frames=1", "model.vin_tokens=4", "model.width=16", "model.heads=2", "model.vin_process_blocks=1",
+                 "train.windows_per_step=2", "train.chunk_counts=[1,2]", "train.steps=1", "train.warmup_steps=0",
+                 f"data.cache_dir={root / 'cache'}", *extra]  # fmt: skip
+    return train(load_config(None, overrides), progress=False)
+
+
+def test_text_captions_are_encoded_once_into_a_disk_cache(pipe_dir, videos, tmp_path):
+    from vin.data.captions import CaptionCache
+
+    captions = {"real/carphone.mp4": "a red ball bounces", "real/carphone_distorted.mp4": "a blue cat walks"}
+    text_caption_run(pipe_dir, videos, tmp_path, captions, f"train.out_dir={tmp_path / 'a'}")
+    cached = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "captions").glob("*.npy")}
+    assert len(cached) == 3  # two captions and the empty prompt
+    model = vin_on(pipe_dir)
+    cache = CaptionCache(tmp_path / "cache" / "captions", str((pipe_dir / "text_encoder").resolve()))
+    for text in (*captions.values(), ""):  # what training reads is what sampling's encoder gives
+        torch.testing.assert_close(cache.load(text, 512), model.encode_prompt([text])[0], rtol=1e-3, atol=1e-3)
+    changed = {**captions, "real/carphone.mp4": "a green ball"}
+    text_caption_run(pipe_dir, videos, tmp_path, changed, f"train.out_dir={tmp_path / 'b'}")
+    again = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "captions").glob("*.npy")}
+    assert {k: again[k] for k in cached} == cached and len(again) == 4  # reused; only the changed caption encoded
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"path": "/etc/passwd", "caption": "x"}', "is not a path under data.root"),
+    ('{"path": "real/carphone.mp4"}', "give a path and a caption as text"),
+    ("not json", "line 1: not JSON"),
+])  # fmt: skip
+def test_a_bad_caption_file_is_one_line_before_any_work(pipe_dir, videos, tmp_path, line, message):
+    from vin.config import load_config
+    from vin.train import train
+
+    (tmp_path / "c.jsonl").write_text(line + "\n")
+    overrides = [f"model.backbone={pipe_dir}", "data.source=folder", f"data.root={videos}", f"data.captions={tmp_path / 'c.jsonl'}",
+                 f"data.height={HEIGHT}", f"data.width={HEIGHT}", f"model.sample_size={HEIGHT // SPATIAL}", "model.chunk_frames=2",
+                 "model.context_frames=1", "model.vin_tokens=4", "model.width=16", "model.heads=2", "train.steps=1",
+                 f"train.out_dir={tmp_path / 'run'}"]  # fmt: skip
+    with pytest.raises(VinError, match=message):
+        train(load_config(None, overrides), progress=False)
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -249,12 +249,39 @@ def make_data(config: Config, device: torch.device):
     else:
         source = folder = VideoFolder(d, d.height, longest, cache, config.model.text_dim)
     m = config.model
+    from .data.captions import is_text_captions
+
+    if d.captions and is_text_captions(d.captions):
+        encode_captions(config, folder, device)
     if m.backbone and config.train.label_dropout > 0 and folder.null_caption is None:
         raise VinError("train.label_dropout > 0 on a wan backbone drops captions to the empty prompt: add its "
                        "embedding to data.captions under the key '' (or set train.label_dropout=0)")  # fmt: skip
     if m.num_classes > 0 and m.num_classes != len(folder.classes):
         raise VinError(f"model.num_classes={m.num_classes} but {folder.root} has {len(folder.classes)} class folders")
     return source, ae
+
+
+def encode_captions(config: Config, folder, device: torch.device) -> None:
+    """data.captions as text: every caption not in the cache encoded once by the backbone's text encoder (rank 0;
+    the others wait), then read from disk batch by batch. The cache is data.cache_dir/captions (or, without
+    one, train.out_dir/caption-cache), keyed by the text and the encoder."""
+    import gc
+
+    from .data.captions import CaptionCache, read_caption_file
+
+    table = read_caption_file(config.data.captions)
+    d = config.data
+    root = Path(d.cache_dir).expanduser() / "captions" if d.cache_dir else Path(config.train.out_dir) / "caption-cache"
+    encoder = registry.text_encoder(config.model, device)
+    cache = CaptionCache(root, encoder.encoder_id)
+    texts = [*table.values(), ""]
+    if int(os.environ.get("RANK", "0")) == 0 and cache.missing(texts):
+        cache.fill(texts, encoder.encode)
+    del encoder  # the text encoder (11 GB for Wan's UMT5-XXL) is not kept for training
+    gc.collect()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # the other ranks read what rank 0 wrote
+    folder.use_text_captions(table, cache, registry.text_encoder(config.model, device).length)
 
 
 def drop_condition(cond: torch.Tensor | None, drop: torch.Tensor, config: Config, null: torch.Tensor | None = None) -> torch.Tensor | None:

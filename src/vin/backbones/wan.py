@@ -32,7 +32,7 @@ from ..config import ModelConfig, check_geometry
 from ..errors import VinError
 from ..model.embed import TimestepEmbedder
 from ..model.interface import VideoInterface
-from ..model.protocol import VideoModel
+from ..model.protocol import TextEncoder, VideoModel
 from ..model.windows import chunk_times, read_times, window_pixels, window_times
 from ..weights import WEIGHTS_NAME, first_mismatch, read_safetensors
 
@@ -142,6 +142,18 @@ class WanVIN(nn.Module, VideoModel):
         if not skeleton:
             model.load_trained_state_dict(read_safetensors(folder / WEIGHTS_NAME, f"checkpoint {folder}: the adapter weights"))
         return model.to(device).eval()
+
+    @classmethod
+    def text_encoder(cls, config: ModelConfig, device: str | torch.device) -> TextEncoder:
+        """The pipeline folder's UMT5 (`WanText`, loaded on the first call), which encodes as `encode_prompt` does."""
+        import functools
+
+        folder = pipeline_folder(config.backbone) if config.backbone else None
+        if folder is None:
+            raise VinError("data.captions as text needs the backbone's text encoder: point model.backbone at the whole "
+                           "Wan2.1 pipeline folder (with text_encoder/ and tokenizer/), or give precomputed embeddings")  # fmt: skip
+        loaded = functools.cache(lambda: WanText(folder, torch.device(device)))
+        return TextEncoder(str((folder / "text_encoder").resolve()), MAX_SEQUENCE_LENGTH, lambda texts: loaded()(texts))
 
     def save(self, folder: Path) -> None:
         """The adapter only: config.json (the `ModelConfig`, whose `backbone` is the backbone's folder, and the LoRA

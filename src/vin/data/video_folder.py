@@ -271,7 +271,10 @@ class VideoFolder:
         self._lock = threading.Lock()
         self.videos = self._index(files)
         self.classes = sorted({v.name.split("/")[0] for v in self.videos}) if config.labels == "folders" else []
-        self.captions = self._captions(text_dim) if config.captions else None
+        from .captions import is_text_captions
+
+        self.captions = self._captions(text_dim) if config.captions and not is_text_captions(config.captions) else None
+        self.text_captions = None  # (names -> text, CaptionCache, tokens): captions given as text (`use_text_captions`)
         if not self.videos:
             reasons = "; ".join(f"{k}: {v}" for k, v in list(self.skipped.items())[:5])
             raise VinError(f"none of the {len(files)} video files under {self.root} is usable ({reasons})")
@@ -456,8 +459,23 @@ class VideoFolder:
         y, x = round(fy * (h - self.size)), round(fx * (w - self.size))
         return np.ascontiguousarray(frames[:, y : y + self.size, x : x + self.size])
 
+    def use_text_captions(self, table: dict[str, str], cache, length: int) -> None:
+        """Captions given as text, encoded in `cache` (`vin.data.captions.CaptionCache`): each batch reads its own from
+        disk, `length` tokens (zero-padded); uncaptioned videos, and the null caption, are the empty prompt."""
+        unknown = sorted(set(table) - {v.name for v in self.videos})
+        if unknown:
+            logger.warning("%d captions name no usable video under %s (e.g. %s): they are not used", len(unknown), self.root, unknown[0])
+        missing = sum(v.name not in table for v in self.videos)
+        if missing:
+            logger.warning("%d of %d videos have no caption: they train with the empty prompt", missing, len(self.videos))
+        self.text_captions = (table, cache, length)
+        self.null_caption = cache.load("", length)
+
     def condition(self, videos: list[int]) -> torch.Tensor | None:
         """Class ids (B,) with data.labels=folders, text embeddings (B, D) or (B, L, D) with captions, else None."""
+        if self.text_captions is not None:
+            table, cache, length = self.text_captions
+            return torch.stack([cache.load(table.get(self.videos[v].name, ""), length) for v in videos])
         if self.captions is not None:
             return self.captions[videos]
         if self.classes:

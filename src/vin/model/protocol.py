@@ -17,12 +17,24 @@ Shapes: a video x is (B, C, T, H, W); a timestep is (B,) one per video or (B, N)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..config import ModelConfig
+
+
+@dataclass(frozen=True)
+class TextEncoder:
+    """A backbone's text encoder: `encode(texts) -> (B, length, text_dim)` (the prompt's tokens, then zeros);
+    `encoder_id` names it (captions encoded by another encoder are not reused)."""
+
+    encoder_id: str
+    length: int
+    encode: Callable[[list[str]], torch.Tensor]
 
 
 class VideoModel(ABC):
@@ -56,6 +68,12 @@ class VideoModel(ABC):
         `backbone`: another copy of the pretrained backbone the run recorded; `dtype`: what a pretrained backbone
         computes in (None: the kind's default for `device`; what diffusers keeps in float32 stays so), whatever
         dtype it was saved in."""
+
+    @classmethod
+    @abstractmethod
+    def text_encoder(cls, config: ModelConfig, device: str | torch.device) -> "TextEncoder":
+        """The text encoder that comes with this kind's backbone, to encode training captions given as text (loaded
+        on its first call); a VinError for a kind without one."""
 
     @abstractmethod
     def save(self, folder: Path) -> None:

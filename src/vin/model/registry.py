@@ -16,7 +16,7 @@ from ..config import ModelConfig
 if TYPE_CHECKING:
     import torch
 
-    from .protocol import VideoModel
+    from .protocol import TextEncoder, VideoModel
 
 # class name in config.json -> "module:class" of the model kind
 KINDS = {
@@ -43,6 +43,11 @@ def kind_name(config: ModelConfig) -> str:
 def resolve(config: ModelConfig) -> ModelConfig:
     """`config` with what its kind decides (a backbone's geometry) filled in and checked: the one resolution."""
     return kind(kind_name(config)).resolve_config(config)
+
+
+def text_encoder(config: ModelConfig, device: "str | torch.device") -> "TextEncoder":
+    """The text encoder that comes with the model `config` describes (loaded on its first call)."""
+    return kind(kind_name(config)).text_encoder(resolve(config), device)
 
 
 def build(config: ModelConfig, lora_rank: int = 0) -> "VideoModel":

@@ -142,6 +142,11 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         model.load_state_dict(weights)
         return model.to(device).eval()
 
+    @classmethod
+    def text_encoder(cls, config: ModelConfig, device: str | torch.device):
+        raise VinError("data.captions as text needs a text encoder: vin's own DiT has none; give a .safetensors of "
+                       "precomputed embeddings, or a pretrained pipeline folder as model.backbone")  # fmt: skip
+
     def save(self, folder: Path) -> None:
         """config.json + diffusion_pytorch_model.safetensors (diffusers' `save_pretrained`), moved into `folder`
         file by file from a temporary folder beside it, so no half-written file is ever visible."""
