@@ -114,7 +114,7 @@ def test_model_config_check_is_the_one_place_settings_are_validated(settings, me
         ("train.timestep_sampling=bogus", "train.timestep_sampling must be one of logit_normal, uniform"),
         ("train.lr_schedule=linear", "train.lr_schedule must be one of constant, cosine"),
         ("train.logit_std=0", r"train.logit_std must be a number in \(0, inf\), got 0.0"),
-        ("train.context_loss=-1", r"train.context_loss must be a number in \[0, inf\), got -1.0"),
+        ("train.context_loss=1", r"train.context_loss=1 is an option that was retired"),
         ("train.context_dropout=0.5", r"train.context_dropout=0.5 is an option that was retired"),
         ("train.save_every=0", "train.save_every must be a whole number of at least 1, got 0"),
         ("train.grad_clip=.inf", r"train.grad_clip must be a number in \[0, inf\), got inf"),

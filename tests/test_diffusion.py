@@ -116,22 +116,3 @@ def test_denoising_loop_with_an_oracle_recovers_the_video(kind):
     out = denoise(kind, 6, noise, oracle(x0, kind), progress=False)
     torch.testing.assert_close(out, x0, rtol=0, atol=1e-3)
 
-
-def test_context_loss_adds_the_context_predictions_error_against_the_previous_chunks_frames():
-    model = tiny_model()  # chunks of TINY["chunk_frames"] frames, K context frames
-    k, f = model.config.context_frames, model.config.chunk_frames
-    objective = Objective("flow")
-    x0 = torch.randn(2, 3, 3 * f, model.config.sample_size, model.config.sample_size)
-    t, noise = objective.draw(x0.shape, torch.Generator().manual_seed(0))
-    plain = objective.loss(model, x0, None, t=t, noise=noise)
-    with_context = objective.loss(model, x0, None, t=t, noise=noise, context_weight=0.5)
-    windows = model(objective.add_noise(x0, noise, t), t, None)  # (B, N, C, K+F, H, W)
-    target = objective.target(x0, noise, t)
-    shared = torch.stack([target[:, :, (i + 1) * f - k : (i + 1) * f] for i in range(2)], dim=1)  # chunks 0, 1's last K
-    expected = plain + 0.5 * torch.nn.functional.mse_loss(windows[:, 1:, :, :k], shared)
-    torch.testing.assert_close(with_context, expected)
-    one_chunk = x0[:, :, :f]  # a clip of one chunk has no shared frames: the term is absent
-    torch.testing.assert_close(objective.loss(model, one_chunk, None, t=t, noise=noise[:, :, :f], context_weight=0.5),
-                               objective.loss(model, one_chunk, None, t=t, noise=noise[:, :, :f]))
-    with_context.backward()
-    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

@@ -196,15 +196,3 @@ def test_full_attention_model_denoises_the_whole_clip_as_one_window():
         check_request(model, "vin", GenerationOptions(frames=16, steps=2))
     with pytest.raises(VinError, match="full_frames"):
         VINModel(**{**TINY, "full_frames": 5})
-
-
-def test_context_loss_is_checked():
-    from vin.config import Config, ModelConfig, TrainConfig
-    from vin.train import check_config
-
-    for model, train, message in (
-        (ModelConfig(), TrainConfig(context_loss=-1.0), r"train.context_loss must be a number in \[0, inf\)"),
-        (ModelConfig(context_frames=0), TrainConfig(context_loss=1.0), "context_loss .* needs model.context_frames > 0"),
-    ):
-        with pytest.raises(VinError, match=message):
-            check_config(Config(model=model, train=train))

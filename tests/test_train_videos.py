@@ -130,7 +130,7 @@ def test_resuming_with_another_config_fails_clearly(short_run, tmp_path):
 
 
 def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(short_run, tmp_path):
-    """A train.yaml written before train.context_loss existed, with options since retired at their old values."""
+    """A train.yaml written before train.weight_decay existed, with options since retired at their old values."""
     import shutil
 
     import yaml
@@ -138,13 +138,13 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(short
     ckpt = tmp_path / "step_0000002"
     shutil.copytree(short_run / "checkpoints" / "step_0000002", ckpt)
     saved = yaml.safe_load((ckpt / "train.yaml").read_text())
-    del saved["train"]["context_loss"]
-    saved["train"]["context_dropout"] = 0.0
+    del saved["train"]["weight_decay"]
+    saved["train"].update(context_dropout=0.0, context_loss=0.0)
     saved["model"].update(registers=0, read_locality="none", keyframe_positions="none")
     (ckpt / "train.yaml").write_text(yaml.safe_dump(saved))
     assert check_state(ckpt, load_config(TINY, ["train.steps=4"]))["step"] == 2
-    with pytest.raises(VinError, match=r"train\.context_loss: '<missing>' in the checkpoint, 0.5 now"):
-        check_state(ckpt, load_config(TINY, ["train.steps=4", "train.context_loss=0.5"]))
+    with pytest.raises(VinError, match=r"train\.weight_decay: '<missing>' in the checkpoint, 0.5 now"):
+        check_state(ckpt, load_config(TINY, ["train.steps=4", "train.weight_decay=0.5"]))
 
 
 def test_a_fresh_run_does_not_overwrite_a_run(short_run):

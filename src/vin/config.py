@@ -144,7 +144,7 @@ def check_geometry(frames: int, chunk_frames: int, context_frames: int, patch_t:
 RETIRED = {
     "model": {"registers": 0, "read_locality": "none", "vin_token_positions": "none", "vin_latent_std": 0.02,
               "keyframe_positions": "none"},
-    "train": {"chunk_noise": 0.0, "context_dropout": 0.0},
+    "train": {"chunk_noise": 0.0, "context_dropout": 0.0, "context_loss": 0.0},
 }
 
 
@@ -202,7 +202,6 @@ class TrainConfig:
     grad_clip: float = 1.0
     lora_rank: int = 0  # > 0 (a wan backbone only): LoRA adapters of this rank on the DiT's attention train too (peft)
     ema_decay: float = 0.999
-    context_loss: float = 0.0  # weight of the loss on the context frames' predictions: overlapping windows learn to agree
     label_dropout: float = 0.1  # for classifier-free guidance, class-conditional models only
     timestep_sampling: str = "logit_normal"  # logit_normal | uniform (flow); DDPM objectives use uniform
     logit_mean: float = 0.0  # logit_normal: sigma = sigmoid(N(mean, std)); > 0 favours high noise (JiT: 0.8)
@@ -231,7 +230,7 @@ class TrainConfig:
         if not self.chunk_counts or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.chunk_counts):
             raise VinError(f"train.chunk_counts must be a non-empty list of positive integers, got {self.chunk_counts}")
         for name, span in (("lr", "[0, inf)"), ("min_lr_ratio", "[0, 1]"), ("weight_decay", "[0, inf)"), ("grad_clip", "[0, inf)"),
-                           ("ema_decay", "[0, 1]"), ("context_loss", "[0, inf)"), ("label_dropout", "[0, 1]"),
+                           ("ema_decay", "[0, 1]"), ("label_dropout", "[0, 1]"),
                            ("logit_mean", "(-inf, inf)"), ("logit_std", "(0, inf)")):  # fmt: skip
             _in_span(f"train.{name}", getattr(self, name), span)
         one_of("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)

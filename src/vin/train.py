@@ -213,9 +213,6 @@ def check_config(config: Config, world: int = 1) -> Config:
         raise VinError("a class-conditional model (model.num_classes > 0) on a video folder needs data.labels=folders")
     if t.windows_per_step < max(t.chunk_counts):
         raise VinError(f"train.windows_per_step={t.windows_per_step} must be at least max(train.chunk_counts)={max(t.chunk_counts)}")
-    if t.context_loss > 0 and (m.context_frames == 0 or m.context_mode != "recompute" or m.full_frames > 0):
-        raise VinError("train.context_loss trains the predictions of recomputed context frames: it needs "
-                       "model.context_frames > 0, model.context_mode=recompute and a chunked model")  # fmt: skip
     if 0 < m.full_frames < max(t.chunk_counts) * m.chunk_frames:
         raise VinError(f"model.full_frames={m.full_frames} is shorter than the longest training clip "
                        f"(max(train.chunk_counts) x model.chunk_frames = {max(t.chunk_counts) * m.chunk_frames}); raise it")  # fmt: skip
@@ -495,7 +492,7 @@ class _Run:
         with sync:
             with self.autocast:
                 loss = self.objective.loss(self.net, x0.to(self.device), cond.to(self.device) if cond is not None else None,
-                                           t=t[share], noise=noise[share], context_weight=tc.context_loss)  # fmt: skip
+                                           t=t[share], noise=noise[share])  # fmt: skip
             reported = loss.detach().clone()
             if group.distributed:
                 torch.distributed.all_reduce(reported)

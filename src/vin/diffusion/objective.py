@@ -11,8 +11,6 @@ from __future__ import annotations
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
-from einops import rearrange
-
 from ..model.protocol import VideoModel
 from ..model.windows import assemble
 
@@ -85,14 +83,11 @@ class Objective:
         generator: torch.Generator | None = None,
         t: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
-        context_weight: float = 0.0,
     ) -> torch.Tensor:
         """Denoising loss of a batch of clips (B, C, T, H, W): VIN and DiT trained end to end.
 
         `model` may be wrapped (DistributedDataParallel); `t` and `noise` are drawn from `generator`
         unless given (a rank's slice of a global batch's draw).
-        `context_weight` > 0 adds that weight times the loss of the context frames' predictions (chunks 1..N-1
-        predict the last K frames of the chunk before them): overlapping windows learn to agree.
         """
         if t is None or noise is None:
             t, noise = self.draw(x0.shape, generator)
@@ -102,13 +97,7 @@ class Objective:
         config = getattr(model, "module", model).config
         context = 0 if config.full_frames > 0 else config.context_frames  # a full-attention model has one window
         pred = assemble(windows, context, fuse=False)  # own frames only
-        target = self.target(x0, noise, t).float()  # (B, C, T, H, W)
-        loss = torch.nn.functional.mse_loss(pred.float(), target)
-        n = windows.shape[1]
-        if context_weight > 0 and context > 0 and n > 1:
-            shared = rearrange(target, "b c (n f) h w -> b n c f h w", n=n)[:, :-1, :, -context:]  # (B, N-1, C, K, H, W)
-            loss = loss + context_weight * torch.nn.functional.mse_loss(windows[:, 1:, :, :context].float(), shared)
-        return loss
+        return torch.nn.functional.mse_loss(pred.float(), self.target(x0, noise, t).float())
 
 
 def make_scheduler(kind: str, clip: bool = True, shift: float = 1.0):
