@@ -37,7 +37,8 @@ def vin_on(pipe_dir, chunk_frames: int = LATENT_FRAMES):
     return model
 
 
-def test_an_untrained_vin_on_a_pipeline_folder_makes_wan_pipelines_video(pipe_dir):
+@pytest.mark.parametrize("width", [HEIGHT, 2 * HEIGHT])  # square, and non-square as Wan's 832x480
+def test_an_untrained_vin_on_a_pipeline_folder_makes_wan_pipelines_video(pipe_dir, width):
     """One chunk spanning the video, the same prompt, negative prompt, noise, steps and scheduler (UniPC)."""
     from vin.diffusion.sampling import initial_noise
     from vin.generation.api import generate
@@ -45,14 +46,14 @@ def test_an_untrained_vin_on_a_pipeline_folder_makes_wan_pipelines_video(pipe_di
     model = vin_on(pipe_dir)
     assert model.default_scheduler == "pipeline"
     kw = dict(prompt="a red ball bounces on the green floor", negative_prompt="blue cat", guidance=3.0)
-    ours = generate(model, LATENT_FRAMES, 4, 7, chunk_frames=LATENT_FRAMES, **kw).video.numpy()  # (T, H, W, 3) uint8
-    noise = initial_noise(model, 1, LATENT_FRAMES, HEIGHT // SPATIAL, torch.Generator().manual_seed(7))
+    ours = generate(model, LATENT_FRAMES, 4, 7, chunk_frames=LATENT_FRAMES, width=width, **kw).video.numpy()  # (T, H, W, 3)
+    noise = initial_noise(model, 1, LATENT_FRAMES, (HEIGHT // SPATIAL, width // SPATIAL), torch.Generator().manual_seed(7))
     pipe = diffusers.WanPipeline.from_pretrained(pipe_dir)
-    theirs = pipe(prompt=kw["prompt"], negative_prompt=kw["negative_prompt"], guidance_scale=3.0, height=HEIGHT, width=HEIGHT,
+    theirs = pipe(prompt=kw["prompt"], negative_prompt=kw["negative_prompt"], guidance_scale=3.0, height=HEIGHT, width=width,
                   num_frames=(LATENT_FRAMES - 1) * TEMPORAL + 1, num_inference_steps=4, latents=noise,
                   output_type="np").frames[0]  # fmt: skip
     theirs = np.round(theirs * 255).astype(np.uint8)
-    assert ours.shape == theirs.shape == ((LATENT_FRAMES - 1) * TEMPORAL + 1, HEIGHT, HEIGHT, 3)
+    assert ours.shape == theirs.shape == ((LATENT_FRAMES - 1) * TEMPORAL + 1, HEIGHT, width, 3)
     diff = np.abs(ours.astype(int) - theirs.astype(int))
     assert diff.max() <= 1, diff.max()
     assert ours.std() > 5  # a real video, not a constant
@@ -164,6 +165,8 @@ def test_vin_generate_takes_a_text_prompt_and_a_scheduler(pipeline_run, tmp_path
     assert euler.exit_code == 0, euler.output
     a, b = read_video(tmp_path / "a.npy"), read_video(tmp_path / "b.npy")
     assert a.shape == b.shape == ((4 - 1) * TEMPORAL + 1, HEIGHT, HEIGHT, 3) and (a != b).any()
+    wide = CliRunner().invoke(main, [*args, "--width", str(2 * HEIGHT), "--out", str(tmp_path / "c.npy")])
+    assert wide.exit_code == 0 and read_video(tmp_path / "c.npy").shape == (13, HEIGHT, 2 * HEIGHT, 3), wide.output
     for extra, message in ((["--negative-prompt", "blue cat"], "acts only through guidance"),
                            (["--prompt-embeds", str(tmp_path / "p.safetensors")], "does not exist"),
                            (["--scheduler", "ddim"], "scheduler 'ddim': this model samples with pipeline or euler")):  # fmt: skip
@@ -207,8 +210,8 @@ def test_wan_vin_pipeline_is_called_as_wan_pipeline_is(pipeline_run, pipe_dir):
     np.testing.assert_array_equal(np.round(out * 255).astype(np.uint8), direct.numpy())
     with pytest.raises(VinError, match="the VAE makes videos of 4k \\+ 1 frames; use 9 or 13"):
         pipe(prompt="a red ball", num_frames=12)
-    with pytest.raises(VinError, match="height and width must be 32"):
-        pipe(prompt="a red ball", num_frames=9, height=32, width=64)
+    with pytest.raises(VinError, match=r"width=40 must be a multiple of 16 \(the patch, 2, times the autoencoder's 8x\); use 32 or 48"):
+        pipe(prompt="a red ball", num_frames=13, height=32, width=40)
 
 
 def test_a_meta_load_reads_no_backbone_weights(pipeline_run, pipe_dir, tmp_path):

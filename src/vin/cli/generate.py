@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 @click.option("--steps", type=int, default=25, show_default=True, help="Denoising steps.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise, in [0, 2**63 - 1].")
 @click.option("--out", "out", type=click.Path(), required=True, help="Output file: .mp4, .gif or .npy (raw frames).")
+@click.option("--height", type=int, default=None, help="Frame height in pixels [default: the model's].")
+@click.option("--width", type=int, default=None, help="Frame width in pixels, e.g. 832 with --height 480 [default: the model's].")
 @click.option("--label", type=int, default=None, help="Class label, for class-conditional models.")
 @click.option("--prompt-embeds", type=click.Path(), default=None,
               help="Text models (a Wan backbone): a .safetensors holding the prompt's token embeddings (L, D).")
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
 @click.option("--timeout", "timeout_s", type=click.IntRange(min=1), default=300, show_default=True,
               help="Seconds a rank waits on the others before giving up (several processes only).")
 def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, frames: int, steps: int, seed: int, out: str,
+             height: int | None, width: int | None,
              label: int | None, prompt_embeds: str | None, negative_embeds: str | None, prompt: str | None,
              negative_prompt: str | None, backbone: str | None, dtype: str | None, sampling: SamplingFlags, queue: int,
              overlap_frames: int | None, cutoff: float, no_position_interpolation: bool, fps: int, upscale: int, run: RunFlags,
@@ -72,6 +75,7 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
     out_path = check_output_path(out)
     check_video_settings(fps, upscale)
     options = sampling.options(frames, steps, seed, label=label, queue=queue, overlap_frames=overlap_frames, cutoff=cutoff,
+                               height=height, width=width,
                                position_interpolation=not no_position_interpolation, progress=not run.quiet)  # fmt: skip
     ckpt = checkpoint_path(checkpoint)
     torch_device = run.setup()

@@ -40,7 +40,7 @@ def run_vin_distributed(
     generator = torch.Generator().manual_seed(o.seed)
     if labels is None and o.label is not None:
         labels = torch.tensor([o.label])
-    noise = initial_noise(model, 1, p.frames, model.config.sample_size, generator)  # the same on every rank
+    noise = initial_noise(model, 1, p.frames, p.size, generator)  # the same on every rank
     x = noise[:, :, first * f : end * f].contiguous()
     b, c, _, h, w = x.shape
     context_shape = (b, c, k, h, w)

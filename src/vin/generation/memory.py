@@ -29,7 +29,7 @@ def frame_pixels(size: int | tuple[int, int]) -> int:
 def call_tokens(model: VideoModel, strategy: str, plan) -> int:
     """DiT tokens one model call of `strategy` evaluates (all its windows together)."""
     cfg = model.config
-    per_frame = frame_pixels(cfg.sample_size) // cfg.patch_hw**2
+    per_frame = frame_pixels(plan.size) // cfg.patch_hw**2
     window = (plan.context_frames + plan.chunk_frames) // cfg.patch_t * per_frame  # a chunk with its context
     windows = {
         "vin": plan.chunks,
@@ -49,7 +49,7 @@ def estimate_bytes(model: VideoModel, strategy: str, plan, guidance: float = 1.0
     """Peak bytes of sampling one video with `strategy` (see the module docstring), weights included."""
     cfg = model.config
     batch = 2 if guidance != 1.0 else 1  # classifier-free guidance doubles every call
-    video = plan.frames * cfg.in_channels * frame_pixels(cfg.sample_size) * 4
+    video = plan.frames * cfg.in_channels * frame_pixels(plan.size) * 4
     activations = call_tokens(model, strategy, plan) * model.token_width * 4 * ACTIVATION_COPIES * batch
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     return video * VIDEO_COPIES + activations + weights

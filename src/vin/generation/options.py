@@ -43,6 +43,8 @@ class GenerationOptions:
     cutoff: float = 0.25  # spectral: fraction of the temporal frequency band taken from the global branch
     position_interpolation: bool = True  # full / spectral: squeeze a long window's positions into the trained range
     scheduler: str | None = None  # euler | ddim | pipeline (a pretrained pipeline folder's own, e.g. Wan2.1's UniPC)
+    height: int | None = None  # frame height of the video, in pixels (decoded) [the model's]
+    width: int | None = None  # frame width of the video, in pixels (decoded) [the model's]
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -71,7 +73,7 @@ def check_options(o: GenerationOptions) -> GenerationOptions:
                        "is the usual); ask for fewer, or raise the bound with --max-steps (max_steps=) if you mean it")  # fmt: skip
     _whole("seed", o.seed, 0, MAX_SEED)
     _whole("queue", o.queue, 1)
-    for name in ("chunk_frames", "keyframe_stride"):
+    for name in ("chunk_frames", "keyframe_stride", "height", "width"):
         if getattr(o, name) is not None:
             _whole(name, getattr(o, name), 1)
     for name in ("context_frames", "overlap_frames", "label"):

@@ -57,17 +57,14 @@ class WanVINPipeline:
                  generator: torch.Generator | None = None, output_type: str = "np", strategy: str = "vin",
                  **options: Any) -> WanVINPipelineOutput:  # fmt: skip
         """One video of `num_frames` frames for `prompt` (WanPipeline's arguments; `generator`: its initial seed
-        is the noise seed). `height` / `width` must be the run's frame size (square, as it was trained)."""
+        is the noise seed; `height` / `width` in pixels, default the run's frame size)."""
         from .api import generate
 
         if output_type not in ("np", "uint8"):
             raise VinError(f"output_type must be np or uint8, got {output_type!r}")
-        spatial = self.model.latent_decoder.spatial if self.model.latent_decoder is not None else 1
-        size = self.model.config.sample_size * spatial
-        if (height or size, width or size) != (size, size):
-            raise VinError(f"this run makes {size}x{size} frames; height and width must be {size} (non-square is not built yet)")
         seed = generator.initial_seed() if generator is not None else 0
         negative = negative_prompt if guidance_scale != 1.0 else None
         video = generate(self.model, self.latent_frames(num_frames), num_inference_steps, seed, strategy, prompt=prompt,
-                         negative_prompt=negative, guidance=guidance_scale, **options).video.numpy()  # fmt: skip
+                         negative_prompt=negative, guidance=guidance_scale, height=height, width=width,
+                         **options).video.numpy()  # fmt: skip
         return WanVINPipelineOutput([video if output_type == "uint8" else video.astype(np.float32) / 255.0])

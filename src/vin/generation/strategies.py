@@ -57,6 +57,7 @@ class Plan:
     time_scale: float  # full / spectral
     clip: bool = True  # pixel space: samples clamped to [-1, 1]; False for a latent-space model
     scheduler: str = "euler"  # the scheduler the request samples with (the model's default unless asked)
+    size: tuple[int, int] = (32, 32)  # (height, width) of a frame the model denoises (latent positions for latents)
 
 
 def fusion_steps(schedule: str, fraction: float, steps: int) -> range:
@@ -77,6 +78,26 @@ def window_sizes(model: VideoModel, o: GenerationOptions) -> tuple[int, int, int
     k = cfg.context_frames if o.context_frames is None else o.context_frames
     s = cfg.keyframe_stride if o.keyframe_stride is None else o.keyframe_stride
     return f, k, s
+
+
+def frame_size(model: VideoModel, o: GenerationOptions) -> tuple[int, int]:
+    """(height, width) of the frames the model denoises for `o.height` x `o.width` pixels (None: the model's
+    sample size); a latent-space model's decoder enlarges them `spatial` times. Sizes a patch of the model
+    (times the decoder's factor) does not divide are refused, naming the nearest that work."""
+    cfg = model.config
+    spatial = model.latent_decoder.spatial if model.latent_decoder is not None else 1
+    unit = spatial * cfg.patch_hw
+    sizes = []
+    for name, pixels in (("height", o.height), ("width", o.width)):
+        if pixels is None:
+            sizes.append(cfg.sample_size)
+        elif pixels % unit:
+            low = max(unit, pixels // unit * unit)
+            raise VinError(f"{name}={pixels} must be a multiple of {unit} (the patch, {cfg.patch_hw}, times the "
+                           f"autoencoder's {spatial}x); use {low} or {low + unit}")  # fmt: skip
+        else:
+            sizes.append(pixels // spatial)
+    return sizes[0], sizes[1]
 
 
 def plan(model: VideoModel, strategy: str, o: GenerationOptions, labelled: bool = False) -> Plan:
@@ -129,7 +150,7 @@ def plan(model: VideoModel, strategy: str, o: GenerationOptions, labelled: bool 
     scheduler = model.default_scheduler if o.scheduler is None else o.scheduler
     if scheduler not in model.schedulers:
         raise VinError(f"scheduler {scheduler!r}: this model samples with {' or '.join(model.schedulers)}")
-    return Plan(t, f, k, s, n, starts, scale, model.latent_decoder is None, scheduler)
+    return Plan(t, f, k, s, n, starts, scale, model.latent_decoder is None, scheduler, frame_size(model, o))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -350,7 +371,7 @@ def run_strategy(
         labels = torch.full((batch,), options.label, dtype=torch.long)
     call = GuidedModel(model, labels.to(model.device) if labels is not None else None, options.guidance,
                        null_labels.to(model.device) if null_labels is not None else None)  # fmt: skip
-    noise = initial_noise(model, batch, p.frames, model.config.sample_size if size is None else size, generator)
+    noise = initial_noise(model, batch, p.frames, p.size if size is None else size, generator)
     if strategy == "freenoise":
         noise = freenoise_noise(noise, p.chunk_frames, generator)
     sampler = Sampler(model.make_scheduler(p.scheduler, p.clip), options.steps, p.clip, options.progress)
