@@ -282,3 +282,35 @@ def test_a_bad_caption_file_is_one_line_before_any_work(pipe_dir, videos, tmp_pa
     with pytest.raises(VinError, match=message):
         train(load_config(None, overrides), progress=False)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_run_knows_its_backbone(pipeline_run, pipe_dir, tmp_path):
+    """Another backbone of the same shapes is warned about; an edited backbone-derived setting is refused."""
+    import json
+    import shutil
+
+    from vin.checkpoint import load_model
+
+    other = save_tiny_wan_pipeline(tmp_path / "other", seed=1)  # the same architecture, other weights
+    with pytest.warns(UserWarning, match=r"trained on a backbone with fingerprint .*\(another backbone"):
+        load_model(pipeline_run, backbone=other)
+    edited = tmp_path / "edited"
+    shutil.copytree(pipeline_run, edited, ignore=shutil.ignore_patterns("checkpoints"))
+    config = json.loads((edited / "config.json").read_text())
+    for name, value in (("depth", 3), ("text_dim", 8), ("in_channels", 16)):
+        (edited / "config.json").write_text(json.dumps({**config, name: value}))
+        with pytest.raises(VinError, match=f"its config.json says model.{name}={value}, but the backbone .* makes it"):
+            load_model(edited)
+
+
+def test_the_cli_shows_a_library_warning_as_one_line(pipeline_run, tmp_path):
+    from click.testing import CliRunner
+
+    from vin.cli import main
+
+    other = save_tiny_wan_pipeline(tmp_path / "other", seed=2)
+    result = CliRunner().invoke(main, ["generate", "--checkpoint", str(pipeline_run), "--backbone", str(other), "--frames", "2",
+                                       "--steps", "1", "--quiet", "--prompt", "a red ball", "--out", str(tmp_path / "x.npy")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("warning: ")]
+    assert len(warned) == 1 and "fingerprint" in warned[0] and "UserWarning" not in result.output

@@ -73,6 +73,32 @@ def backbone_settings(bc) -> dict[str, Any]:
             "depth": bc.get("num_layers", 30), **WAN_FIXED}  # fmt: skip
 
 
+def backbone_fingerprint(path: str | Path) -> str:
+    """A short hash of a backbone: its transformer's config.json, and each weights file's size and first and last
+    MiB (the header, the first and last tensors), so another backbone of the same shapes is told apart without
+    reading gigabytes. A copy re-saved in another dtype has another fingerprint too."""
+    import hashlib
+
+    folder = transformer_folder(path)
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")):
+        size = weights.stat().st_size
+        with open(weights, "rb") as fh:
+            digest.update(f"{weights.name}:{size}".encode())
+            digest.update(fh.read(2**20))
+            fh.seek(max(0, size - 2**20))
+            digest.update(fh.read(2**20))
+    return digest.hexdigest()[:16]
+
+
+def check_recorded_settings(recorded: dict[str, Any], path: str | Path, where: str) -> None:
+    """The backbone-derived settings a run's config.json records agree with the backbone: an edited one is an error."""
+    for name, value in backbone_settings(backbone_config(path)).items():
+        if name in recorded and recorded[name] != value:
+            raise VinError(f"{where}: its config.json says model.{name}={recorded[name]!r}, but the backbone {str(path)!r} "
+                           f"makes it {value!r}; the file was edited or the backbone is another (a backbone decides it)")  # fmt: skip
+
+
 def resolve_backbone(model):
     """`model` (a ModelConfig with `backbone` set) with what its backbone decides filled in, as a new config.
 

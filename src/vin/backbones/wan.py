@@ -18,6 +18,7 @@ windows have one length and batch together.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
@@ -27,7 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..backbones import backbone_config, backbone_settings, pipeline_folder, resolve_backbone, transformer_folder
+from ..backbones import (
+    backbone_config, backbone_fingerprint, backbone_settings, check_recorded_settings, pipeline_folder, resolve_backbone,
+    transformer_folder,
+)  # fmt: skip
 from ..config import ModelConfig, check_geometry
 from ..errors import VinError
 from ..model.embed import TimestepEmbedder
@@ -118,7 +122,7 @@ class WanVIN(nn.Module, VideoModel):
             block.attn2.set_processor(ZCrossAttention(block.attn2.processor, kv, self))
 
     # ---- the model protocol: building, saving, loading, what trains (vin.model.protocol)
-    extra_settings = ("lora_rank",)  # config.json keys beside the ModelConfig's
+    extra_settings = ("lora_rank", "backbone_fingerprint")  # config.json keys beside the ModelConfig's
 
     @classmethod
     def resolve_config(cls, config: ModelConfig) -> ModelConfig:
@@ -135,6 +139,12 @@ class WanVIN(nn.Module, VideoModel):
         the backbone in `dtype` (None: bfloat16 on CUDA, float32 elsewhere), the adapter in float32."""
         if backbone is not None:
             config = replace(config, backbone=str(backbone))
+        check_recorded_settings(meta, config.backbone, f"checkpoint {folder}")
+        recorded = meta.get("backbone_fingerprint")
+        if recorded and recorded != backbone_fingerprint(config.backbone):
+            warnings.warn(f"checkpoint {folder} was trained on a backbone with fingerprint {recorded}; {config.backbone!r} "
+                          f"has {backbone_fingerprint(config.backbone)} (another backbone, or a re-saved copy of it): the "
+                          "adapter may not fit it", stacklevel=2)  # fmt: skip
         if dtype is None:
             dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
         skeleton = torch.device(device).type == "meta"  # checks only: shapes, no weight read (gigabytes for Wan)
@@ -168,7 +178,8 @@ class WanVIN(nn.Module, VideoModel):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"_class_name": type(self).__name__, **asdict(self.config),
-                "backbone": str(Path(self.config.backbone).expanduser().resolve()), "lora_rank": self.lora_rank}  # fmt: skip
+                "backbone": str(Path(self.config.backbone).expanduser().resolve()), "lora_rank": self.lora_rank,
+                "backbone_fingerprint": backbone_fingerprint(self.config.backbone)}  # fmt: skip
         with atomic_path(folder / WEIGHTS_NAME) as tmp:
             save_file({k: v.detach().contiguous().cpu() for k, v in self.trained_state_dict().items()}, tmp)
         atomic_write_bytes(folder / "config.json", (json.dumps(meta, indent=1) + "\n").encode())

@@ -37,6 +37,9 @@ class _Group(click.Group):
     """Turns usage errors, VinError and Ctrl-C into one line (or none) and an exit code; SIGTERM exits cleanly."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        import warnings
+
+        shown, warnings.showwarning = warnings.showwarning, _warn_line  # the library's warnings as one line each
         previous = _install(signal.SIGTERM, _terminate)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -54,7 +57,13 @@ class _Group(click.Group):
             sys.exit(130)
         finally:
             _install(signal.SIGTERM, previous)
+            warnings.showwarning = shown
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _warn_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning from the library as one `warning:` line on stderr (no file, line number or source)."""
+    click.echo(f"warning: {message}", err=True)
 
 
 def _install(signum: int, handler):
