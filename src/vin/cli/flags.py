@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 import click
 
 from ..errors import VinError
-from ..generation.options import FUSION_SCHEDULES, GLOBAL_TOKENS, MAX_STEPS, SCHEDULERS, GenerationOptions, make_options
+from ..generation.options import DEFAULTS, FUSION_SCHEDULES, GLOBAL_TOKENS, MAX_STEPS, SCHEDULERS, GenerationOptions, make_options
 
 
 def flags(*options) -> Callable:
@@ -113,12 +113,12 @@ CHECKPOINT_FLAGS = flags(
 )  # fmt: skip
 SAMPLING_FLAGS = flag_group(
     "sampling", SamplingFlags,
-    click.option("--guidance", type=float, default=1.0, show_default=True, help="Classifier-free guidance scale."),
-    click.option("--fusion-schedule", type=click.Choice(FUSION_SCHEDULES), default="early", show_default=True,
+    click.option("--guidance", type=float, default=DEFAULTS["guidance"], show_default=True, help="Classifier-free guidance scale."),
+    click.option("--fusion-schedule", type=click.Choice(FUSION_SCHEDULES), default=DEFAULTS["fusion_schedule"], show_default=True,
                  help="vin: which steps blend the frames two windows share."),
-    click.option("--fusion-fraction", type=float, default=0.4, show_default=True,
-                 help="vin: fraction of the steps that fuse (the paper's 20 of 50 is 0.4)."),
-    click.option("--global-tokens", type=click.Choice(GLOBAL_TOKENS), default="global", show_default=True,
+    click.option("--fusion-fraction", type=float, default=DEFAULTS["fusion_fraction"], show_default=True,
+                 help="vin: fraction of the steps that fuse (1: every step, measured best; the paper's 20 of 50 is 0.4)."),
+    click.option("--global-tokens", type=click.Choice(GLOBAL_TOKENS), default=DEFAULTS["global_tokens"], show_default=True,
                  help="vin: global (the method), chunk (each chunk's VIN reads only itself: the no-global-tokens ablation), none."),
     click.option("--chunk-frames", type=int, default=None, help="Frames per chunk or window [default: the model's]."),
     click.option("--context-frames", type=int, default=None, help="Local context K [default: the model's]."),

@@ -18,7 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from ..errors import VinError
-from ..generation.options import FUSION_SCHEDULES, GLOBAL_TOKENS, STRATEGIES
+from ..generation.options import DEFAULTS, FUSION_SCHEDULES, GLOBAL_TOKENS, STRATEGIES
 from .core import HEADERS, Demo, GenerateRequest, whole
 from .votes import QUESTIONS, TALLY_HEADERS
 
@@ -76,7 +76,7 @@ def generate_tab(demo: Demo, frames: int) -> None:
                                           elem_id="strategies")  # fmt: skip
             with gr.Accordion("Sampling switches", open=False):
                 fusion = gr.Dropdown(list(FUSION_SCHEDULES), value="early", label="Fusion schedule (vin)")
-                fraction = gr.Slider(0, 1, value=0.4, step=0.05, label="Fusion: fraction of the steps (vin)")
+                fraction = gr.Slider(0, 1, value=DEFAULTS["fusion_fraction"], step=0.05, label="Fusion: fraction of the steps (vin)")
                 context = gr.Number(label="Context frames K (blank: the model's)", value=None)
                 tokens = gr.Radio(list(GLOBAL_TOKENS), value="global", label="Global tokens (vin)")
             button = gr.Button("Generate", variant="primary", elem_id="generate")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import VinError
-from ..generation.options import STRATEGIES
+from ..generation.options import DEFAULTS, STRATEGIES
 from ..metrics.evaluate import LOWER_IS_BETTER
 from .limits import Caps, VoteLimit, checkpoint_names, public
 from .render import view_scale, write_side_by_side
@@ -63,7 +63,7 @@ class GenerateRequest:
     seed: int = 0
     strategies: tuple[str, ...] = ("vin",)
     fusion_schedule: str = "early"
-    fusion_fraction: float = 0.4
+    fusion_fraction: float = DEFAULTS["fusion_fraction"]
     global_tokens: str = "global"
     context_frames: int | None = None  # None: the model's
 
