@@ -188,3 +188,20 @@ def test_context_frames_and_keyframes_carry_their_noise_level():
         torch.testing.assert_close(no_context[0], no_context[1])
     with pytest.raises(VinError, match=r"one per video or one per chunk"):
         windows(model, x, torch.tensor([[200.0, 700.0, 100.0]]), z=z)
+
+
+def test_a_text_model_samples_from_token_embeddings_pooled_as_its_captions_were():
+    import vin
+
+    model = tiny_model(text_dim=8)
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randn(1, 5, 8, generator=g)
+    padded = torch.cat([tokens, torch.zeros(1, 3, 8)], 1)  # padding (guidance pads two prompts to one length)
+    t = torch.tensor([300.0])
+    with torch.no_grad():
+        pooled = model.condition(t, tokens.mean(1))
+        torch.testing.assert_close(model.condition(t, tokens), pooled)
+        torch.testing.assert_close(model.condition(t, padded), pooled)
+        torch.testing.assert_close(model.condition(t, torch.full_like(tokens, float("nan"))), model.condition(t, None))
+    video = vin.generate(model, F, 2, 0, prompt_embeds=tokens, negative_prompt_embeds=torch.zeros(1, 2, 8), guidance=3.0).video
+    assert video.shape == (F, 16, 16, 3)

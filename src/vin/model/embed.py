@@ -76,6 +76,15 @@ class LabelEmbedder(nn.Module):
         return self.table(labels)
 
 
+def pool_tokens(text: torch.Tensor) -> torch.Tensor:
+    """Token embeddings (B, L, D) -> their mean over the real (non-zero) tokens (B, D); a prompt with a NaN stays
+    NaN (the null condition). Zero rows are padding (prompts of two lengths padded for guidance)."""
+    null = torch.isnan(text).any(dim=(1, 2))  # (B,)
+    real = (torch.nan_to_num(text).abs().sum(-1, keepdim=True) > 0).to(text.dtype)  # (B, L, 1)
+    pooled = (torch.nan_to_num(text) * real).sum(1) / real.sum(1).clamp(min=1)
+    return torch.where(null[:, None], torch.full_like(pooled, float("nan")), pooled)
+
+
 class TextEmbedder(nn.Module):
     """A text embedding computed offline (B, text_dim) -> a vector (B, D); None or NaN rows -> a learned null.
 
@@ -91,5 +100,7 @@ class TextEmbedder(nn.Module):
         if text is None:
             return self.null.expand(batch, -1)
         text = text.to(self.proj.weight.dtype)
+        if text.ndim == 3:  # token embeddings (B, L, text_dim), as prompts come: pooled as training pools captions
+            text = pool_tokens(text)
         missing = torch.isnan(text).any(dim=-1, keepdim=True)  # (B, 1): no caption, or dropped
         return torch.where(missing, self.null.to(text.dtype), self.proj(torch.nan_to_num(text)))
