@@ -55,3 +55,18 @@ def videos(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("videos")
     make_video_folder(root)
     return root
+
+
+@pytest.fixture(scope="module")
+def cli_checkpoint(tmp_path_factory) -> Path:
+    """A tiny model trained for 6 steps through `vin train` (configs/tiny.yaml), exported."""
+    from click.testing import CliRunner
+
+    from vin.cli import main
+
+    out = tmp_path_factory.mktemp("ckpt")
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
+    result = CliRunner().invoke(main, ["train", config, f"train.out_dir={out}", "train.steps=6", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "checkpoint in" in result.output
+    return out

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from vin.errors import VinError
 from vin.generation import check_request

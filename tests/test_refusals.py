@@ -22,11 +22,8 @@ TINY = str(ROOT / "configs" / "tiny.yaml")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ckpt")
-    result = CliRunner().invoke(main, ["train", TINY, f"train.out_dir={out}", "train.steps=6", "--quiet"])
-    assert result.exit_code == 0, result.output
-    return out
+def checkpoint(cli_checkpoint) -> Path:
+    return cli_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ import json
 import math
 import os
 import signal
-import tempfile
 import threading
 import time
 from dataclasses import fields, replace
@@ -270,7 +269,7 @@ def encode_captions(config: Config, folder, device: torch.device) -> None:
     d = config.data
     root = Path(d.cache_dir).expanduser() / "captions" if d.cache_dir else Path(config.train.out_dir) / "caption-cache"
     encoder = registry.text_encoder(config.model, device)
-    cache = CaptionCache(root, encoder.encoder_id)
+    cache, length = CaptionCache(root, encoder.encoder_id), encoder.length
     texts = [*table.values(), ""]
     if int(os.environ.get("RANK", "0")) == 0 and cache.missing(texts):
         cache.fill(texts, encoder.encode)
@@ -278,7 +277,7 @@ def encode_captions(config: Config, folder, device: torch.device) -> None:
     gc.collect()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()  # the other ranks read what rank 0 wrote
-    folder.use_text_captions(table, cache, registry.text_encoder(config.model, device).length)
+    folder.use_text_captions(table, cache, length)
 
 
 def drop_condition(cond: torch.Tensor | None, drop: torch.Tensor, config: Config, null: torch.Tensor | None = None) -> torch.Tensor | None:

@@ -140,11 +140,10 @@ class WanVIN(nn.Module, VideoModel):
         if backbone is not None:
             config = replace(config, backbone=str(backbone))
         check_recorded_settings(meta, config.backbone, f"checkpoint {folder}")
-        recorded = meta.get("backbone_fingerprint")
-        if recorded and recorded != backbone_fingerprint(config.backbone):
+        recorded, found = meta.get("backbone_fingerprint"), backbone_fingerprint(config.backbone)
+        if recorded and recorded != found:
             warnings.warn(f"checkpoint {folder} was trained on a backbone with fingerprint {recorded}; {config.backbone!r} "
-                          f"has {backbone_fingerprint(config.backbone)} (another backbone, or a re-saved copy of it): the "
-                          "adapter may not fit it", stacklevel=2)  # fmt: skip
+                          f"has {found} (another backbone, or a re-saved copy of it): the adapter may not fit it", stacklevel=2)  # fmt: skip
         if dtype is None:
             dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
         skeleton = torch.device(device).type == "meta"  # checks only: shapes, no weight read (gigabytes for Wan)

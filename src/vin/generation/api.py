@@ -66,11 +66,12 @@ def check_finite(tensor: torch.Tensor, what: str) -> None:
                        "(an fp16 text encoder can overflow) and save them in float32")  # fmt: skip
 
 
-def check_negative(negative_prompt_embeds: torch.Tensor | None, guidance: float) -> None:
-    """A negative prompt acts only through classifier-free guidance: refused (not ignored) when guidance is off."""
-    if negative_prompt_embeds is not None and guidance == 1.0:
+def check_negative(negative: object | None, guidance: float, flag: str = "--negative-embeds") -> None:
+    """A negative prompt (embeddings, or text with `flag` --negative-prompt) acts only through classifier-free
+    guidance: refused (not ignored) when guidance is off."""
+    if negative is not None and guidance == 1.0:
         raise VinError("a negative prompt acts only through guidance, which is off (guidance 1): give --guidance "
-                       "(e.g. 5; guidance= in Python) or drop --negative-embeds")  # fmt: skip
+                       f"(e.g. 5; guidance= in Python) or drop {flag}")  # fmt: skip
 
 
 def check_prompts(model: VideoModel, prompt_embeds: torch.Tensor | None, negative_prompt_embeds: torch.Tensor | None) -> None:
@@ -96,9 +97,7 @@ def check_text(prompt: str | None, negative_prompt: str | None, prompt_embeds, n
         raise VinError("give prompts as text (--prompt) or as embeddings (--prompt-embeds), not both")
     if prompt is None:
         raise VinError("a negative prompt (--negative-prompt) needs a prompt (--prompt)")
-    if negative_prompt is not None and guidance == 1.0:
-        raise VinError("a negative prompt acts only through guidance, which is off (guidance 1): give --guidance "
-                       "(e.g. 5; guidance= in Python) or drop --negative-prompt")  # fmt: skip
+    check_negative(negative_prompt, guidance, "--negative-prompt")
 
 
 def check_request(model: VideoModel, strategy: str, options: GenerationOptions, world: int = 1, labelled: bool = False) -> Plan:

@@ -19,7 +19,7 @@ from einops import rearrange
 from torch import nn
 
 from .attention import Attention, DiTBlock, Mlp
-from .embed import level_offset, sincos, spatial_sincos
+from .embed import level_offset, spatial_sincos
 
 # Combines partial reads across processes: (output (B, H, M, Dh), log-sum-exp (B, H, M)) -> merged output.
 Merge = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
