@@ -93,8 +93,8 @@ def frame_size(model: VideoModel, o: GenerationOptions) -> tuple[int, int]:
             sizes.append(cfg.sample_size)
         elif pixels % unit:
             low = max(unit, pixels // unit * unit)
-            raise VinError(f"{name}={pixels} must be a multiple of {unit} (the patch, {cfg.patch_hw}, times the "
-                           f"autoencoder's {spatial}x); use {low} or {low + unit}")  # fmt: skip
+            why = f"the patch, {cfg.patch_hw}, times the autoencoder's {spatial}x" if spatial > 1 else "the patch size"
+            raise VinError(f"{name}={pixels} must be a multiple of {unit} ({why}); use {low} or {low + unit}")
         else:
             sizes.append(pixels // spatial)
     return sizes[0], sizes[1]

@@ -130,7 +130,7 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
     def load(cls, folder: Path, config: ModelConfig, meta: dict[str, Any], device: str | torch.device,
              backbone: str | Path | None = None, dtype: torch.dtype | None = None) -> "VINModel":  # fmt: skip
         if dtype not in (None, torch.float32):
-            raise VinError(f"checkpoint {folder} is vin's own DiT, which samples in float32; drop the dtype ({dtype})")
+            raise VinError(f"checkpoint {folder} is vin's own DiT, which samples in float32; drop --dtype (dtype=)")
         if backbone is not None:
             raise VinError(f"checkpoint {folder} is vin's own DiT: it has no pretrained backbone to point at; drop the backbone")
         model = cls(config)
@@ -196,6 +196,8 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         return make_scheduler(self.config.objective, clip, self.config.flow_shift)
 
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        if self.config.text_dim == 0:
+            raise VinError("this model is not conditioned on text (model.text_dim=0): drop the prompt")
         raise VinError("this model has no text encoder: a text model of vin's own DiT takes precomputed embeddings "
                        "(--prompt-embeds); text prompts need a pretrained pipeline folder (model.backbone)")  # fmt: skip
 
