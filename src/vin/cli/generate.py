@@ -16,7 +16,7 @@ import click
 
 from ..errors import VinError
 from ..generation.options import STRATEGIES, GenerationOptions
-from .flags import CHECKPOINT_FLAGS, RUN_FLAGS, SAMPLING_FLAGS, RunFlags, SamplingFlags
+from .flags import CHECKPOINT_FLAGS, RUN_FLAGS, SAMPLING_FLAGS, RunFlags, SamplingFlags, int_list
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}  # --dtype: torch's names
 
@@ -35,13 +35,22 @@ if TYPE_CHECKING:
 @click.option("--out", "out", type=click.Path(), required=True, help="Output file: .mp4, .gif or .npy (raw frames).")
 @click.option("--height", type=int, default=None, help="Frame height in pixels [default: the model's].")
 @click.option("--width", type=int, default=None, help="Frame width in pixels, e.g. 832 with --height 480 [default: the model's].")
-@click.option("--label", type=int, default=None, help="Class label, for class-conditional models.")
-@click.option("--prompt-embeds", type=click.Path(), default=None,
-              help="Text models (a Wan backbone): a .safetensors holding the prompt's token embeddings (L, D).")
+@click.option("--label", default=None,
+              help="Class-conditional models: a class label, or one per chunk (e.g. 1,1,7,7: the class changes at chunk 2).")
+@click.option("--init-video", type=click.Path(), default=None,
+              help="Continue this video (.mp4, .gif, .npy): its first frames start the output and the rest is generated.")
+@click.option("--init-frames", type=int, default=None,
+              help="With --init-video: how many of its frames to keep (1: image-to-video) [default: all].")
+@click.option("--prompt-embeds", type=click.Path(), multiple=True,
+              help="Text models (a Wan backbone): a .safetensors holding the prompt's token embeddings (L, D); "
+                   "repeat it once per chunk for a prompt per chunk.")
 @click.option("--negative-embeds", type=click.Path(), default=None,
               help="With --guidance: the negative prompt's token embeddings, which guidance steers away from.")
-@click.option("--prompt", default=None,
-              help="A model on a pretrained pipeline folder (Wan2.1): the prompt as text, encoded by the folder's text encoder.")
+@click.option("--prompt", multiple=True,
+              help="A model on a pretrained pipeline folder (Wan2.1): the prompt as text, encoded by the folder's text "
+                   "encoder; repeat it once per chunk for a prompt per chunk.")
+@click.option("--prompt-file", type=click.Path(), default=None,
+              help="Prompt travel: a text file of `CHUNK: prompt` lines, each prompt from that chunk on.")
 @click.option("--negative-prompt", default=None,
               help="With --guidance: the negative prompt as text [default with guidance: the empty prompt, as WanPipeline].")
 @click.option("--backbone", type=click.Path(), default=None,
@@ -63,8 +72,8 @@ if TYPE_CHECKING:
 @click.option("--timeout", "timeout_s", type=click.IntRange(min=1), default=300, show_default=True,
               help="Seconds a rank waits on the others before giving up (several processes only).")
 def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, frames: int, steps: int, seed: int, out: str,
-             height: int | None, width: int | None,
-             label: int | None, prompt_embeds: str | None, negative_embeds: str | None, prompt: str | None,
+             height: int | None, width: int | None, label: str | None, init_video: str | None, init_frames: int | None,
+             prompt_embeds: tuple[str, ...], negative_embeds: str | None, prompt: tuple[str, ...], prompt_file: str | None,
              negative_prompt: str | None, backbone: str | None, dtype: str | None, sampling: SamplingFlags, queue: int,
              overlap_frames: int | None, cutoff: float, no_position_interpolation: bool, fps: int, upscale: int, run: RunFlags,
              as_json: bool, nproc: int, timeout_s: int) -> None:  # fmt: skip
@@ -74,14 +83,18 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
 
     out_path = check_output_path(out)
     check_video_settings(fps, upscale)
-    options = sampling.options(frames, steps, seed, label=label, queue=queue, overlap_frames=overlap_frames, cutoff=cutoff,
-                               height=height, width=width,
+    labels = tuple(int_list(label, "--label")) if label is not None else None
+    options = sampling.options(frames, steps, seed, label=labels, queue=queue, overlap_frames=overlap_frames, cutoff=cutoff,
+                               height=height, width=width, init_frames=init_frames,
                                position_interpolation=not no_position_interpolation, progress=not run.quiet)  # fmt: skip
     ckpt = checkpoint_path(checkpoint)
     torch_device = run.setup()
-    prompts = _read_prompts(prompt_embeds, negative_embeds, prompt, negative_prompt, options.guidance)
+    prompts = _read_prompts(prompt_embeds, negative_embeds, prompt, prompt_file, negative_prompt, options.guidance)
+    if init_frames is not None and init_video is None:
+        raise VinError("--init-frames counts the frames kept from --init-video: give the video")
+    video = _read_init_video(init_video) if init_video is not None else None
     where = Where(ckpt, autoencoder, backbone, dtype, torch_device)
-    result, world = _sample(where, strategy, options, prompts, nproc, timeout_s)
+    result, world = _sample(where, strategy, options, prompts, nproc, timeout_s, video)
     if result is None:  # not rank 0
         return
     from ..videos import write_video
@@ -92,35 +105,50 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
         click.echo(json.dumps({"path": str(out_path), "strategy": strategy, "frames": t, "height": h, "width": w,
                                "steps": steps, "seed": seed, "checkpoint": str(ckpt), "model_calls": result.model_calls,
                                "window_calls": result.window_calls, "seconds": round(result.seconds, 3),
-                               "ranks": world}))  # fmt: skip
+                               "ranks": world, "given_frames": result.given_frames}))  # fmt: skip
     else:
         ranks = f", {world} ranks" if world > 1 else ""
-        click.echo(f"wrote {out_path} ({t} frames of {h}x{w}, {strategy}, {steps} steps, seed {seed}, "
+        given = f", the first {result.given_frames} given" if result.given_frames else ""
+        click.echo(f"wrote {out_path} ({t} frames of {h}x{w}{given}, {strategy}, {steps} steps, seed {seed}, "
                    f"{result.model_calls} model calls{ranks}) in {result.seconds:.1f} s")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Prompts:
-    """What conditions a text model: embeddings read from files (1, L, D), or text its own encoder encodes."""
+    """What conditions a text model: embeddings read from files (1, L, D), or text its own encoder encodes; each
+    given once, as a list with one per chunk, or (text) as a schedule {first chunk: prompt}."""
 
-    embeds: torch.Tensor | None = None
+    embeds: torch.Tensor | list[torch.Tensor] | None = None
     negative_embeds: torch.Tensor | None = None
-    text: str | None = None
+    text: str | list[str] | dict[int, str] | None = None
     negative_text: str | None = None
 
 
-def _read_prompts(prompt_embeds: str | None, negative_embeds: str | None, prompt: str | None, negative_prompt: str | None,
-                  guidance: float) -> Prompts:  # fmt: skip
+def _read_prompts(prompt_embeds: tuple[str, ...], negative_embeds: str | None, prompt: tuple[str, ...], prompt_file: str | None,
+                  negative_prompt: str | None, guidance: float) -> Prompts:  # fmt: skip
     """--prompt-embeds and --negative-embeds read (not yet fitted to the model, but finite, and a negative only
-    with guidance), or --prompt and --negative-prompt checked (alone, a negative with a prompt and guidance)."""
+    with guidance), or --prompt / --prompt-file and --negative-prompt checked (alone, a negative with a prompt
+    and guidance). A flag given several times gives one prompt per chunk."""
     from ..generation.api import check_negative, check_text, read_prompt_embeds
+    from ..generation.conditions import read_prompt_file
 
-    embeds = read_prompt_embeds(prompt_embeds, "--prompt-embeds") if prompt_embeds is not None else None
+    read = [read_prompt_embeds(path, "--prompt-embeds") for path in prompt_embeds]
+    embeds = read[0] if len(read) == 1 else (read or None)
     negative = read_prompt_embeds(negative_embeds, "--negative-embeds") if negative_embeds is not None else None
     check_negative(negative, guidance)
-    if prompt is not None or negative_prompt is not None:
-        check_text(prompt, negative_prompt, embeds, negative, guidance)
-    return Prompts(embeds, negative, prompt, negative_prompt)
+    if prompt and prompt_file is not None:
+        raise VinError("give the prompt as --prompt or as --prompt-file, not both")
+    text = read_prompt_file(prompt_file) if prompt_file is not None else (prompt[0] if len(prompt) == 1 else list(prompt) or None)
+    if text is not None or negative_prompt is not None:
+        check_text(text, negative_prompt, embeds, negative, guidance)
+    return Prompts(embeds, negative, text, negative_prompt)
+
+
+def _read_init_video(path: str):
+    """--init-video's frames (T, H, W, 3) uint8, read before the model loads (fitted to it in `generate_from`)."""
+    from ..generation.continuation import load_init_video
+
+    return load_init_video(path)
 
 
 @dataclass(frozen=True)
@@ -144,15 +172,18 @@ class Where:
 
 
 def _sample(where: Where, strategy: str, options: GenerationOptions, prompts: Prompts, nproc: int,
-            timeout_s: int) -> tuple[Generation | None, int]:  # fmt: skip
+            timeout_s: int, video=None) -> tuple[Generation | None, int]:  # fmt: skip
     """Loads the model and samples, in this process or (--nproc > 1) re-run under torchrun; (result, ranks).
     `options`: the request, checked when made; `prompts`: the prompt (embeddings or text), if any."""
     import torch
 
     from ..generation.api import check_prompts, check_request, generate_from
+    from ..generation.conditions import is_schedule
     from ..parallel import init_from_env, launched_by_torchrun, shutdown
 
     if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
+        if video is not None or is_schedule(prompts.text) or is_schedule(prompts.embeds):
+            raise VinError("a continuation (--init-video) or a prompt per chunk runs in one process: drop --nproc")
         model = where.load(torch.device("meta"))  # the checks need shapes only: no backbone weights are read here
         check_prompts(model, prompts.embeds, prompts.negative_embeds)
         check_request(model, strategy, options, nproc, prompts.embeds is not None or prompts.text is not None)
@@ -161,7 +192,7 @@ def _sample(where: Where, strategy: str, options: GenerationOptions, prompts: Pr
     try:
         model = where.load(group.device if group.distributed else where.device)
         result = generate_from(model, strategy, options, group, prompts.embeds, prompts.negative_embeds, prompts.text,
-                               prompts.negative_text)  # fmt: skip
+                               prompts.negative_text, video)  # fmt: skip
         return result, group.world
     except torch.distributed.DistError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

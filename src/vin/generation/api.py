@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..diffusion.objective import NUM_TRAIN_TIMESTEPS
+from ..diffusion.sampling import Condition
 from ..errors import VinError
 from ..model.protocol import VideoModel
 from ..parallel import Group, chunk_ranges
 from ..videos import to_uint8
+from .conditions import chunk_conditions, count, is_schedule, per_chunk
+from .continuation import check_init, init_frames, load_init_video
 from .distributed import run_vin_distributed
 from .memory import check_memory
 from .options import GenerationOptions, make_options
-from .strategies import Plan, plan, run_strategy
+from .strategies import Plan, check_chunk_conditions, plan, run_strategy
+
+
+Prompt = str | torch.Tensor | Sequence | Mapping | None  # once, one per chunk, or {first chunk: prompt}
 
 
 @dataclass
@@ -26,6 +34,7 @@ class Generation:
     model_calls: int
     window_calls: int
     seconds: float  # sampling, and decoding for a latent-space model
+    given_frames: int = 0  # a continuation: the first frames, the given video's own
 
 
 def check_decodable(model: VideoModel) -> None:
@@ -100,17 +109,19 @@ def check_text(prompt: str | None, negative_prompt: str | None, prompt_embeds, n
     check_negative(negative_prompt, guidance, "--negative-prompt")
 
 
-def check_request(model: VideoModel, strategy: str, options: GenerationOptions, world: int = 1, labelled: bool = False) -> Plan:
+def check_request(model: VideoModel, strategy: str, options: GenerationOptions, world: int = 1, labelled: bool = False,
+                  conditions: int = 1) -> Plan:  # fmt: skip
     """Everything that can be wrong with a request against `model`, checked before any work starts (raises
     VinError); `options` were checked when they were made.
 
     `world`: the number of ranks that will share the work; `labelled`: a condition comes with the request
-    other than `options.label` (prompt embeddings). Returns the resolved plan.
+    other than `options.label` (prompt embeddings); `conditions`: how many, one per chunk (1: the video's).
+    Returns the resolved plan.
     """
     if model.config.full_frames > 0 and strategy != "full":
         raise VinError(f"this checkpoint is a full-attention model (trained on whole clips, model.full_frames="
                        f"{model.config.full_frames}): sample it with the full strategy, not {strategy!r}")  # fmt: skip
-    p = plan(model, strategy, options, labelled=labelled)
+    p = plan(model, strategy, options, labelled=labelled, conditions=conditions)
     if p.scheduler == "ddim" and options.steps > NUM_TRAIN_TIMESTEPS:  # diffusers' DDIM refuses more, mid-run
         raise VinError(f"steps must be at most {NUM_TRAIN_TIMESTEPS} with the DDIM scheduler (its training timesteps), "
                        f"got {options.steps}")  # fmt: skip
@@ -118,6 +129,8 @@ def check_request(model: VideoModel, strategy: str, options: GenerationOptions, 
     if world > 1:
         if strategy != "vin":
             raise VinError(f"strategy {strategy!r} runs in one process; only vin shards its chunks across ranks")
+        if conditions > 1 or isinstance(options.label, tuple):
+            raise VinError("a condition per chunk runs in one process: drop --nproc")
         if model.config.context_mode == "shared":
             raise VinError("model.context_mode=shared borrows each chunk's context inside one pass; "
                            "chunk-parallel sampling across ranks needs context_mode=recompute")  # fmt: skip
@@ -134,10 +147,11 @@ def generate(
     strategy: str = "vin",
     progress: bool = False,
     group: Group | None = None,
-    prompt_embeds: torch.Tensor | None = None,
+    prompt_embeds: Prompt = None,
     negative_prompt_embeds: torch.Tensor | None = None,
-    prompt: str | None = None,
+    prompt: Prompt = None,
     negative_prompt: str | None = None,
+    init_video: str | Path | np.ndarray | torch.Tensor | None = None,
     **options,
 ) -> Generation | None:
     """Generates one video of `frames` frames with `strategy`; the same seed gives the same video.
@@ -147,12 +161,17 @@ def generate(
     position_interpolation, scheduler. `prompt` / `negative_prompt`: text, encoded by the model's own text encoder
     (a Wan pipeline folder's UMT5, as WanPipeline encodes it; with guidance and no negative prompt, the empty
     one); or `prompt_embeds` (1, L, D) / `negative_prompt_embeds`: a text model's condition computed offline.
+    A prompt (text or embeddings) may also be given per chunk, as a list with one per chunk or a schedule
+    {first chunk: prompt} (prompt travel: `vin.generation.conditions`); a class label as `label=(3, 3, 7, 7)`.
     With a distributed `group` (torchrun) the chunks are shared by the ranks; rank 0 gets the video and the
     others None. A latent-space model's sample is decoded to pixels by `model.latent_decoder` (set by
     `vin.load_model`), so `video` is always RGB frames.
+    `init_video`: a video to continue (a file, or (T, H, W, 3) uint8 frames such as an earlier `Generation.video`):
+    its first `init_frames` frames (default: all; 1 is image-to-video) are kept as the start of the `frames` made,
+    with any strategy (`vin.generation.continuation`).
     """
     o = make_options(frames, steps, seed, progress=progress, **options)
-    return generate_from(model, strategy, o, group, prompt_embeds, negative_prompt_embeds, prompt, negative_prompt)
+    return generate_from(model, strategy, o, group, prompt_embeds, negative_prompt_embeds, prompt, negative_prompt, init_video)
 
 
 def generate_from(
@@ -160,35 +179,82 @@ def generate_from(
     strategy: str,
     options: GenerationOptions,
     group: Group | None = None,
-    prompt_embeds: torch.Tensor | None = None,
+    prompt_embeds: Prompt = None,
     negative_prompt_embeds: torch.Tensor | None = None,
-    prompt: str | None = None,
+    prompt: Prompt = None,
     negative_prompt: str | None = None,
+    init_video: str | Path | np.ndarray | torch.Tensor | None = None,
 ) -> Generation | None:
     """`generate` for a request whose options are already made (and so checked): the CLI's path."""
     world = group.world if group is not None and group.distributed else 1
+    video = _init_video(options, init_video, world)
     check_negative(negative_prompt_embeds, options.guidance)
     text = prompt is not None or negative_prompt is not None
+    given_prompt = prompt if text else prompt_embeds
     if text:
         check_text(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, options.guidance)
     else:
-        check_prompts(model, prompt_embeds, negative_prompt_embeds)
-    resolved = check_request(model, strategy, options, world, text or prompt_embeds is not None)
-    if text:  # encoded once everything else is known to be right (a real text encoder is large and slow)
-        prompt_embeds = model.encode_prompt([prompt])
-        if negative_prompt is not None or options.guidance != 1.0:
-            negative_prompt_embeds = model.encode_prompt([negative_prompt or ""])
-        check_prompts(model, prompt_embeds, negative_prompt_embeds)
+        for embeds in _values(prompt_embeds):
+            check_prompts(model, embeds, negative_prompt_embeds)
+    resolved = check_request(model, strategy, options, world, given_prompt is not None, count(given_prompt))
+    schedule = per_chunk(given_prompt, resolved.chunks, "prompt" if text else "prompt_embeds")
+    if schedule is not None:  # a schedule {first chunk: prompt} is checked here, where the chunks are known
+        check_chunk_conditions(strategy, resolved.chunks, resolved.chunks, resolved.chunk_frames)
+    given = check_init(model, resolved, options, video) if video is not None else None
+    labels, negative_prompt_embeds = _conditions(model, options, text, given_prompt, schedule, negative_prompt, negative_prompt_embeds)
     if world > 1:
-        result = run_vin_distributed(model, options, group, prompt_embeds, negative_prompt_embeds, resolved)
+        result = run_vin_distributed(model, options, group, labels, negative_prompt_embeds, resolved)
         if group.rank != 0:
             return None
     else:
-        result = run_strategy(model, strategy, options, resolved=resolved, labels=prompt_embeds, null_labels=negative_prompt_embeds)
+        init = init_frames(model, given) if given is not None else None
+        result = run_strategy(model, strategy, options, resolved=resolved, labels=labels,
+                              null_labels=negative_prompt_embeds, init=init)  # fmt: skip
     sample, seconds = result.sample, result.seconds
     if model.latent_decoder is not None:  # latents -> pixels; the decoding counts in `seconds`
         start = time.perf_counter()
         sample = model.latent_decoder(sample)
         seconds += time.perf_counter() - start
-    video = torch.from_numpy(to_uint8(sample[0]))
-    return Generation(video, result.strategy, result.model_calls, result.window_calls, seconds)
+    frames = to_uint8(sample[0])
+    if given is not None:  # the given frames as given (a latent model's decoding of them is close, not equal)
+        frames[: len(given)] = given
+    count_given = 0 if given is None else len(given)
+    return Generation(torch.from_numpy(frames), result.strategy, result.model_calls, result.window_calls, seconds, count_given)
+
+
+def _init_video(options: GenerationOptions, init_video, world: int) -> np.ndarray | None:
+    """The video to continue, read and shaped (T, H, W, 3) uint8, or None; refused where it cannot apply."""
+    if init_video is None:
+        if options.init_frames is not None:
+            raise VinError("init_frames counts the frames taken from an init video: give the video (--init-video, init_video=)")
+        return None
+    if world > 1:
+        raise VinError("a continuation (--init-video) runs in one process: drop --nproc")
+    return load_init_video(init_video)
+
+
+def _values(value: Prompt) -> list:
+    """The prompts of a value given once, per chunk or as a schedule."""
+    if not is_schedule(value):
+        return [value]
+    return list(value.values()) if isinstance(value, Mapping) else list(value)
+
+
+def _conditions(model: VideoModel, options: GenerationOptions, text: bool, prompt: Prompt, schedule: list | None,
+                negative_prompt: str | None, negative_embeds: torch.Tensor | None) -> tuple[Condition, torch.Tensor | None]:  # fmt: skip
+    """The request's condition for `run_strategy`: prompt embeddings (1, L, D), one per span of chunks, or None;
+    text is encoded here, each distinct prompt once, after every check has passed (a real text encoder is large
+    and slow). Returns (condition, the negative prompt's embeddings)."""
+    if text and (negative_prompt is not None or options.guidance != 1.0):
+        negative_embeds = model.encode_prompt([negative_prompt or ""])
+    encode = (lambda p: model.encode_prompt([p])) if text else (lambda e: e)  # noqa: E731
+    if schedule is not None:
+        labels = chunk_conditions(schedule, encode)
+        for embeds in labels.labels:
+            check_prompts(model, embeds, negative_embeds)
+        return labels, negative_embeds
+    single = _values(prompt)[0] if prompt is not None else None
+    labels = encode(single) if single is not None else None
+    if text:
+        check_prompts(model, labels, negative_embeds)
+    return labels, negative_embeds

@@ -30,7 +30,7 @@ class GenerationOptions:
     steps: int = 25
     max_steps: int = MAX_STEPS  # the upper bound on steps, checked before any work (raise it to mean more)
     seed: int = 0
-    label: int | None = None
+    label: int | tuple[int, ...] | None = None  # class-conditional models: one label, or one per chunk (prompt travel)
     guidance: float = 1.0
     chunk_frames: int | None = None  # F
     context_frames: int | None = None  # K (vin, autoregressive, and the windows of the baselines)
@@ -43,11 +43,14 @@ class GenerationOptions:
     cutoff: float = 0.25  # spectral: fraction of the temporal frequency band taken from the global branch
     position_interpolation: bool = True  # full / spectral: squeeze a long window's positions into the trained range
     scheduler: str | None = None  # euler | ddim | pipeline (a pretrained pipeline folder's own, e.g. Wan2.1's UniPC)
+    init_frames: int | None = None  # a continuation: frames taken from the start of the init video [all of it]
     height: int | None = None  # frame height of the video, in pixels (decoded) [the model's]
     width: int | None = None  # frame width of the video, in pixels (decoded) [the model's]
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.label, (list, tuple)):  # one per chunk; a single one is the video's
+            self.label = tuple(self.label) if len(self.label) != 1 else self.label[0]
         check_options(self)
 
 
@@ -74,12 +77,15 @@ def check_options(o: GenerationOptions) -> GenerationOptions:
                        "is the usual); ask for fewer, or raise the bound with --max-steps (max_steps=) if you mean it")  # fmt: skip
     _whole("seed", o.seed, 0, MAX_SEED)
     _whole("queue", o.queue, 1)
-    for name in ("chunk_frames", "keyframe_stride", "height", "width"):
+    for name in ("chunk_frames", "keyframe_stride", "height", "width", "init_frames"):
         if getattr(o, name) is not None:
             _whole(name, getattr(o, name), 1)
-    for name in ("context_frames", "overlap_frames", "label"):
+    for name in ("context_frames", "overlap_frames"):
         if getattr(o, name) is not None:
             _whole(name, getattr(o, name), 0)
+    for label in o.label if isinstance(o.label, tuple) else (o.label,):
+        if label is not None:
+            _whole("label", label, 0)
     for name, value, allowed in (("fusion_schedule", o.fusion_schedule, FUSION_SCHEDULES),
                                  ("global_tokens", o.global_tokens, GLOBAL_TOKENS),
                                  ("scheduler", o.scheduler, (None,) + SCHEDULERS)):  # fmt: skip

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from ..config import check_geometry
 from ..diffusion.objective import Objective
-from ..diffusion.sampling import GuidedModel, Sampler, initial_noise
+from ..diffusion.sampling import ChunkConditions, Condition, GuidedModel, Known, Sampler, initial_noise, per_span
 from ..errors import VinError
 from ..model.protocol import VideoModel
 from ..model.windows import assemble
@@ -100,10 +100,11 @@ def frame_size(model: VideoModel, o: GenerationOptions) -> tuple[int, int]:
     return sizes[0], sizes[1]
 
 
-def plan(model: VideoModel, strategy: str, o: GenerationOptions, labelled: bool = False) -> Plan:
+def plan(model: VideoModel, strategy: str, o: GenerationOptions, labelled: bool = False, conditions: int = 1) -> Plan:
     """Checks a request for `strategy` and resolves it; raises a one-line VinError before any work.
 
-    `labelled`: class labels come with the request other than through `o.label` (a batch of them).
+    `labelled`: class labels come with the request other than through `o.label` (a batch of them);
+    `conditions`: how many per-chunk conditions come with it other than through `o.label` (prompts, one per chunk).
     """
     cfg = model.config
     if strategy not in STRATEGIES:
@@ -118,8 +119,8 @@ def plan(model: VideoModel, strategy: str, o: GenerationOptions, labelled: bool 
     if o.label is not None:
         if cfg.num_classes == 0:
             raise VinError("this model is unconditional: drop the label")
-        if o.label >= cfg.num_classes:
-            raise VinError(f"label must be in [0, {cfg.num_classes - 1}], got {o.label}")
+        if max(_labels(o.label)) >= cfg.num_classes:
+            raise VinError(f"label must be in [0, {cfg.num_classes - 1}], got {max(_labels(o.label))}")
     if o.guidance != 1.0 and ((cfg.num_classes == 0 and cfg.text_dim == 0) or (o.label is None and not labelled)):
         raise VinError("classifier-free guidance needs a conditional model and a condition (a label or prompt "
                        "embeddings); use guidance 1")  # fmt: skip
@@ -144,6 +145,7 @@ def plan(model: VideoModel, strategy: str, o: GenerationOptions, labelled: bool 
         n = 1
     else:
         n = check_geometry(t, f, k, cfg.patch_t, s)
+    check_chunk_conditions(strategy, len(_labels(o.label)) if isinstance(o.label, tuple) else conditions, n, f)
     trained = (cfg.full_frames or cfg.chunk_frames) // cfg.patch_t  # own-frame positions the model was trained on
     length = t // cfg.patch_t
     scale = (trained - 1) / (length - 1) if o.position_interpolation and length > trained else 1.0
@@ -151,6 +153,25 @@ def plan(model: VideoModel, strategy: str, o: GenerationOptions, labelled: bool 
     if scheduler not in model.schedulers:
         raise VinError(f"scheduler {scheduler!r}: this model samples with {' or '.join(model.schedulers)}")
     return Plan(t, f, k, s, n, starts, scale, model.latent_decoder is None, scheduler, frame_size(model, o))
+
+
+CHUNK_CONDITION_STRATEGIES = ("vin", "autoregressive", "independent", "fifo")  # windows that are whole chunks
+
+
+def _labels(label: int | tuple[int, ...]) -> tuple[int, ...]:
+    return label if isinstance(label, tuple) else (label,)
+
+
+def check_chunk_conditions(strategy: str, count: int, chunks: int, chunk_frames: int) -> None:
+    """A condition per chunk (count > 1) needs a strategy whose windows are whole chunks, and one per chunk."""
+    if count <= 1:
+        return
+    if strategy not in CHUNK_CONDITION_STRATEGIES:
+        raise VinError(f"a condition per chunk needs windows that are whole chunks: use {', '.join(CHUNK_CONDITION_STRATEGIES)}, "
+                       f"not {strategy}")  # fmt: skip
+    if count != chunks:
+        raise VinError(f"{count} conditions (labels or prompts) for {chunks} chunks of {chunk_frames} frames: give one, or "
+                       f"one per chunk")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -184,9 +205,12 @@ def vin_tokens(model: VideoModel, p: Plan, tokens: str, x, t, y, frame_offset: i
 def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, sampler: Sampler, gen) -> torch.Tensor:
     fused = fusion_steps(o.fusion_schedule, o.fusion_fraction, o.steps)
 
-    def fn(x, t, y):
-        z = vin_tokens(model, p, o.global_tokens, x, t, y)
-        return model.denoise_chunks(x, t, y, z, p.chunk_frames, p.context_frames)
+    def fn(x, t, y):  # one pass over all windows, or one per span of chunks with a condition of its own
+        def run(label, chunks):
+            z = vin_tokens(model, p, o.global_tokens, x, t, label)  # the whole video, read under this condition
+            return model.denoise_chunks(x, t, label, z, p.chunk_frames, p.context_frames, chunks=chunks)
+
+        return per_span(y, run)
 
     def predict(x, t, i):
         return assemble(call(fn, x, t, p.chunks), p.context_frames, fuse=i in fused)
@@ -203,9 +227,15 @@ def _full(model, p: Plan, o, noise, call, sampler: Sampler, gen) -> torch.Tensor
 
 
 def _independent(model, p: Plan, o, noise, call, sampler: Sampler, gen) -> torch.Tensor:
+    f = p.chunk_frames
+
     def fn(x, t, y):
-        own = _short_videos(model, *_per_chunk(x, t, y, p.chunks), p, o.global_tokens)
-        return rearrange(own, "(b n) c f h w -> b c (n f) h w", n=p.chunks)
+        def run(label, chunks):  # chunks: a span of chunks with one condition (None: all)
+            a, e = (0, p.chunks) if chunks is None else (chunks.start, chunks.stop)
+            own = _short_videos(model, *_per_chunk(x[:, :, a * f : e * f], t, label, e - a), p, o.global_tokens)
+            return rearrange(own, "(b n) c f h w -> b n c f h w", n=e - a)
+
+        return rearrange(per_span(y, run), "b n c f h w -> b c (n f) h w")
 
     predict = lambda x, t, i: call(fn, x, t, p.chunks)  # noqa: E731
     return sampler.run(noise, predict, gen, "independent")
@@ -241,20 +271,30 @@ def freenoise_noise(noise: torch.Tensor, window: int, generator: torch.Generator
     return out
 
 
+def _chunk_label(labels: Condition, chunk: int) -> torch.Tensor | None:
+    """The condition of one chunk, whether the video has one condition or one per span of chunks."""
+    return labels.at(chunk) if isinstance(labels, ChunkConditions) else labels
+
+
 def _autoregressive(model, p: Plan, o, noise, call, sampler: Sampler, gen) -> torch.Tensor:
     """N sampling chains one after the other; chunk i sees chunk i-1's clean output, re-noised to the
     current level (the model was trained with context at the chunk's own noise level)."""
     f, objective = p.chunk_frames, Objective(model.config.objective)
     context_noise = torch.randn(noise.shape, generator=gen).to(noise.device)  # drawn after the main noise
     chunks: list[torch.Tensor] = []
+    known = sampler.known
     for i in range(p.chunks):
         xi = noise[:, :, i * f : (i + 1) * f]
+        if known is not None and (i + 1) * f <= known.count:  # a given chunk: the next one's context as it is
+            chunks.append(known.frames[:, :, i * f : (i + 1) * f].to(noise.dtype))
+            continue
         if i == 0:  # the first chunk: a one-chunk video (placeholder context)
-            fn = lambda x, t, y: _short_videos(model, x, t, y, p, "global")  # noqa: E731
+            fn = lambda x, t, y: _short_videos(model, x, t, _chunk_label(y, 0), p, "global")  # noqa: E731
         else:
             prev, eps = chunks[-1], context_noise[:, :, (i - 1) * f : i * f]
 
-            def fn(x, t, y, prev=prev, eps=eps):
+            def fn(x, t, y, prev=prev, eps=eps, i=i):
+                y = _chunk_label(y, i)
                 reps = x.shape[0] // prev.shape[0]  # guidance doubles the batch
                 context = objective.add_noise(prev.repeat(reps, 1, 1, 1, 1), eps.repeat(reps, 1, 1, 1, 1), t).to(x.dtype)
                 video = torch.cat([context, x], dim=2)  # (B, C, 2F, H, W): previous chunk, then this one
@@ -262,7 +302,7 @@ def _autoregressive(model, p: Plan, o, noise, call, sampler: Sampler, gen) -> to
                 return model.denoise_chunks(video, t, y, z, f, p.context_frames, chunks=slice(1, 2))[:, 0, :, p.context_frames :]
 
         predict = lambda x, t, step, fn=fn: call(fn, x, t, 1)  # noqa: E731
-        chunks.append(sampler.run(xi, predict, gen, f"chunk {i + 1}/{p.chunks}"))
+        chunks.append(sampler.run(xi, predict, gen, f"chunk {i + 1}/{p.chunks}", start=i * f))
     return torch.cat(chunks, dim=2)
 
 
@@ -312,26 +352,40 @@ def _fifo(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, sample
     the last finished chunk (clean) at its head as context; the VIN reads that clip only. A chunk that
     reaches level 0 leaves the queue. Nothing reaches further back than the queue: FIFO's memory is local.
     Cost: the same windows as vin (steps per chunk), in (N - 1) * lag + steps calls.
+    A continuation's given chunks are finished before the first call: the queue starts at the first chunk that is
+    not wholly given, with the last given chunk at its head; the given frames of a partly given chunk are kept at
+    its level (`Known`).
     """
-    sigmas = sampler.sigmas
+    sigmas, known = sampler.sigmas, sampler.known
     f, n, s, k = p.chunk_frames, p.chunks, o.steps, p.context_frames
     lag = -(-s // o.queue)
     x = noise.float().clone()  # stepped in place
-    for j in tqdm(range((n - 1) * lag + s), desc="fifo", disable=not o.progress, leave=False):
-        moving = [i for i in range(n) if i * lag <= j < i * lag + s]
+    g = 0 if known is None else known.count // f  # chunks wholly given: finished from the start
+    if g:
+        x[:, :, : g * f] = known.frames[:, :, : g * f]
+    for j in tqdm(range((n - 1 - g) * lag + s), desc="fifo", disable=not o.progress, leave=False):
+        moving = [i for i in range(g, n) if (i - g) * lag <= j < (i - g) * lag + s]
         first, last = moving[0], moving[-1] + 1
         head = max(0, first - 1)  # the finished chunk before the queue (none before chunk 0 starts... or leaves)
-        level = [j - i * lag for i in moving]
+        level = [j - (i - g) * lag for i in moving]
+        if known is not None and first * f < known.count:  # a partly given chunk in flight: its given frames at its level
+            at = torch.full((x.shape[0],), sigmas[level[0]] * 1000, device=x.device)
+            x[:, :, first * f : last * f] = known.impose(x[:, :, first * f : last * f], at, first * f)
         times = [0.0] * (first - head) + [sigmas[i] * 1000 for i in level]
         t = torch.tensor(times, device=x.device).expand(x.shape[0], -1)  # (B, chunks in the clip)
 
-        def fn(xx, tt, y, skip=first - head):
-            z = model.read_interface(xx, tt, y, p.keyframe_stride)
-            return model.denoise_chunks(xx, tt, y, z, f, k, chunks=slice(skip, None))
+        def fn(xx, tt, y, skip=first - head, head=head, last=last):
+            def run(label, chunks):
+                z = model.read_interface(xx, tt, label, p.keyframe_stride)
+                return model.denoise_chunks(xx, tt, label, z, f, k, chunks=chunks)
+
+            return per_span(y.within(head, last) if isinstance(y, ChunkConditions) else y, run, skip)
 
         windows = call(fn, x[:, :, head * f : last * f], t, len(moving))
         steps = torch.tensor([sigmas[i + 1] - sigmas[i] for i in level], device=x.device)
         x[:, :, first * f : last * f] += assemble(windows, k, fuse=False) * steps.repeat_interleave(f).view(1, 1, -1, 1, 1)
+    if known is not None:
+        x = known.impose(x, None)
     return x.clamp(-1, 1) if p.clip else x
 
 
@@ -354,27 +408,39 @@ def run_strategy(
     options: GenerationOptions,
     generator: torch.Generator | None = None,
     batch: int = 1,
-    labels: torch.Tensor | None = None,
+    labels: Condition = None,
     size: int | tuple[int, int] | None = None,
     resolved: Plan | None = None,
     null_labels: torch.Tensor | None = None,
+    init: torch.Tensor | None = None,
 ) -> StrategyOutput:
     """Samples `batch` videos with `strategy`. The noise is drawn frame by frame, so the first frames of a
     long video's noise are those of a short one with the same seed. `size`: frame size, square or
     (height, width) [default: the model's sample size]. `resolved`: the request's plan, if already made.
-    `labels`: class ids (B,), or the condition of a text model (prompt embeddings (B, L, D) for Wan);
+    `labels`: class ids (B,), or the condition of a text model (prompt embeddings (B, L, D) for Wan), or one per
+    span of chunks (`ChunkConditions`; `options.label` may also give a class id per chunk);
     `null_labels`: the unconditional condition that guidance contrasts with (a negative prompt's embeddings;
-    default: a class-conditional model's null label)."""
+    default: a class-conditional model's null label). `init` (1 or B, C, G, H, W): the video's first G frames, given
+    clean in the model's space (a continuation; `check_init` checked them): every strategy keeps them and makes
+    the rest."""
     p = plan(model, strategy, options, labelled=labels is not None) if resolved is None else resolved
     generator = generator if generator is not None else torch.Generator().manual_seed(options.seed)
-    if labels is None and options.label is not None:
+    if labels is None and isinstance(options.label, tuple):  # a label per chunk
+        ids = {label: torch.full((batch,), label, dtype=torch.long) for label in set(options.label)}
+        labels = ChunkConditions.of([ids[label] for label in options.label])
+    elif labels is None and options.label is not None:
         labels = torch.full((batch,), options.label, dtype=torch.long)
-    call = GuidedModel(model, labels.to(model.device) if labels is not None else None, options.guidance,
-                       null_labels.to(model.device) if null_labels is not None else None)  # fmt: skip
+    if labels is not None:
+        labels = labels.map(lambda y: y.to(model.device)) if isinstance(labels, ChunkConditions) else labels.to(model.device)
+    call = GuidedModel(model, labels, options.guidance, null_labels.to(model.device) if null_labels is not None else None)
     noise = initial_noise(model, batch, p.frames, p.size if size is None else size, generator)
     if strategy == "freenoise":
         noise = freenoise_noise(noise, p.chunk_frames, generator)
-    sampler = Sampler(model.make_scheduler(p.scheduler, p.clip), options.steps, p.clip, options.progress)
+    known = None
+    if init is not None:
+        given = init.to(noise.device, noise.dtype).expand(batch, -1, -1, -1, -1)
+        known = Known(given, noise[:, :, : given.shape[2]], Objective(model.config.objective))
+    sampler = Sampler(model.make_scheduler(p.scheduler, p.clip), options.steps, p.clip, options.progress, known)
     start = time.perf_counter()
     sample = RUNNERS[strategy](model, p, options, noise, call, sampler, generator)
     return StrategyOutput(sample, strategy, call.model_calls, call.window_calls, time.perf_counter() - start)
