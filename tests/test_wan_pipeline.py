@@ -314,3 +314,49 @@ def test_the_cli_shows_a_library_warning_as_one_line(pipeline_run, tmp_path):
     assert result.exit_code == 0, result.output
     warned = [line for line in result.output.splitlines() if line.startswith("warning: ")]
     assert len(warned) == 1 and "fingerprint" in warned[0] and "UserWarning" not in result.output
+
+
+def test_prompt_travel_on_wan_is_wan_on_each_chunk_with_its_own_prompt(pipe_dir):
+    """An untrained adapter without context: each chunk of a prompt-per-chunk video is Wan on that chunk with its prompt."""
+    from vin.diffusion.sampling import ChunkConditions
+    from vin.generation.options import make_options
+    from vin.generation.strategies import run_strategy
+
+    model = vin_on(pipe_dir, chunk_frames=1)  # 3 latent frames: 3 chunks
+    red, cat = model.encode_prompt(["a red ball"]), model.encode_prompt(["a blue cat"])
+    o = make_options(LATENT_FRAMES, 2, 0, progress=False)
+    size = (HEIGHT // SPATIAL, HEIGHT // SPATIAL)
+    travel = run_strategy(model, "vin", o, labels=ChunkConditions.of([red, red, cat]), size=size).sample
+    alone = {name: run_strategy(model, "vin", o, labels=e, size=size).sample for name, e in (("red", red), ("cat", cat))}
+    torch.testing.assert_close(travel[:, :, :2], alone["red"][:, :, :2], rtol=0, atol=1e-5)
+    torch.testing.assert_close(travel[:, :, 2:], alone["cat"][:, :, 2:], rtol=0, atol=1e-5)
+    assert (alone["red"] - alone["cat"]).abs().max() > 1e-4  # the prompts do differ (10x the tolerance above)
+
+
+def test_vin_generate_continues_a_video_on_wan_and_prompts_travel(pipeline_run, tmp_path):
+    """The given frames come back unchanged (encoded with the folder's VAE for sampling, returned as given); a
+    count the VAE cannot encode alone is one line; --prompt once per chunk and --prompt-file run."""
+    from click.testing import CliRunner
+
+    from vin.cli import main
+    from vin.videos import read_video
+
+    given = np.random.default_rng(0).integers(0, 256, (9, HEIGHT, HEIGHT, 3), dtype=np.uint8)
+    np.save(tmp_path / "given.npy", given)
+    args = ["generate", "--checkpoint", str(pipeline_run), "--frames", "4", "--steps", "2", "--quiet", "--prompt", "a red ball",
+            "--init-video", str(tmp_path / "given.npy")]  # fmt: skip
+    run = CliRunner().invoke(main, [*args, "--init-frames", "5", "--out", str(tmp_path / "a.npy")])
+    assert run.exit_code == 0, run.output
+    video = read_video(tmp_path / "a.npy")
+    assert video.shape == (13, HEIGHT, HEIGHT, 3)
+    np.testing.assert_array_equal(video[:5], given[:5])
+    run = CliRunner().invoke(main, [*args, "--init-frames", "3", "--out", str(tmp_path / "b.npy")])
+    assert run.exit_code != 0 and "groups of 4, so give 1 + a multiple of 4 frames, e.g. 1" in run.output
+    schedule = tmp_path / "prompts.txt"
+    schedule.write_text("0: a red ball\n1: a blue cat\n")
+    travel = ["generate", "--checkpoint", str(pipeline_run), "--frames", "4", "--steps", "2", "--quiet"]
+    for extra in (["--prompt-file", str(schedule)], ["--prompt", "a", "--prompt", "b"]):  # 4 latent frames: 2 chunks of 2
+        run = CliRunner().invoke(main, [*travel, *extra, "--out", str(tmp_path / "c.npy")])
+        assert run.exit_code == 0, run.output
+    run = CliRunner().invoke(main, [*travel, "--prompt", "a", "--prompt", "b", "--prompt", "c", "--out", str(tmp_path / "d.npy")])
+    assert run.exit_code != 0 and "3 conditions (labels or prompts) for 2 chunks of 2 frames: give one, or one per chunk" in run.output
