@@ -31,7 +31,7 @@ _INTERFACE = re.compile(r"(^|\.)interface$|^VideoInterface$")
 
 @dataclass
 class FlopRow:
-    """One strategy at one length. Stable field names: scripts read the JSON (see README)."""
+    """One strategy at one length. Stable field names: scripts read the JSON (see docs/cost.md)."""
 
     strategy: str  # the spec as given, e.g. "vin:shared:k12"
     method: str  # the strategy it runs: vin, full, ...

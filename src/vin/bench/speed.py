@@ -30,7 +30,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 @dataclass
 class SpeedRow:
-    """One strategy at one length. Stable field names: scripts read the JSON (see README)."""
+    """One strategy at one length. Stable field names: scripts read the JSON (see docs/cost.md)."""
 
     strategy: str  # the spec as given
     method: str

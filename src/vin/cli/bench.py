@@ -16,7 +16,7 @@ def bench() -> None:
     """What the strategies cost: FLOPs (counted on the meta device) and wall time, side by side.
 
     Strategies are specs such as vin, full, vin:k12, vin:shared:k8 or full:factorised
-    (settings: kN, shared, recompute, 3d, factorised, key=value; see the README).
+    (settings: kN, shared, recompute, 3d, factorised, key=value; see docs/cost.md).
     """
 
 

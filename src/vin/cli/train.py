@@ -17,7 +17,7 @@ def train(config: str, overrides: tuple[str, ...], quiet: bool) -> None:
 
     Example: vin train configs/tiny.yaml train.steps=100 train.out_dir=runs/mine
 
-    On your videos: vin train configs/videos.yaml data.root=path/to/videos (see the README).
+    On your videos: vin train configs/videos.yaml data.root=path/to/videos (see docs/training.md).
     Continue a stopped or crashed run: the same command with train.resume=auto.
     """
     from ..config import load_config

@@ -1,4 +1,4 @@
-"""Driving `vin demo` in a real headless browser (the end-to-end test and the README's screenshots).
+"""Driving `vin demo` in a real headless browser (the end-to-end test and the docs' screenshots).
 
 The page runs in Debian's Chromium (`apt-get install chromium`) through playwright's Python package
 (`pip install playwright`, no browser download: `executable_path` points at the system binary). The
