@@ -77,6 +77,34 @@ def test_the_sampler_keeps_the_given_frames_at_every_steps_level():
     torch.testing.assert_close(part[:, :, :1], frames[:, :, 2:3])
 
 
+@pytest.mark.parametrize("kind", ["flow", "epsilon", "v"])
+def test_reconstruction_guidance_moves_the_rest_down_the_given_frames_error(kind):
+    """A model whose clean estimate of every frame is the mean of x_t's frames: the given frames' error
+    sum_k |m - g_k|^2 has gradient sum_k 2 (m - g_k) / T on every frame, so guidance w moves the other frames'
+    clean estimate to m - w * sum_k (m - g_k) / T, and leaves the given frames' as it was."""
+    g = torch.Generator().manual_seed(1)
+    x, frames = torch.randn(1, 2, 5, 3, 3, generator=g), torch.randn(1, 2, 2, 3, 3, generator=g)
+    objective, t = Objective(kind), torch.tensor([700.0])
+    mean = x.mean(dim=2, keepdim=True).expand_as(x)
+    predict = lambda xx, tt, i: objective.prediction(xx, xx.mean(dim=2, keepdim=True).expand_as(xx), t)  # noqa: E731
+    sampler = Sampler(make_scheduler(kind), 2, True, False, Known(frames, torch.zeros_like(frames), objective, 0.8))
+    sampler.level = lambda i, time: time  # the model's time is the level here (no scheduler sigmas to read)
+    x0 = objective.clean(x, sampler.reconstruction_guided(predict, x, t, 0, 0), t)
+    want = mean[:, :, 2:] - 0.8 * (mean[:, :, :2] - frames).sum(dim=2, keepdim=True) / 5
+    torch.testing.assert_close(x0[:, :, 2:], want, rtol=0, atol=1e-4)
+    torch.testing.assert_close(x0[:, :, :2], mean[:, :, :2], rtol=0, atol=1e-4)
+
+
+def test_reconstruction_guidance_brings_the_rest_closer_to_the_given_frames(model):
+    """On the tiny model, guidance steers the generated frames towards the given ones (mean distance to them)."""
+    video = given_video(16)
+    far = {}
+    for w in (0.0, 1.0):
+        out = vin.generate(model, frames=16, steps=3, seed=1, init_video=video, init_frames=8, init_guidance=w)
+        far[w] = np.abs(out.video[8:].numpy().astype(float) - video[8:].mean(0)).mean()
+    assert far[1.0] < far[0.0]
+
+
 def test_autoregressive_given_its_own_first_chunk_makes_its_own_video(model):
     """Autoregressive's chunk 1 depends on chunk 0's clean frames alone: given them, the video is the same."""
     options = GenerationOptions(frames=12, steps=3, seed=2, progress=False)

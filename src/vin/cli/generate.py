@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import VinError
-from ..generation.options import STRATEGIES, GenerationOptions
+from ..generation.options import DEFAULTS, STRATEGIES, GenerationOptions
 from .flags import CHECKPOINT_FLAGS, RUN_FLAGS, SAMPLING_FLAGS, RunFlags, SamplingFlags, int_list
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}  # --dtype: torch's names
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
               help="Continue this video (.mp4, .gif, .npy): its first frames start the output and the rest is generated.")
 @click.option("--init-frames", type=int, default=None,
               help="With --init-video: how many of its frames to keep (1: image-to-video) [default: all].")
+@click.option("--init-guidance", type=float, default=DEFAULTS["init_guidance"], show_default=True,
+              help="With --init-video: reconstruction guidance towards the given frames (0: replacement alone; a backward "
+                   "pass per step).")
 @click.option("--prompt-embeds", type=click.Path(), multiple=True,
               help="Text models (a Wan backbone): a .safetensors holding the prompt's token embeddings (L, D); "
                    "repeat it once per chunk for a prompt per chunk.")
@@ -73,6 +76,7 @@ if TYPE_CHECKING:
               help="Seconds a rank waits on the others before giving up (several processes only).")
 def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, frames: int, steps: int, seed: int, out: str,
              height: int | None, width: int | None, label: str | None, init_video: str | None, init_frames: int | None,
+             init_guidance: float,
              prompt_embeds: tuple[str, ...], negative_embeds: str | None, prompt: tuple[str, ...], prompt_file: str | None,
              negative_prompt: str | None, backbone: str | None, dtype: str | None, sampling: SamplingFlags, queue: int,
              overlap_frames: int | None, cutoff: float, no_position_interpolation: bool, fps: int, upscale: int, run: RunFlags,
@@ -85,7 +89,7 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
     check_video_settings(fps, upscale)
     labels = tuple(int_list(label, "--label")) if label is not None else None
     options = sampling.options(frames, steps, seed, label=labels, queue=queue, overlap_frames=overlap_frames, cutoff=cutoff,
-                               height=height, width=width, init_frames=init_frames,
+                               height=height, width=width, init_frames=init_frames, init_guidance=init_guidance,
                                position_interpolation=not no_position_interpolation, progress=not run.quiet)  # fmt: skip
     ckpt = checkpoint_path(checkpoint)
     torch_device = run.setup()

@@ -71,6 +71,24 @@ class Objective:
         a, b = self._coefficients(t, x0)
         return a * noise - b * x0  # v-prediction
 
+    def clean(self, x_t: torch.Tensor, pred: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The clean sample a prediction implies: x0 from x_t and the model's target (velocity, noise or v) at t."""
+        a, b = self._coefficients(t, x_t)
+        if self.kind == "flow":
+            return x_t - b * pred  # x_t = (1 - sigma) x0 + sigma noise, pred = noise - x0
+        if self.kind == "epsilon":
+            return (x_t - b * pred) / a
+        return a * x_t - b * pred
+
+    def prediction(self, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The inverse of `clean`: the target that implies x0 at x_t."""
+        a, b = self._coefficients(t, x_t)
+        if self.kind == "flow":
+            return (x_t - x0) / b.clamp(min=1e-6)
+        if self.kind == "epsilon":
+            return (x_t - a * x0) / b.clamp(min=1e-6)
+        return (a * x_t - x0) / b.clamp(min=1e-6)
+
     def draw(self, shape: tuple[int, ...], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Times (B,) and noise `shape` for a batch; drawn on the CPU, so any device gets the same."""
         return self.sample_timesteps(shape[0], generator), torch.randn(shape, generator=generator)

@@ -44,12 +44,15 @@ class Known:
     those frames' share of the initial noise; `objective`: how the model's x_t mixes a clean frame and noise.
     Before every model call the given frames of x_t are replaced by the given frames noised to x_t's level
     (replacement, as inpainting samplers do), so every other frame is denoised beside them; the sample ends with
-    them exactly.
+    them exactly. `guidance` > 0 adds reconstruction guidance (Ho et al., Video Diffusion Models, 2022): the
+    other frames' clean estimate moves down the gradient of how far the model's clean estimate of the given
+    frames is from them, `x0 -= guidance / 2 * grad` (a backward pass through the model at every step).
     """
 
     frames: torch.Tensor
     noise: torch.Tensor
     objective: Objective
+    guidance: float = 0.0
 
     @property
     def count(self) -> int:
@@ -100,6 +103,22 @@ class Sampler:
             return torch.full_like(t, float(sigmas[i]) * 1000)
         return t
 
+    def reconstruction_guided(self, predict: Predict, x: torch.Tensor, time: torch.Tensor, i: int, start: int) -> torch.Tensor:
+        """`predict(x, time, i)` with the clean estimate of the frames not given moved down the gradient of the given
+        frames' reconstruction error (`Known`); x: frames [start, start + T) of the video."""
+        known = self.known
+        level = self.level(i, time)
+        given = max(0, min(known.count - start, x.shape[2]))
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            pred = predict(xg, time, i)
+            x0 = known.objective.clean(xg, pred.float(), level)
+            error = (x0[:, :, :given] - known.frames[:, :, start : start + given]).square().sum()
+            (grad,) = torch.autograd.grad(error, xg)
+        x0 = x0.detach().clone()
+        x0[:, :, given:] -= known.guidance / 2 * grad[:, :, given:]
+        return known.objective.prediction(x, x0, level)
+
     def run(
         self, noise: torch.Tensor, predict: Predict, generator: torch.Generator | None = None, desc: str = "sampling",
         start: int = 0,
@@ -115,7 +134,10 @@ class Sampler:
             if known is not None:
                 x = known.impose(x, self.level(i, time), start)
             x_in = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x  # DDIM's; flow has none
-            pred = predict(x_in, time, i)
+            if known is not None and known.guidance > 0 and start < known.count:
+                pred = self.reconstruction_guided(predict, x_in, time, i, start)
+            else:
+                pred = predict(x_in, time, i)
             extra = {"generator": generator} if self.takes_generator else {}
             result = scheduler.step(pred.float(), t, x, **extra)
             x = result.prev_sample

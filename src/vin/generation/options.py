@@ -44,6 +44,7 @@ class GenerationOptions:
     position_interpolation: bool = True  # full / spectral: squeeze a long window's positions into the trained range
     scheduler: str | None = None  # euler | ddim | pipeline (a pretrained pipeline folder's own, e.g. Wan2.1's UniPC)
     init_frames: int | None = None  # a continuation: frames taken from the start of the init video [all of it]
+    init_guidance: float = 1.0  # a continuation: reconstruction guidance towards the given frames (0: replacement alone)
     height: int | None = None  # frame height of the video, in pixels (decoded) [the model's]
     width: int | None = None  # frame width of the video, in pixels (decoded) [the model's]
     progress: bool = True
@@ -91,7 +92,8 @@ def check_options(o: GenerationOptions) -> GenerationOptions:
                                  ("scheduler", o.scheduler, (None,) + SCHEDULERS)):  # fmt: skip
         if value not in allowed:
             raise VinError(f"{name} must be one of {', '.join(str(v) for v in allowed if v is not None)}, got {value!r}")
-    for name, low, high in (("guidance", 0.0, 100.0), ("fusion_fraction", 0.0, 1.0), ("cutoff", 0.0, 1.0)):
+    for name, low, high in (("guidance", 0.0, 100.0), ("fusion_fraction", 0.0, 1.0), ("cutoff", 0.0, 1.0),
+                            ("init_guidance", 0.0, 100.0)):  # fmt: skip
         value = getattr(o, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise VinError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")

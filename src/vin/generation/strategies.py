@@ -439,7 +439,7 @@ def run_strategy(
     known = None
     if init is not None:
         given = init.to(noise.device, noise.dtype).expand(batch, -1, -1, -1, -1)
-        known = Known(given, noise[:, :, : given.shape[2]], Objective(model.config.objective))
+        known = Known(given, noise[:, :, : given.shape[2]], Objective(model.config.objective), options.init_guidance)
     sampler = Sampler(model.make_scheduler(p.scheduler, p.clip), options.steps, p.clip, options.progress, known)
     start = time.perf_counter()
     sample = RUNNERS[strategy](model, p, options, noise, call, sampler, generator)

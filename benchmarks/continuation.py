@@ -1,0 +1,121 @@
+"""Continuing held-out procedural videos (issue 23): how well each strategy keeps a given start.
+
+For each held-out video (seeds below 2**20 are never trained on) the first G frames are given and the rest of
+a `--frames`-long video is generated with `vin.generate(..., init_video=, init_frames=G)`. Measured, per video:
+- `given_drift`: how far each generated chunk's background (its median frame) is from the given video's true
+  background, median over pixels of the mean absolute difference in 0..255 (0: the given scene kept);
+- `own_drift`: `vin eval`'s background drift of the same video (each chunk against chunk 0);
+- `color_changes`: sprite colours present in one chunk and gone in another, against chunk 0, per chunk;
+- `junction_seam`: the frame change from the last given frame to the first generated one, over the mean change
+  inside chunks (data: about 1);
+and, for reference, `vin` without a given video (`free`): its own drift is the bar the issue sets.
+`vin:clean` is the alternative way to give frames: wholly given chunks at timestep 0 (clean, a time per chunk)
+instead of the library's replacement at every step's noise level; it needs whole chunks, so it runs with G = F.
+
+    python benchmarks/continuation.py --frames 256 --seeds 8 --steps 10 --json benchmarks/results/continuation_256.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+import vin
+from vin.checkpoint import checkpoint_path
+from vin.data.synthetic import SyntheticVideos
+from vin.generation import strategies as S
+from vin.metrics.motion import frame_differences
+from vin.metrics.procedural import procedural_checks, segments
+from vin.metrics.suite import training_data_config
+from vin.model.windows import assemble
+
+HELD_OUT = 100  # the first held-out video seed
+
+
+def _vin_clean(model, p, o, noise, call, sampler, gen):
+    """`vin` with wholly given chunks clean at timestep 0 (a time per chunk) instead of noised to each step's level."""
+    fused = S.fusion_steps(o.fusion_schedule, o.fusion_fraction, o.steps)
+    known = sampler.known
+    given = known.count // p.chunk_frames * p.chunk_frames
+
+    def fn(x, t, y):
+        return model.denoise_chunks(x, t, y, S.vin_tokens(model, p, o.global_tokens, x, t, y), p.chunk_frames, p.context_frames)
+
+    def predict(x, t, i):
+        times = t[:, None].repeat(1, p.chunks)
+        times[:, : given // p.chunk_frames] = 0.0
+        x = x.clone()
+        x[:, :, :given] = known.frames[:, :, :given].to(x.dtype)
+        return assemble(call(fn, x, times, p.chunks), p.context_frames, fuse=i in fused)
+
+    return sampler.run(noise, predict, gen, "vin:clean")
+
+
+def measure(frames: np.ndarray, background: np.ndarray, given: int, chunk: int) -> dict:
+    checks = procedural_checks(frames, chunk)
+    segs = [s for s in segments(len(frames), chunk) if s.start >= given]  # chunks wholly generated
+    drift = [float(np.median(np.abs(np.median(frames[s].astype(np.float32), 0) - background).mean(-1))) for s in segs]
+    diffs = frame_differences(frames)
+    inside = np.ones(len(diffs), bool)
+    inside[chunk - 1 :: chunk] = False
+    seam = float(diffs[given - 1] / diffs[inside].mean()) if given > 0 else None
+    return {"given_drift": float(np.mean(drift)), "own_drift": checks["background_drift"],
+            "color_changes": checks["sprite_color_changes"], "junction_seam": seam}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default="default")
+    ap.add_argument("--frames", type=int, default=256)
+    ap.add_argument("--given", default="16,1")
+    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--strategies", default="vin,vin:clean,autoregressive,fifo,independent")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", required=True)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    path = checkpoint_path(args.checkpoint)
+    model = vin.load_model(path)
+    data = SyntheticVideos(training_data_config(path))
+    f = model.config.chunk_frames
+    rows = []
+    for seed in range(args.seeds):
+        truth = data.video(HELD_OUT + seed, args.frames)
+        free = vin.generate(model, args.frames, args.steps, seed).video.numpy()
+        rows.append({"strategy": "vin (nothing given)", "given": 0, "seed": seed, **measure(free, truth.background, 0, f)})
+        for given in (int(g) for g in args.given.split(",")):
+            for spec in args.strategies.split(","):
+                if spec == "vin:clean" and given % f:
+                    continue
+                start = time.perf_counter()
+                S.RUNNERS["vin"] = _vin_clean if spec == "vin:clean" else ORIGINAL_VIN
+                out = vin.generate(model, args.frames, args.steps, seed, strategy=spec.split(":")[0],
+                                   init_video=truth.frames, init_frames=given).video.numpy()  # fmt: skip
+                row = {"strategy": spec, "given": given, "seed": seed, **measure(out, truth.background, given, f),
+                       "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    S.RUNNERS["vin"] = ORIGINAL_VIN
+    summary = {}
+    for row in rows:
+        key = f"{row['strategy']} | given {row['given']}"
+        summary.setdefault(key, []).append(row)
+    table = {k: {m: (float(np.mean([r[m] for r in v])), float(np.std([r[m] for r in v])))
+                 for m in ("given_drift", "own_drift", "color_changes") } | {
+                 "junction_seam": float(np.mean([r["junction_seam"] for r in v])) if v[0]["junction_seam"] is not None else None}
+             for k, v in summary.items()}  # fmt: skip
+    with open(args.json, "w") as fh:
+        json.dump({"args": vars(args), "summary": table, "rows": rows}, fh, indent=1)
+    for k, v in table.items():
+        print(k, {m: (round(x[0], 3) if isinstance(x, tuple) else x) for m, x in v.items()})
+
+
+ORIGINAL_VIN = S.RUNNERS["vin"]
+
+if __name__ == "__main__":
+    main()
