@@ -9,10 +9,13 @@ a `--frames`-long video is generated with `vin.generate(..., init_video=, init_f
 - `junction_seam`: the frame change from the last given frame to the first generated one, over the mean change
   inside chunks (data: about 1);
 and, for reference, `vin` without a given video (`free`): its own drift is the bar the issue sets.
-`vin:clean` is the alternative way to give frames: wholly given chunks at timestep 0 (clean, a time per chunk)
-instead of the library's replacement at every step's noise level; it needs whole chunks, so it runs with G = F.
+The library keeps the given frames by replacement at every step's noise level plus reconstruction guidance
+(`--init-guidance`, default 1); `NAME:replace` runs a strategy with replacement alone (`init_guidance=0`).
+`vin:clean` is another way to give frames: wholly given chunks at timestep 0 (clean, a time per chunk) instead
+of replaced at each step's level; it needs whole chunks, so it runs with G = F.
 
     python benchmarks/continuation.py --frames 256 --seeds 8 --steps 10 --json benchmarks/results/continuation_256.json
+(results/continuation_256_replace.json: the same run before reconstruction guidance, every strategy replacing)
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ def main() -> None:
     ap.add_argument("--given", default="16,1")
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--strategies", default="vin,vin:clean,autoregressive,fifo,independent")
+    ap.add_argument("--strategies", default="vin,vin:replace,vin:clean,autoregressive,fifo,independent")
+    ap.add_argument("--init-guidance", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
@@ -94,8 +98,9 @@ def main() -> None:
                     continue
                 start = time.perf_counter()
                 S.RUNNERS["vin"] = _vin_clean if spec == "vin:clean" else ORIGINAL_VIN
+                weight = 0.0 if spec.endswith(":replace") or spec == "vin:clean" else args.init_guidance
                 out = vin.generate(model, args.frames, args.steps, seed, strategy=spec.split(":")[0],
-                                   init_video=truth.frames, init_frames=given).video.numpy()  # fmt: skip
+                                   init_video=truth.frames, init_frames=given, init_guidance=weight).video.numpy()  # fmt: skip
                 row = {"strategy": spec, "given": given, "seed": seed, **measure(out, truth.background, given, f),
                        "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
                 rows.append(row)
