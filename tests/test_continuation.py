@@ -168,3 +168,18 @@ def test_given_pixels_round_trip_exactly():
     frames = given_video(2)
     x = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1
     np.testing.assert_array_equal(to_uint8(x), frames)
+
+
+def test_reconstruction_guidance_counts_its_backward_pass_in_the_memory_check(model, monkeypatch):
+    from vin.generation import memory
+    from vin.generation.strategies import plan
+
+    o = GenerationOptions(frames=64, steps=2, progress=False)
+    p = plan(model, "vin", o)
+    plain, guided = memory.estimate_bytes(model, "vin", p), memory.estimate_bytes(model, "vin", p, backward=True)
+    assert guided > 2 * plain  # the activations kept for the backward pass (35 copies per block, depth 2)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: (plain + guided) // 2)
+    video = given_video(8)
+    vin.generate(model, frames=64, steps=1, init_video=video, init_frames=4, init_guidance=0.0)  # fits without it
+    with pytest.raises(VinError, match=r"or continue with --init-guidance 0 \(init_guidance=0: no backward pass\)"):
+        vin.generate(model, frames=64, steps=1, init_video=video, init_frames=4)

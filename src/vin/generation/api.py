@@ -110,13 +110,13 @@ def check_text(prompt: str | None, negative_prompt: str | None, prompt_embeds, n
 
 
 def check_request(model: VideoModel, strategy: str, options: GenerationOptions, world: int = 1, labelled: bool = False,
-                  conditions: int = 1) -> Plan:  # fmt: skip
+                  conditions: int = 1, continued: bool = False) -> Plan:  # fmt: skip
     """Everything that can be wrong with a request against `model`, checked before any work starts (raises
     VinError); `options` were checked when they were made.
 
     `world`: the number of ranks that will share the work; `labelled`: a condition comes with the request
-    other than `options.label` (prompt embeddings); `conditions`: how many, one per chunk (1: the video's).
-    Returns the resolved plan.
+    other than `options.label` (prompt embeddings); `conditions`: how many, one per chunk (1: the video's);
+    `continued`: an init video comes with it. Returns the resolved plan.
     """
     if model.config.full_frames > 0 and strategy != "full":
         raise VinError(f"this checkpoint is a full-attention model (trained on whole clips, model.full_frames="
@@ -135,7 +135,8 @@ def check_request(model: VideoModel, strategy: str, options: GenerationOptions, 
             raise VinError("model.context_mode=shared borrows each chunk's context inside one pass; "
                            "chunk-parallel sampling across ranks needs context_mode=recompute")  # fmt: skip
         chunk_ranges(p.chunks, world)
-    check_memory(model, strategy, p, options.guidance, world)
+    backward = continued and options.init_guidance > 0 and strategy != "fifo"  # reconstruction guidance's backward pass
+    check_memory(model, strategy, p, options.guidance, world, backward)
     return p
 
 
@@ -196,7 +197,7 @@ def generate_from(
     else:
         for embeds in _values(prompt_embeds):
             check_prompts(model, embeds, negative_prompt_embeds)
-    resolved = check_request(model, strategy, options, world, given_prompt is not None, count(given_prompt))
+    resolved = check_request(model, strategy, options, world, given_prompt is not None, count(given_prompt), video is not None)
     schedule = per_chunk(given_prompt, resolved.chunks, "prompt" if text else "prompt_embeds")
     if schedule is not None:  # a schedule {first chunk: prompt} is checked here, where the chunks are known
         check_chunk_conditions(strategy, resolved.chunks, resolved.chunks, resolved.chunk_frames)
