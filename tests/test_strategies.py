@@ -193,3 +193,21 @@ def test_a_video_too_long_for_memory_is_refused_before_any_work(model, monkeypat
     check_request(model, "vin", GenerationOptions(frames=16))
     with pytest.raises(VinError, match=r"4096 frames with vin need about 0.\d GiB, but cpu has 0.0 GiB free; ask for fewer frames \(about \d+ would fit\)"):
         check_request(model, "vin", GenerationOptions(frames=4096))
+
+
+def test_compiled_blocks_make_the_same_video(tmp_path, cli_checkpoint):
+    """`vin generate --compile` (torch.compile of the DiT blocks, `compile_blocks`) samples what eager sampling
+    samples, within one uint8 level (the compiled kernels may order float sums differently)."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from vin.cli import main
+
+    videos = {}
+    for extra in ([], ["--compile"]):
+        out = tmp_path / f"v{len(extra)}.npy"
+        result = CliRunner().invoke(main, ["generate", "--checkpoint", str(cli_checkpoint), "--frames", "8", "--steps", "2",
+                                           "--seed", "3", "--out", str(out), "--quiet", *extra])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        videos[bool(extra)] = np.load(out).astype(int)
+    assert np.abs(videos[True] - videos[False]).max() <= 1

@@ -194,6 +194,10 @@ class WanVIN(nn.Module, VideoModel):
             raise VinError(f"the adapter weights do not match this adapter and backbone ({mismatch})")
         self.load_state_dict(weights, strict=False)
 
+    def compile_blocks(self) -> None:
+        for block in self.backbone.blocks:
+            block.compile()
+
     def checkpoint_activations(self) -> None:
         """Every Wan block recomputes its activations in the backward pass (less memory, ~30% more compute).
         Z_t goes into the checkpoint as an input, so the recomputation reads what the forward read."""

@@ -175,8 +175,7 @@ def _measure(
                 models[key] = setup.build(spec, dev, dtype)
                 meta_models[key] = setup.build(spec, "meta")
                 if compile:
-                    for block in models[key].blocks:
-                        block.compile()
+                    models[key].compile_blocks()
             model, options = models[key], setup.options(spec, n, context_frames)
             step = lambda: run_strategy(model, spec.strategy, options, size=setup.frame_size())  # noqa: E731
             times = time_ms(step, dev, warmup, repeats)

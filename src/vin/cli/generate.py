@@ -68,6 +68,8 @@ if TYPE_CHECKING:
 @click.option("--no-position-interpolation", is_flag=True, help="full/spectral: keep raw positions past the trained window.")
 @click.option("--fps", type=int, default=16, show_default=True, help="Frames per second of the mp4 or gif, in [1, 240].")
 @click.option("--upscale", type=int, default=1, show_default=True, help="Enlarge pixels N times in mp4/gif, for viewing.")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the DiT blocks: faster steps after a compilation of tens of seconds (pays for long videos).")
 @RUN_FLAGS
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a sentence.")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
@@ -79,8 +81,8 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
              init_guidance: float,
              prompt_embeds: tuple[str, ...], negative_embeds: str | None, prompt: tuple[str, ...], prompt_file: str | None,
              negative_prompt: str | None, backbone: str | None, dtype: str | None, sampling: SamplingFlags, queue: int,
-             overlap_frames: int | None, cutoff: float, no_position_interpolation: bool, fps: int, upscale: int, run: RunFlags,
-             as_json: bool, nproc: int, timeout_s: int) -> None:  # fmt: skip
+             overlap_frames: int | None, cutoff: float, no_position_interpolation: bool, fps: int, upscale: int,
+             compile_: bool, run: RunFlags, as_json: bool, nproc: int, timeout_s: int) -> None:  # fmt: skip
     """Generate a long video (chunk-parallel with the VIN, or a baseline) and write it atomically to --out."""
     from ..checkpoint import checkpoint_path
     from ..videos import check_output_path, check_video_settings
@@ -97,7 +99,7 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
     if init_frames is not None and init_video is None:
         raise VinError("--init-frames counts the frames kept from --init-video: give the video")
     video = _read_init_video(init_video) if init_video is not None else None
-    where = Where(ckpt, autoencoder, backbone, dtype, torch_device)
+    where = Where(ckpt, autoencoder, backbone, dtype, torch_device, compile_)
     result, world = _sample(where, strategy, options, prompts, nproc, timeout_s, video)
     if result is None:  # not rank 0
         return
@@ -158,13 +160,14 @@ def _read_init_video(path: str):
 @dataclass(frozen=True)
 class Where:
     """The model to load and where: the checkpoint, its autoencoder and backbone folders (None: as recorded),
-    the backbone's dtype name (None: the kind's default) and the device."""
+    the backbone's dtype name (None: the kind's default), the device, and whether to compile its blocks."""
 
     checkpoint: Path
     autoencoder: str | None
     backbone: str | None
     dtype: str | None
     device: torch.device
+    compile: bool = False
 
     def load(self, device: torch.device | None = None):
         import torch
@@ -172,7 +175,10 @@ class Where:
         from ..checkpoint import load_model
 
         dtype = getattr(torch, DTYPES[self.dtype]) if self.dtype else None
-        return load_model(self.checkpoint, device or self.device, self.autoencoder, self.backbone, dtype)
+        model = load_model(self.checkpoint, device or self.device, self.autoencoder, self.backbone, dtype)
+        if self.compile and model.device.type != "meta":
+            model.compile_blocks()
+        return model
 
 
 def _sample(where: Where, strategy: str, options: GenerationOptions, prompts: Prompts, nproc: int,

@@ -91,6 +91,11 @@ class VideoModel(ABC):
     def checkpoint_activations(self) -> None:
         """The DiT blocks recompute their activations in the backward pass (less memory, ~30% more compute)."""
 
+    @abstractmethod
+    def compile_blocks(self) -> None:
+        """`torch.compile` each DiT block, the sampling's hot path (compiled on the first call of each shape; the
+        output agrees with eager within float rounding)."""
+
     # ---- sampling and training
     @property
     @abstractmethod

@@ -178,6 +178,10 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
 
             block.forward = forward
 
+    def compile_blocks(self) -> None:
+        for block in self.blocks:
+            block.compile()
+
     @property
     def token_width(self) -> int:
         return self.config.width
