@@ -212,6 +212,10 @@ def test_wan_vin_pipeline_is_called_as_wan_pipeline_is(pipeline_run, pipe_dir):
         pipe(prompt="a red ball", num_frames=12)
     with pytest.raises(VinError, match=r"width=40 must be a multiple of 16 \(the patch, 2, times the autoencoder's 8x\); use 32 or 48"):
         pipe(prompt="a red ball", num_frames=13, height=32, width=40)
+    given = np.random.default_rng(1).integers(0, 256, (5, HEIGHT, HEIGHT, 3), dtype=np.uint8)
+    travel = pipe(prompt={0: "a red ball", 1: "a blue cat"}, num_frames=13, num_inference_steps=2, guidance_scale=1.0,
+                  init_video=given, output_type="uint8").frames[0]  # fmt: skip
+    np.testing.assert_array_equal(travel[:5], given)  # a continuation with a prompt per chunk, as vin.generate takes them
 
 
 def test_a_meta_load_reads_no_backbone_weights(pipeline_run, pipe_dir, tmp_path):

@@ -6,7 +6,8 @@
                   num_inference_steps=30, guidance_scale=5.0, generator=torch.Generator().manual_seed(0)).frames[0]
 
 `num_frames` counts video frames, as WanPipeline's does (4k + 1 for Wan2.1's VAE); the chunks are denoised in
-parallel and the VIN reads the whole video (`strategy` and the other `vin.generate` options pass through).
+parallel and the VIN reads the whole video (`strategy` and the other `vin.generate` options pass through: a
+`prompt` per chunk as a list or a {first chunk: prompt} schedule, `init_video=` / `init_frames=` to continue one).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class WanVINPipeline:
             raise VinError(f"num_frames={num_frames}: the VAE makes videos of {temporal}k + 1 frames; use {low} or {low + temporal}")
         return (num_frames - 1) // temporal + 1
 
-    def __call__(self, prompt: str, negative_prompt: str | None = None, num_frames: int = 81, height: int | None = None,
+    def __call__(self, prompt: str | list[str] | dict[int, str], negative_prompt: str | None = None, num_frames: int = 81, height: int | None = None,
                  width: int | None = None, num_inference_steps: int = 50, guidance_scale: float = 5.0,
                  generator: torch.Generator | None = None, output_type: str = "np", strategy: str = "vin",
                  **options: Any) -> WanVINPipelineOutput:  # fmt: skip
