@@ -137,7 +137,7 @@ def test_an_upscaled_video_is_reduced_with_a_warning(model):
     (dict(init_video=given_video(size=24)), "the init video is 24x24 and this request makes 16x16 frames"),
     (dict(init_video=given_video(4), init_frames=6), "init_frames=6 but the init video has only 4 frames"),
     (dict(init_video=given_video(20)), "the init video gives 20 frames and the output has 16: nothing is left to generate"),
-    (dict(init_frames=2), "init_frames counts the frames taken from an init video: give the video"),
+    (dict(init_frames=2), r"--init-frames \(init_frames=\) counts the frames kept from --init-video \(init_video=\): give the video"),
     (dict(init_video=given_video().astype(np.float32)), r"must be \(T, H, W, 3\) uint8 RGB frames .* got float32"),
     (dict(init_video="missing.mp4"), "video missing.mp4 does not exist"),
     (dict(init_video=given_video(), init_frames=0), "init_frames must be a whole number of at least 1, got 0"),
@@ -160,7 +160,7 @@ def test_vin_generate_continues_a_video_file(cli_checkpoint, tmp_path):
     np.testing.assert_array_equal(np.load(out)[:4], np.load(first)[:4])
     run = CliRunner().invoke(main, ["generate", "--checkpoint", str(cli_checkpoint), "--frames", "16", "--init-frames", "4",
                                     "--out", str(tmp_path / "x.npy")])  # fmt: skip
-    assert run.exit_code != 0 and "--init-frames counts the frames kept from --init-video: give the video" in run.output
+    assert run.exit_code != 0 and "--init-frames (init_frames=) counts the frames kept from --init-video (init_video=): give the video" in run.output
     assert not (tmp_path / "x.npy").exists()
 
 

@@ -96,9 +96,7 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
     ckpt = checkpoint_path(checkpoint)
     torch_device = run.setup()
     prompts = _read_prompts(prompt_embeds, negative_embeds, prompt, prompt_file, negative_prompt, options.guidance)
-    if init_frames is not None and init_video is None:
-        raise VinError("--init-frames counts the frames kept from --init-video: give the video")
-    video = _read_init_video(init_video) if init_video is not None else None
+    video = _read_init_video(options, init_video, nproc)
     where = Where(ckpt, autoencoder, backbone, dtype, torch_device, compile_)
     result, world = _sample(where, strategy, options, prompts, nproc, timeout_s, video)
     if result is None:  # not rank 0
@@ -150,11 +148,12 @@ def _read_prompts(prompt_embeds: tuple[str, ...], negative_embeds: str | None, p
     return Prompts(embeds, negative, text, negative_prompt)
 
 
-def _read_init_video(path: str):
-    """--init-video's frames (T, H, W, 3) uint8, read before the model loads (fitted to it in `generate_from`)."""
-    from ..generation.continuation import load_init_video
+def _read_init_video(options: GenerationOptions, path: str | None, nproc: int):
+    """--init-video's frames (T, H, W, 3) uint8 or None, read and checked before the model loads (fitted to it in
+    `generate_from`)."""
+    from ..generation.continuation import read_init
 
-    return load_init_video(path)
+    return read_init(options, path, nproc)
 
 
 @dataclass(frozen=True)
@@ -192,8 +191,8 @@ def _sample(where: Where, strategy: str, options: GenerationOptions, prompts: Pr
     from ..parallel import init_from_env, launched_by_torchrun, shutdown
 
     if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
-        if video is not None or is_schedule(prompts.text) or is_schedule(prompts.embeds):
-            raise VinError("a continuation (--init-video) or a prompt per chunk runs in one process: drop --nproc")
+        if is_schedule(prompts.text) or is_schedule(prompts.embeds):  # (a continuation: refused by read_init)
+            raise VinError("a prompt per chunk runs in one process: drop --nproc")
         model = where.load(torch.device("meta"))  # the checks need shapes only: no backbone weights are read here
         check_prompts(model, prompts.embeds, prompts.negative_embeds)
         check_request(model, strategy, options, nproc, prompts.embeds is not None or prompts.text is not None)

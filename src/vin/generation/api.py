@@ -17,7 +17,7 @@ from ..model.protocol import VideoModel
 from ..parallel import Group, chunk_ranges
 from ..videos import to_uint8
 from .conditions import chunk_conditions, count, is_schedule, per_chunk
-from .continuation import check_init, init_frames, load_init_video
+from .continuation import check_init, encode_init, read_init
 from .distributed import run_vin_distributed
 from .memory import check_memory
 from .options import GenerationOptions, make_options
@@ -188,7 +188,7 @@ def generate_from(
 ) -> Generation | None:
     """`generate` for a request whose options are already made (and so checked): the CLI's path."""
     world = group.world if group is not None and group.distributed else 1
-    video = _init_video(options, init_video, world)
+    video = read_init(options, init_video, world)
     check_negative(negative_prompt_embeds, options.guidance)
     text = prompt is not None or negative_prompt is not None
     given_prompt = prompt if text else prompt_embeds
@@ -208,7 +208,7 @@ def generate_from(
         if group.rank != 0:
             return None
     else:
-        init = init_frames(model, given) if given is not None else None
+        init = encode_init(model, given) if given is not None else None
         result = run_strategy(model, strategy, options, resolved=resolved, labels=labels,
                               null_labels=negative_prompt_embeds, init=init)  # fmt: skip
     sample, seconds = result.sample, result.seconds
@@ -221,17 +221,6 @@ def generate_from(
         frames[: len(given)] = given
     count_given = 0 if given is None else len(given)
     return Generation(torch.from_numpy(frames), result.strategy, result.model_calls, result.window_calls, seconds, count_given)
-
-
-def _init_video(options: GenerationOptions, init_video, world: int) -> np.ndarray | None:
-    """The video to continue, read and shaped (T, H, W, 3) uint8, or None; refused where it cannot apply."""
-    if init_video is None:
-        if options.init_frames is not None:
-            raise VinError("init_frames counts the frames taken from an init video: give the video (--init-video, init_video=)")
-        return None
-    if world > 1:
-        raise VinError("a continuation (--init-video) runs in one process: drop --nproc")
-    return load_init_video(init_video)
 
 
 def _values(value: Prompt) -> list:

@@ -38,6 +38,18 @@ def load_init_video(video: str | Path | np.ndarray | torch.Tensor) -> np.ndarray
     return video
 
 
+def read_init(options: GenerationOptions, video: str | Path | np.ndarray | torch.Tensor | None, world: int = 1) -> np.ndarray | None:
+    """A request's video to continue, read and shaped (T, H, W, 3) uint8 (None without one), refused where it cannot
+    apply: `init_frames` without a video, several processes. Needs no model: the CLI calls it before loading one."""
+    if video is None:
+        if options.init_frames is not None:
+            raise VinError("--init-frames (init_frames=) counts the frames kept from --init-video (init_video=): give the video")
+        return None
+    if world > 1:
+        raise VinError("a continuation (--init-video) runs in one process: drop --nproc")
+    return load_init_video(video)
+
+
 def check_init(model: VideoModel, p: Plan, options: GenerationOptions, video: np.ndarray) -> np.ndarray:
     """The given frames of a request, checked against the model and the plan before any work: (G, H, W, 3) uint8.
 
@@ -73,7 +85,7 @@ def check_init(model: VideoModel, p: Plan, options: GenerationOptions, video: np
     return frames
 
 
-def init_frames(model: VideoModel, frames: np.ndarray) -> torch.Tensor:
+def encode_init(model: VideoModel, frames: np.ndarray) -> torch.Tensor:
     """Given (G, H, W, 3) uint8 frames -> the model's clean input (1, C, G', h, w): pixels in [-1, 1], or latents
     encoded with the model's own autoencoder (G' = 1 + (G - 1) / its temporal factor)."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1  # (1, 3, G, H, W)
