@@ -60,10 +60,10 @@ def main() -> None:
         config = DataConfig(source="folder", root=str(root), height=args.size, width=args.size, frame_stride=2,
                             crop="random", workers=args.workers)  # fmt: skip
         rows = {}
-        rows["no cache"] = clips_per_second(VideoFolder(config, args.size, args.frames), args.batches, args.batch, args.frames)
+        rows["no cache"] = clips_per_second(VideoFolder(config, args.frames), args.batches, args.batch, args.frames)
         cache = ShardCache(Path(tmp) / "cache")
-        rows["cache, cold (first epoch)"] = clips_per_second(VideoFolder(config, args.size, args.frames, cache), args.batches, args.batch, args.frames)  # fmt: skip
-        rows["cache, warm (later epochs)"] = clips_per_second(VideoFolder(config, args.size, args.frames, cache), args.batches, args.batch, args.frames)  # fmt: skip
+        rows["cache, cold (first epoch)"] = clips_per_second(VideoFolder(config, args.frames, cache), args.batches, args.batch, args.frames)  # fmt: skip
+        rows["cache, warm (later epochs)"] = clips_per_second(VideoFolder(config, args.frames, cache), args.batches, args.batch, args.frames)  # fmt: skip
         training = {}
         for name, cache_dir in (("no cache", ""), ("warm cache", str(Path(tmp) / "cache"))):
             out = Path(tmp) / f"run-{len(training)}"

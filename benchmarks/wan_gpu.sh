@@ -6,7 +6,7 @@
 #  2. with WAN_DIR (a local Wan2.1-T2V-1.3B-Diffusers folder, as downloaded: model_index.json, transformer/, vae/,
 #     text_encoder/, tokenizer/, scheduler/), VIDEOS (a folder of videos) and CAPTIONS (a .jsonl of {"path", "caption"},
 #     paths relative to VIDEOS): fine-tune the VIN (+ LoRA) for STEPS steps on the folder (its vae/ is
-#     the autoencoder), then generate 257 frames (65 latent) from a text PROMPT with the folder's UMT5 and UniPC.
+#     the autoencoder), then generate 257 frames (65 latent) of 832x480 from a text PROMPT with the folder's UMT5 and UniPC.
 #   here:   bash benchmarks/gpu_wheels.sh
 #   device: run(command="bash benchmarks/wan_gpu.sh", carry=[".whl"], timeout_s=590)
 set -euo pipefail
@@ -25,6 +25,6 @@ if [ -n "${WAN_DIR:-}" ]; then
   python3 -m vin train configs/wan2.1-t2v-1.3b.yaml model.backbone="$WAN_DIR" \
       data.root="$VIDEOS" data.captions="$CAPTIONS" train.steps="$STEPS" train.device=cuda train.out_dir=/tmp/runs/wan --quiet
   python3 -m vin generate --checkpoint /tmp/runs/wan --prompt "${PROMPT:-a red kite over a beach at sunset}" --guidance 5 \
-      --frames 65 --steps 30 --device cuda --dtype bf16 --json --out "$OUT/wan_257.mp4"
+      --frames 257 --steps 30 --device cuda --dtype bf16 --json --out "$OUT/wan_257.mp4"
   cp /tmp/runs/wan/{config.json,diffusion_pytorch_model.safetensors,log.jsonl,loss.png,summary.json} "$OUT/"
 fi

@@ -242,7 +242,7 @@ def test_the_data_report_lists_every_file_left_out(tmp_path):
     (root / ".hidden.mp4").write_bytes(b"x")
     (root / "elsewhere").symlink_to(root / "clips")
     (root / "notes.txt").write_text("a caption file")
-    report = VideoFolder(DataConfig(source="folder", root=str(root), height=16, width=16), 16, 8).report()
+    report = VideoFolder(DataConfig(source="folder", root=str(root), height=16, width=16), 8).report()
     assert report["skipped_files"] == {"loop.mp4": "a symlink loop", "gone.mp4": "a broken link (its target does not exist)",
                                        "folder.mp4": "a folder"}  # fmt: skip
     assert report["ignored_files"] == {".hidden.mp4": "hidden (a name starting with '.')",

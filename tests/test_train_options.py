@@ -61,6 +61,25 @@ def test_training_in_an_autoencoders_latent_space_with_a_latent_cache(videos, tm
     assert any(len(s) == 4 and s[1:] == (4, 16, 16) for s in shapes)  # per-video latents (N, C, h, w) are cached
 
 
+def test_training_on_frames_of_another_aspect(videos, tmp_path):
+    """[height, width] frames (Wan's 832x480 in small): clips cover 32x48 and are cropped, latents of 16x24 are
+    cached, and the run samples that size by default."""
+    from vin.generation.api import generate
+
+    ae = tiny_autoencoder(tmp_path / "vae")
+    out = tmp_path / "run"
+    overrides = latent_overrides(videos, ae, out, f"data.cache_dir={tmp_path / 'cache'}", "data.crop=center", "data.width=48",
+                                 "model.sample_size=[16,24]", "train.sample_every=0")  # fmt: skip
+    train(load_config(TINY, overrides), progress=False)
+    model = load_model(out)
+    assert tuple(model.config.sample_size) == (16, 24)
+    assert generate(model, 8, 2, 0).video.shape == (8, 32, 48, 3)
+    shapes = [np.load(p, mmap_mode="r").shape for p in (tmp_path / "cache").rglob("*.npy")]
+    assert any(len(s) == 4 and s[1:] == (4, 16, 24) for s in shapes)  # the centre crop's latents
+    with pytest.raises(VinError, match=r"data.height/width \(32x32\) must be model.sample_size \(\[16, 24\]\) times .* 32x48"):
+        train(load_config(TINY, latent_overrides(videos, ae, out, "model.sample_size=[16,24]")), progress=False)
+
+
 def test_latent_geometry_is_checked_before_any_work(videos, tmp_path):
     ae = tiny_autoencoder(tmp_path / "vae")
     with pytest.raises(VinError, match=r"must be model.sample_size \(8\) times the autoencoder's spatial factor 2"):

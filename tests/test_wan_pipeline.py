@@ -110,7 +110,8 @@ def test_a_transformer_folder_alone_has_no_text_encoder(pipe_dir):
 
 @pytest.fixture(scope="module")
 def pipeline_run(pipe_dir, videos, tmp_path_factory):
-    """vin train on the pipeline folder: its transformer, and its vae/ as data.autoencoder (not given)."""
+    """vin train on the pipeline folder: its transformer, and its vae/ as data.autoencoder (not given); clips twice as
+    wide as high (Wan's 832x480 in small), which the run then samples by default."""
     from safetensors.torch import save_file
 
     from vin.config import load_config
@@ -121,9 +122,9 @@ def pipeline_run(pipe_dir, videos, tmp_path_factory):
     table = {"real/carphone.mp4": torch.randn(5, 16, generator=g), "": torch.randn(2, 16, generator=g)}
     save_file(table, root / "captions.safetensors")
     overrides = [f"model.backbone={pipe_dir}", "data.source=folder", f"data.root={videos}", f"data.captions={root / 'captions.safetensors'}",
-                 f"data.height={HEIGHT}", f"data.width={HEIGHT}", f"model.sample_size={HEIGHT // SPATIAL}", "model.chunk_frames=2",
-                 "model.context_frames=1", "model.keyframe_stride=1", "model.vin_tokens=4", "model.width=16", "model.heads=2",
-                 "model.vin_process_blocks=1", "model.flow_shift=3", "train.windows_per_step=2", "train.chunk_counts=[1,2]",
+                 f"data.height={HEIGHT}", f"data.width={2 * HEIGHT}", f"model.sample_size=[{HEIGHT // SPATIAL},{2 * HEIGHT // SPATIAL}]",
+                 "model.chunk_frames=2", "model.context_frames=1", "model.keyframe_stride=1", "model.vin_tokens=4", "model.width=16",
+                 "model.heads=2", "model.vin_process_blocks=1", "model.flow_shift=3", "train.windows_per_step=2", "train.chunk_counts=[1,2]",
                  "train.steps=2", "train.warmup_steps=0", f"train.out_dir={root / 'run'}"]  # fmt: skip
     return train(load_config(None, overrides), progress=False)
 
@@ -158,15 +159,15 @@ def test_vin_generate_takes_a_text_prompt_and_a_scheduler(pipeline_run, tmp_path
     from vin.cli import main
     from vin.videos import read_video
 
-    args = ["generate", "--checkpoint", str(pipeline_run), "--frames", "4", "--steps", "2", "--quiet", "--prompt", "a red ball"]
+    args = ["generate", "--checkpoint", str(pipeline_run), "--frames", "13", "--steps", "2", "--quiet", "--prompt", "a red ball"]
     unipc = CliRunner().invoke(main, [*args, "--guidance", "2", "--negative-prompt", "blue cat", "--out", str(tmp_path / "a.npy")])
     assert unipc.exit_code == 0, unipc.output
     euler = CliRunner().invoke(main, [*args, "--scheduler", "euler", "--out", str(tmp_path / "b.npy")])
     assert euler.exit_code == 0, euler.output
     a, b = read_video(tmp_path / "a.npy"), read_video(tmp_path / "b.npy")
-    assert a.shape == b.shape == ((4 - 1) * TEMPORAL + 1, HEIGHT, HEIGHT, 3) and (a != b).any()
-    wide = CliRunner().invoke(main, [*args, "--width", str(2 * HEIGHT), "--out", str(tmp_path / "c.npy")])
-    assert wide.exit_code == 0 and read_video(tmp_path / "c.npy").shape == (13, HEIGHT, 2 * HEIGHT, 3), wide.output
+    assert a.shape == b.shape == ((4 - 1) * TEMPORAL + 1, HEIGHT, 2 * HEIGHT, 3) and (a != b).any()  # the run's size
+    square = CliRunner().invoke(main, [*args, "--width", str(HEIGHT), "--out", str(tmp_path / "c.npy")])
+    assert square.exit_code == 0 and read_video(tmp_path / "c.npy").shape == (13, HEIGHT, HEIGHT, 3), square.output
     for extra, message in ((["--negative-prompt", "blue cat"], "acts only through guidance"),
                            (["--prompt-embeds", str(tmp_path / "p.safetensors")], "does not exist"),
                            (["--scheduler", "ddim"], "scheduler 'ddim': this model samples with pipeline or euler")):  # fmt: skip
@@ -203,16 +204,17 @@ def test_wan_vin_pipeline_is_called_as_wan_pipeline_is(pipeline_run, pipe_dir):
     from vin.generation.api import generate
 
     pipe = vin.WanVINPipeline.from_pretrained(pipe_dir, vin=pipeline_run)
-    out = pipe(prompt="a red ball", negative_prompt="blue cat", num_frames=13, height=HEIGHT, width=HEIGHT,
+    out = pipe(prompt="a red ball", negative_prompt="blue cat", num_frames=13, height=HEIGHT, width=2 * HEIGHT,
                num_inference_steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(1)).frames[0]  # fmt: skip
     direct = generate(load_model(pipeline_run), 4, 2, 1, prompt="a red ball", negative_prompt="blue cat", guidance=2.0).video
-    assert out.dtype == np.float32 and out.shape == (13, HEIGHT, HEIGHT, 3)
+    assert out.dtype == np.float32 and out.shape == (13, HEIGHT, 2 * HEIGHT, 3)
     np.testing.assert_array_equal(np.round(out * 255).astype(np.uint8), direct.numpy())
-    with pytest.raises(VinError, match="the VAE makes videos of 4k \\+ 1 frames; use 9 or 13"):
+    with pytest.raises(VinError, match=r"12 frames: the autoencoder makes videos of 4k \+ 1 frames \(k \+ 1 latent frames, in "
+                       r"chunks of 2 latent frames \(8 frames\)\); use 5 or 13"):  # fmt: skip
         pipe(prompt="a red ball", num_frames=12)
     with pytest.raises(VinError, match=r"width=40 must be a multiple of 16 \(the patch, 2, times the autoencoder's 8x\); use 32 or 48"):
         pipe(prompt="a red ball", num_frames=13, height=32, width=40)
-    given = np.random.default_rng(1).integers(0, 256, (5, HEIGHT, HEIGHT, 3), dtype=np.uint8)
+    given = np.random.default_rng(1).integers(0, 256, (5, HEIGHT, 2 * HEIGHT, 3), dtype=np.uint8)
     travel = pipe(prompt={0: "a red ball", 1: "a blue cat"}, num_frames=13, num_inference_steps=2, guidance_scale=1.0,
                   init_video=given, output_type="uint8").frames[0]  # fmt: skip
     np.testing.assert_array_equal(travel[:5], given)  # a continuation with a prompt per chunk, as vin.generate takes them
@@ -307,13 +309,34 @@ def test_a_run_knows_its_backbone(pipeline_run, pipe_dir, tmp_path):
             load_model(edited)
 
 
+@pytest.mark.parametrize("frames, message", [
+    ("12", r"12 frames: the autoencoder makes videos of 4k \+ 1 frames \(k \+ 1 latent frames, in chunks of 2 latent frames "
+           r"\(8 frames\)\); use 5 or 13"),
+    ("9", r"9 frames make 3 latent frames, which chunks of 2 latent frames \(8 frames\) do not fill; use 5 or 13 frames"),
+])  # fmt: skip
+def test_vin_generate_counts_video_frames_and_names_the_nearest_that_work(pipeline_run, tmp_path, frames, message):
+    """--frames is the video's length (4k + 1 on Wan), checked against the VAE and the chunks in those units."""
+    from click.testing import CliRunner
+
+    from vin.cli import main
+
+    out = tmp_path / "x.npy"
+    result = CliRunner().invoke(main, ["generate", "--checkpoint", str(pipeline_run), "--frames", frames, "--steps", "1",
+                                       "--quiet", "--prompt", "a red ball", "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and not out.exists(), result.output
+    assert __import__("re").search(message, result.output), result.output
+    full = CliRunner().invoke(main, ["generate", "--checkpoint", str(pipeline_run), "--frames", "9", "--strategy", "full",
+                                     "--no-position-interpolation", "--steps", "1", "--quiet", "--prompt", "a", "--out", str(out)])  # fmt: skip
+    assert full.exit_code == 0 and np.load(out).shape[0] == 9, full.output  # full has no chunks to fill
+
+
 def test_the_cli_shows_a_library_warning_as_one_line(pipeline_run, tmp_path):
     from click.testing import CliRunner
 
     from vin.cli import main
 
     other = save_tiny_wan_pipeline(tmp_path / "other", seed=2)
-    result = CliRunner().invoke(main, ["generate", "--checkpoint", str(pipeline_run), "--backbone", str(other), "--frames", "2",
+    result = CliRunner().invoke(main, ["generate", "--checkpoint", str(pipeline_run), "--backbone", str(other), "--frames", "5",
                                        "--steps", "1", "--quiet", "--prompt", "a red ball", "--out", str(tmp_path / "x.npy")])  # fmt: skip
     assert result.exit_code == 0, result.output
     warned = [line for line in result.output.splitlines() if line.startswith("warning: ")]
@@ -345,20 +368,20 @@ def test_vin_generate_continues_a_video_on_wan_and_prompts_travel(pipeline_run, 
     from vin.cli import main
     from vin.videos import read_video
 
-    given = np.random.default_rng(0).integers(0, 256, (9, HEIGHT, HEIGHT, 3), dtype=np.uint8)
+    given = np.random.default_rng(0).integers(0, 256, (9, HEIGHT, 2 * HEIGHT, 3), dtype=np.uint8)
     np.save(tmp_path / "given.npy", given)
-    args = ["generate", "--checkpoint", str(pipeline_run), "--frames", "4", "--steps", "2", "--quiet", "--prompt", "a red ball",
+    args = ["generate", "--checkpoint", str(pipeline_run), "--frames", "13", "--steps", "2", "--quiet", "--prompt", "a red ball",
             "--init-video", str(tmp_path / "given.npy")]  # fmt: skip
     run = CliRunner().invoke(main, [*args, "--init-frames", "5", "--out", str(tmp_path / "a.npy")])
     assert run.exit_code == 0, run.output
     video = read_video(tmp_path / "a.npy")
-    assert video.shape == (13, HEIGHT, HEIGHT, 3)
+    assert video.shape == (13, HEIGHT, 2 * HEIGHT, 3)
     np.testing.assert_array_equal(video[:5], given[:5])
     run = CliRunner().invoke(main, [*args, "--init-frames", "3", "--out", str(tmp_path / "b.npy")])
     assert run.exit_code != 0 and "groups of 4, so give 1 + a multiple of 4 frames, e.g. 1" in run.output
     schedule = tmp_path / "prompts.txt"
     schedule.write_text("0: a red ball\n1: a blue cat\n")
-    travel = ["generate", "--checkpoint", str(pipeline_run), "--frames", "4", "--steps", "2", "--quiet"]
+    travel = ["generate", "--checkpoint", str(pipeline_run), "--frames", "13", "--steps", "2", "--quiet"]
     for extra in (["--prompt-file", str(schedule)], ["--prompt", "a", "--prompt", "b"]):  # 4 latent frames: 2 chunks of 2
         run = CliRunner().invoke(main, [*travel, *extra, "--out", str(tmp_path / "c.npy")])
         assert run.exit_code == 0, run.output

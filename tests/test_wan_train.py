@@ -128,7 +128,7 @@ def test_vin_generate_reads_prompt_embeddings_and_two_ranks_make_what_one_makes(
     import numpy as np
 
     prompt, negative = _embeds(wan, tmp_path)
-    base = [sys.executable, "-m", "vin", "generate", "--checkpoint", str(wan_run), "--frames", "6", "--steps", "2",
+    base = [sys.executable, "-m", "vin", "generate", "--checkpoint", str(wan_run), "--frames", "21", "--steps", "2",
             "--prompt-embeds", str(prompt), "--negative-embeds", str(negative), "--guidance", "3", "--quiet"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = subprocess.run(base + ["--out", str(tmp_path / "one.npy")], capture_output=True, text=True, env=env, timeout=300)
@@ -154,7 +154,7 @@ def test_vin_generate_on_wan_says_what_is_wrong_with_the_embeddings(wan, wan_run
     prompt, negative = _embeds(wan, tmp_path)
     save_file({"a": torch.zeros(2, 16), "b": torch.zeros(2, 16)}, tmp_path / "two.safetensors")
     args = [a.format(two=tmp_path / "two.safetensors", negative=negative) for a in args]
-    result = CliRunner().invoke(main, ["generate", "--checkpoint", str(wan_run), "--frames", "6", "--steps", "1",
+    result = CliRunner().invoke(main, ["generate", "--checkpoint", str(wan_run), "--frames", "21", "--steps", "1",
                                        "--out", str(tmp_path / "x.mp4"), *args])  # fmt: skip
     assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
     assert __import__("re").search(message, result.output), result.output

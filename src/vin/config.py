@@ -41,7 +41,9 @@ class ModelConfig:
     """
 
     in_channels: int = 3
-    sample_size: int = 32  # frame height and width the model is trained on
+    # the frame size the model is trained on and samples by default: an int (square) or [height, width], as in
+    # diffusers; latent positions for a latent model (Wan at 832x480: [60, 104]). Resolved by `frame_size`.
+    sample_size: Any = 32
     patch_t: int = 2  # temporal patch size, in (latent) frames
     patch_hw: int = 4  # spatial patch size
     width: int = 128
@@ -67,10 +69,21 @@ class ModelConfig:
     # width, heads, vin_process_blocks and mlp_ratio are then the VIN's own.
     backbone: str = ""
 
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(height, width) of `sample_size` (see `frame_size`)."""
+        return frame_size(self.sample_size)
+
     def check(self) -> "ModelConfig":
         """Raises a VinError naming the first bad setting; returns self."""
-        for name in ("in_channels", "sample_size", "patch_t", "patch_hw", "width", "depth", "heads"):
+        for name in ("in_channels", "patch_t", "patch_hw", "width", "depth", "heads"):
             _at_least(f"model.{name}", getattr(self, name), 1)
+        size = self.sample_size
+        if isinstance(size, (list, tuple)) and len(size) == 2:
+            for axis, value in zip(("height", "width"), size):
+                _at_least(f"model.sample_size's {axis}", value, 1)
+        else:
+            _at_least("model.sample_size (an int, or [height, width])", size, 1)
         for name in ("num_classes", "vin_tokens", "vin_process_blocks", "text_dim", "full_frames"):
             _at_least(f"model.{name}", getattr(self, name), 0)
         if not isinstance(self.mlp_ratio, (int, float)) or self.mlp_ratio <= 0:
@@ -95,10 +108,18 @@ class ModelConfig:
             raise VinError("a model is conditioned on class labels (model.num_classes) or text (model.text_dim), not both")
         if self.backbone:  # the backbone decides the patch sizes: the geometry is checked once resolved (registry.resolve)
             return self
-        if self.sample_size % self.patch_hw:
+        if any(side % self.patch_hw for side in self.frame_size):
             raise VinError(f"model.sample_size={self.sample_size} must be a multiple of model.patch_hw={self.patch_hw}")
         check_geometry(self.chunk_frames, self.chunk_frames, self.context_frames, self.patch_t, self.keyframe_stride)
         return self
+
+
+def frame_size(sample_size: int | list[int] | tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of a model's `sample_size`: the one place an int means a square frame. Takes the value
+    from a `ModelConfig` or from a model's config (the protocol's `config.sample_size`)."""
+    if isinstance(sample_size, int):
+        return sample_size, sample_size
+    return int(sample_size[0]), int(sample_size[1])
 
 
 def _in_span(name: str, value: Any, span: str) -> None:

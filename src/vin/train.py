@@ -189,15 +189,16 @@ def check_config(config: Config, world: int = 1) -> Config:
         if d.source != "folder":
             raise VinError("data.autoencoder (latent space) needs data.source=folder")
         channels, spatial, _ = geometry(autoencoder_meta(d.autoencoder))
-        if (d.height, d.width) != (m.sample_size * spatial, m.sample_size * spatial):
+        h, w = (side * spatial for side in m.frame_size)
+        if (d.height, d.width) != (h, w):
             raise VinError(f"data.height/width ({d.height}x{d.width}) must be model.sample_size ({m.sample_size}) times the "
-                           f"autoencoder's spatial factor {spatial} = {m.sample_size * spatial}")  # fmt: skip
+                           f"autoencoder's spatial factor {spatial}: {h}x{w}")  # fmt: skip
         if m.in_channels != channels:
             raise VinError(f"model.in_channels={m.in_channels} must equal the autoencoder's latent channels ({channels})")
     elif m.backbone:
         raise VinError("a wan backbone denoises its VAE's latents: set data.source=folder, and model.backbone to the whole "
                        "pipeline folder (its vae/ is used) or data.autoencoder to the AutoencoderKLWan folder")  # fmt: skip
-    elif (d.height, d.width) != (m.sample_size, m.sample_size):
+    elif (d.height, d.width) != m.frame_size:
         raise VinError(f"data.height/width ({d.height}x{d.width}) must equal model.sample_size ({m.sample_size})")
     elif d.source == "folder" and m.in_channels != 3:
         raise VinError(f"model.in_channels={m.in_channels}: video frames in pixel space have 3 channels")
@@ -240,10 +241,10 @@ def make_data(config: Config, device: torch.device):
         from .data.latent import Autoencoder, LatentVideos
 
         ae = Autoencoder(d.autoencoder, device)
-        folder = VideoFolder(d, d.height, ae.pixel_frames(longest), cache, config.model.text_dim, bool(config.model.backbone))
+        folder = VideoFolder(d, ae.pixel_frames(longest), cache, config.model.text_dim, bool(config.model.backbone))
         source = LatentVideos(folder, ae, cache)
     else:
-        source = folder = VideoFolder(d, d.height, longest, cache, config.model.text_dim)
+        source = folder = VideoFolder(d, longest, cache, config.model.text_dim)
     m = config.model
     from .data.captions import is_text_captions
 

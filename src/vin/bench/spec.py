@@ -46,8 +46,8 @@ class BenchSetup:
 
     def frame_size(self) -> tuple[int, int]:
         """The (height, width) of one (latent) frame the model sees."""
-        size = self.config.model.sample_size
-        return self.config.latent.height or size, self.config.latent.width or size
+        height, width = self.config.model.frame_size
+        return self.config.latent.height or height, self.config.latent.width or width
 
     def latent_frames(self, frames: int) -> int:
         """Video frames -> the model's (latent) frames, through the autoencoder's temporal compression."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 @click.command()
 @CHECKPOINT_FLAGS
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="vin", show_default=True, help="How to make a long video.")
-@click.option("--frames", type=int, default=256, show_default=True, help="Video length; a multiple of the chunk size.")
+@click.option("--frames", type=int, default=256, show_default=True,
+              help="Video length in video frames; the model's frames fill whole chunks (Wan2.1: 4k + 1 frames, 20 per chunk).")
 @click.option("--steps", type=int, default=25, show_default=True, help="Denoising steps.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise, in [0, 2**63 - 1].")
 @click.option("--out", "out", type=click.Path(), required=True, help="Output file: .mp4, .gif or .npy (raw frames).")
@@ -188,6 +189,7 @@ def _sample(where: Where, strategy: str, options: GenerationOptions, prompts: Pr
 
     from ..generation.api import check_prompts, check_request, generate_from
     from ..generation.conditions import is_schedule
+    from ..generation.strategies import model_frames
     from ..parallel import init_from_env, launched_by_torchrun, shutdown
 
     if nproc > 1 and not launched_by_torchrun():  # check everything here, then run again under torchrun
@@ -195,11 +197,13 @@ def _sample(where: Where, strategy: str, options: GenerationOptions, prompts: Pr
             raise VinError("a prompt per chunk runs in one process: drop --nproc")
         model = where.load(torch.device("meta"))  # the checks need shapes only: no backbone weights are read here
         check_prompts(model, prompts.embeds, prompts.negative_embeds)
+        options = replace(options, frames=model_frames(model, strategy, options))
         check_request(model, strategy, options, nproc, prompts.embeds is not None or prompts.text is not None)
         _relaunch_with_torchrun(nproc)
     group = init_from_env(str(where.device), timeout_s)
     try:
         model = where.load(group.device if group.distributed else where.device)
+        options = replace(options, frames=model_frames(model, strategy, options))  # --frames counts video frames
         result = generate_from(model, strategy, options, group, prompts.embeds, prompts.negative_embeds, prompts.text,
                                prompts.negative_text, video)  # fmt: skip
         return result, group.world

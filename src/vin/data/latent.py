@@ -269,10 +269,10 @@ class LatentVideos:
     def _latents(self, video: int) -> np.ndarray:
         """Every frame's latents of a video (N, C, h, w) float16, centre crop; cached."""
         info = self.folder.videos[video]
-        key = file_key(info.path, f"latents-{self.folder.size}-{file_key(self.ae.path / 'config.json', 'ae')}")
+        key = file_key(info.path, f"latents-{self.folder.size_key}-{file_key(self.ae.path / 'config.json', 'ae')}")
         cached = self.cache.get(key)
         if cached is None:
-            frames = self.folder.crop(self.folder.frames(video), (0.5, 0.5))  # (N, S, S, 3)
+            frames = self.folder.crop(self.folder.frames(video), (0.5, 0.5))  # (N, H, W, 3)
             x = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
             parts = [self.ae.encode(x[:, :, i : i + 16]) for i in range(0, x.shape[2], 16)]
             cached = torch.cat(parts, dim=2)[0].transpose(0, 1).to(torch.float16).numpy()  # (N, C, h, w)

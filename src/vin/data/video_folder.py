@@ -8,7 +8,9 @@ from it (a truncated file, a corrupt packet), is skipped from then on and anothe
 its place: training never stops on one file.
 
 A clip is `frames` frames taken every `frame_stride` source frames (or resampled to `fps`), each
-resized so that its short side is `size` (area filter) and cropped to size x size (centre or random).
+resized (area filter) to the smallest size that covers `height` x `width` with its aspect kept, and cropped
+to height x width (centre or random): 832x480 from a 16:9 video loses a strip of each side, a square
+frame its long side's excess.
 
 Determinism: each clip of a batch gets its own seed from the batch's generator, and every draw of a
 clip (the file, the start, the crop, the redraws after a bad file) comes from that seed. So the
@@ -147,18 +149,22 @@ def _reason(err: Exception) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-def _resized(frame, size: int) -> np.ndarray:
-    """A PyAV frame -> (H, W, 3) uint8 with its short side `size`."""
-    w, h = frame.width, frame.height
-    if w <= h:
-        nw, nh = size, max(size, round(h * size / w))
-    else:
-        nw, nh = max(size, round(w * size / h)), size
+def covering(source: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) a (height, width) `source` frame is resized to: the smallest of its aspect that covers `size`.
+    A square `size` resizes the short side to it."""
+    (sh, sw), (h, w) = source, size
+    scale = max(h / sh, w / sw)
+    return max(h, round(sh * scale)), max(w, round(sw * scale))
+
+
+def _resized(frame, size: tuple[int, int]) -> np.ndarray:
+    """A PyAV frame -> (H, W, 3) uint8 covering `size` (height, width), its aspect kept."""
+    nh, nw = covering((frame.height, frame.width), size)
     return frame.reformat(width=nw, height=nh, format="rgb24", interpolation="AREA").to_ndarray()
 
 
-def decode_frames(path: Path, indices: np.ndarray, size: int, partial: bool = False) -> np.ndarray:
-    """Source frames `indices` (non-decreasing) of a video, short side resized to `size`: (T, H, W, 3) uint8.
+def decode_frames(path: Path, indices: np.ndarray, size: tuple[int, int], partial: bool = False) -> np.ndarray:
+    """Source frames `indices` (non-decreasing) of a video, resized to cover `size` (height, width): (T, H, W, 3) uint8.
 
     Seeks to the keyframe before the first frame wanted and decodes on. A frame's index is its time
     times the frame rate; a wanted index without its own frame (variable frame rate) holds the frame
@@ -183,7 +189,7 @@ def decode_frames(path: Path, indices: np.ndarray, size: int, partial: bool = Fa
     return np.stack([out[int(i)] for i in wanted])
 
 
-def _decode_into(container, wanted: np.ndarray, size: int, out: dict[int, np.ndarray]) -> None:
+def _decode_into(container, wanted: np.ndarray, size: tuple[int, int], out: dict[int, np.ndarray]) -> None:
     """Fills `out[i]` for every index in `wanted` from the container's first video stream (see `decode_frames`).
     Raises BadVideo when the stream ends early; what was filled by then stays in `out`, for a partial read.
     A decoded frame is resized once, when first used (a held frame fills several indices)."""
@@ -229,15 +235,16 @@ def _decode_into(container, wanted: np.ndarray, size: int, out: dict[int, np.nda
 
 
 class VideoFolder:
-    """Clips of a folder of videos as (B, 3, T, size, size) in [-1, 1], with their conditions.
+    """Clips of a folder of videos as (B, 3, T, height, width) in [-1, 1] (`config.height` x `config.width`), with
+    their conditions.
 
     `max_frames`: the longest clip training asks for; videos too short for it are skipped.
-    `cache`: decoded videos are kept there (every frame, short side resized), so a video is decoded
-    once; clips are then cut from the memory-mapped shard.
+    `cache`: decoded videos are kept there (every frame, resized to cover the frame size), so a video is
+    decoded once; clips are then cut from the memory-mapped shard.
     """
 
     def __init__(
-        self, config, size: int, max_frames: int, cache: ShardCache | None = None, text_dim: int = 0, text_tokens: bool = False
+        self, config, max_frames: int, cache: ShardCache | None = None, text_dim: int = 0, text_tokens: bool = False
     ) -> None:
         """`text_tokens`: a caption is the sequence of its token embeddings (L, text_dim), as a Wan backbone's
         cross-attention reads it (captions are zero-padded to the longest, as Wan's pipeline pads its prompts);
@@ -246,7 +253,7 @@ class VideoFolder:
         self.text_tokens = text_tokens
         self.null_caption: torch.Tensor | None = None  # text_tokens: the empty prompt's embedding (L, D), from the key ""
         self.root = Path(config.root).expanduser()
-        self.size = size
+        self.size = (config.height, config.width)
         self.max_frames = max_frames
         self.cache = cache
         if not config.root or not self.root.is_dir():
@@ -421,13 +428,13 @@ class VideoFolder:
         logger.warning("skipping video %s from now on: %s", name, reason)
 
     def frames(self, video: int) -> np.ndarray:
-        """Every frame of a video, short side resized: (N, H, W, 3) uint8, from the cache when it has it.
+        """Every frame of a video, resized to cover the frame size: (N, H, W, 3) uint8, from the cache when it has it.
 
         A truncated video gives the frames it has (N is then less than its length): clips within them
         are read as without the cache, clips past them fail as they would without it.
         """
         info = self.videos[video]
-        key = file_key(info.path, f"frames-{self.size}")
+        key = file_key(info.path, f"frames-{self.size_key}")
         cached = self.cache.get(key) if self.cache is not None else None
         if cached is None:
             cached = decode_frames(info.path, np.arange(info.frames), self.size, partial=True)
@@ -435,14 +442,20 @@ class VideoFolder:
                 self.cache.put(key, cached)
         return cached
 
+    @property
+    def size_key(self) -> str:
+        """The frame size in cache keys: `32` for a square 32x32 (as before non-square sizes), else `480x832`."""
+        h, w = self.size
+        return str(h) if h == w else f"{h}x{w}"
+
     def cacheable(self, video: int) -> bool:
         """Whether a video fits the cache (a whole decoded video is held in memory once, then written)."""
         info = self.videos[video]
-        long_side = round(self.size * max(info.width, info.height) / max(1, min(info.width, info.height)))
-        return self.cache is not None and info.frames * self.size * long_side * 3 <= CACHE_MAX_BYTES
+        h, w = covering((max(1, info.height), max(1, info.width)), self.size)
+        return self.cache is not None and info.frames * h * w * 3 <= CACHE_MAX_BYTES
 
     def read(self, spec: ClipSpec) -> np.ndarray:
-        """A clip's frames, cropped: (T, size, size, 3) uint8."""
+        """A clip's frames, cropped: (T, height, width, 3) uint8."""
         if self.cacheable(spec.video):
             frames = self.frames(spec.video)
             if spec.indices[-1] >= len(frames):
@@ -453,11 +466,11 @@ class VideoFolder:
         return self.crop(frames, spec.crop)
 
     def crop(self, frames: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
-        """(T, H, W, ...) -> (T, size, size, ...): centred, or at `offset` (fractions of the slack) with crop=random."""
-        h, w = frames.shape[1], frames.shape[2]
+        """(T, H, W, ...) -> (T, height, width, ...): centred, or at `offset` (fractions of the slack) with crop=random."""
+        (h, w), (ch, cw) = frames.shape[1:3], self.size
         fy, fx = offset if self.config.crop == "random" else (0.5, 0.5)
-        y, x = round(fy * (h - self.size)), round(fx * (w - self.size))
-        return np.ascontiguousarray(frames[:, y : y + self.size, x : x + self.size])
+        y, x = round(fy * (h - ch)), round(fx * (w - cw))
+        return np.ascontiguousarray(frames[:, y : y + ch, x : x + cw])
 
     def use_text_captions(self, table: dict[str, str], cache, length: int) -> None:
         """Captions given as text, encoded in `cache` (`vin.data.captions.CaptionCache`): each batch reads its own from
@@ -485,7 +498,7 @@ class VideoFolder:
     def batch(
         self, generator: torch.Generator, batch: int, frames: int, shard: slice = slice(None)
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`batch` clips drawn with `generator`: (B, 3, T, size, size) in [-1, 1], condition (B, ...) or None.
+        """`batch` clips drawn with `generator`: (B, 3, T, height, width) in [-1, 1], condition (B, ...) or None.
 
         `shard` reads only part of the batch (a rank's share); the draws are the same.
         """

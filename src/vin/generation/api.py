@@ -157,6 +157,10 @@ def generate(
 ) -> Generation | None:
     """Generates one video of `frames` frames with `strategy`; the same seed gives the same video.
 
+    `frames` counts the model's frames: latent frames for a model whose autoencoder compresses time (Wan2.1: k + 1
+    latent frames decode to 4k + 1 video frames; `vin generate --frames` and `WanVINPipeline(num_frames=)` count
+    video frames and convert with `vin.generation.strategies.model_frames`).
+
     `options` are the fields of `GenerationOptions`: label, guidance, chunk_frames, context_frames,
     keyframe_stride, fusion_schedule, fusion_fraction, global_tokens, queue, overlap_frames, cutoff,
     position_interpolation, scheduler. `prompt` / `negative_prompt`: text, encoded by the model's own text encoder

@@ -45,14 +45,6 @@ class WanVINPipeline:
 
         return cls(load_model(vin, device, backbone=pretrained_model_name_or_path, dtype=torch_dtype))
 
-    def latent_frames(self, num_frames: int) -> int:
-        """Video frames -> the latent frames the model samples; a count the VAE cannot make names the nearest ones."""
-        temporal = self.model.latent_decoder.temporal if self.model.latent_decoder is not None else 1
-        if num_frames < 1 or (num_frames - 1) % temporal:
-            low = max(1, (num_frames - 1) // temporal * temporal + 1)
-            raise VinError(f"num_frames={num_frames}: the VAE makes videos of {temporal}k + 1 frames; use {low} or {low + temporal}")
-        return (num_frames - 1) // temporal + 1
-
     def __call__(self, prompt: str | list[str] | dict[int, str], negative_prompt: str | None = None, num_frames: int = 81, height: int | None = None,
                  width: int | None = None, num_inference_steps: int = 50, guidance_scale: float = 5.0,
                  generator: torch.Generator | None = None, output_type: str = "np", strategy: str = "vin",
@@ -60,12 +52,15 @@ class WanVINPipeline:
         """One video of `num_frames` frames for `prompt` (WanPipeline's arguments; `generator`: its initial seed
         is the noise seed; `height` / `width` in pixels, default the run's frame size)."""
         from .api import generate
+        from .options import make_options
+        from .strategies import model_frames
 
         if output_type not in ("np", "uint8"):
             raise VinError(f"output_type must be np or uint8, got {output_type!r}")
         seed = generator.initial_seed() if generator is not None else 0
         negative = negative_prompt if guidance_scale != 1.0 else None
-        video = generate(self.model, self.latent_frames(num_frames), num_inference_steps, seed, strategy, prompt=prompt,
+        latent = model_frames(self.model, strategy, make_options(num_frames, 1, 0, chunk_frames=options.get("chunk_frames")))
+        video = generate(self.model, latent, num_inference_steps, seed, strategy, prompt=prompt,
                          negative_prompt=negative, guidance=guidance_scale, height=height, width=width,
                          **options).video.numpy()  # fmt: skip
         return WanVINPipelineOutput([video if output_type == "uint8" else video.astype(np.float32) / 255.0])

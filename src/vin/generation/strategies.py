@@ -26,7 +26,7 @@ from einops import rearrange
 
 from tqdm.auto import tqdm
 
-from ..config import check_geometry
+from ..config import check_geometry, frame_size as model_frame_size
 from ..diffusion.objective import Objective
 from ..diffusion.sampling import ChunkConditions, Condition, GuidedModel, Known, Sampler, initial_noise, per_span
 from ..errors import VinError
@@ -80,6 +80,31 @@ def window_sizes(model: VideoModel, o: GenerationOptions) -> tuple[int, int, int
     return f, k, s
 
 
+CHUNKED = ("vin", "independent", "autoregressive", "fifo", "spectral")  # strategies whose frames are cut into chunks
+
+
+def model_frames(model: VideoModel, strategy: str, o: GenerationOptions) -> int:
+    """`o.frames` read as video frames -> the frames the model samples. Through an autoencoder that compresses time
+    `temporal` times, n video frames are (n - 1) / temporal + 1 latent frames (Wan2.1: 4k + 1 -> k + 1); otherwise
+    the same count (`plan` checks it). A count the autoencoder cannot make, or one whose latent frames do not fill
+    whole chunks (a chunked strategy), is a one-line error naming the nearest counts that work, in video frames."""
+    temporal = model.latent_decoder.temporal if model.latent_decoder is not None else 1
+    if temporal == 1:
+        return o.frames
+    n = o.frames
+    step = window_sizes(model, o)[0] if strategy in CHUNKED else model.config.patch_t
+    latent = (n - 1) // temporal + 1
+    if (n - 1) % temporal == 0 and latent % step == 0:
+        return latent
+    low = latent // step * step
+    near = " or ".join(str((m - 1) * temporal + 1) for m in (low, low + step) if m >= 1)
+    chunks = f", in chunks of {step} latent frames ({step * temporal} frames)" if step > 1 else ""
+    if (n - 1) % temporal:
+        raise VinError(f"{n} frames: the autoencoder makes videos of {temporal}k + 1 frames (k + 1 latent frames{chunks}); use {near}")
+    raise VinError(f"{n} frames make {latent} latent frames, which chunks of {step} latent frames ({step * temporal} "
+                   f"frames) do not fill; use {near} frames")  # fmt: skip
+
+
 def frame_size(model: VideoModel, o: GenerationOptions) -> tuple[int, int]:
     """(height, width) of the frames the model denoises for `o.height` x `o.width` pixels (None: the model's
     sample size); a latent-space model's decoder enlarges them `spatial` times. Sizes a patch of the model
@@ -88,9 +113,9 @@ def frame_size(model: VideoModel, o: GenerationOptions) -> tuple[int, int]:
     spatial = model.latent_decoder.spatial if model.latent_decoder is not None else 1
     unit = spatial * cfg.patch_hw
     sizes = []
-    for name, pixels in (("height", o.height), ("width", o.width)):
+    for name, pixels, own in zip(("height", "width"), (o.height, o.width), model_frame_size(cfg.sample_size)):
         if pixels is None:
-            sizes.append(cfg.sample_size)
+            sizes.append(own)
         elif pixels % unit:
             low = max(unit, pixels // unit * unit)
             why = f"the patch, {cfg.patch_hw}, times the autoencoder's {spatial}x" if spatial > 1 else "the patch size"

@@ -23,7 +23,7 @@ from vin.errors import VinError
 from vin.flops import count_flops, frozen
 from vin.generation.api import check_request, generate
 from vin.generation.options import GenerationOptions, make_options
-from vin.generation.strategies import STRATEGIES, run_strategy, window_sizes
+from vin.generation.strategies import STRATEGIES, frame_size, run_strategy, window_sizes
 from vin.metrics.evaluate import VideoMetrics, evaluate_video
 from vin.metrics.features import FeatureExtractor
 from vin.model.protocol import VideoModel
@@ -125,7 +125,7 @@ def run_suite(
     check_suite(model, strategies, frame_counts, seeds, steps, full_model, **options)
     specs = parse_specs(strategies)
     chunk, size = _pixel_chunk_and_size(model, make_options(frame_counts[0], steps, seeds[0], **options))
-    data = SyntheticVideos(replace(data_config or SyntheticConfig(), height=size, width=size))
+    data = SyntheticVideos(replace(data_config or SyntheticConfig(), height=size[0], width=size[1]))
     jobs = [(f, s, seed) for f in frame_counts for s in strategies for seed in seeds]
     rows: list[VideoMetrics] = []
     flops: dict[tuple[str, int], int] = {}
@@ -153,12 +153,13 @@ def run_suite(
     return rows
 
 
-def _pixel_chunk_and_size(model: VideoModel, options: GenerationOptions) -> tuple[int, int]:
-    """A chunk's length in video frames and a frame's side in pixels, for the suite's request `options`. A
-    latent-space model's videos are decoded, so its latent sizes are scaled to pixels."""
+def _pixel_chunk_and_size(model: VideoModel, options: GenerationOptions) -> tuple[int, tuple[int, int]]:
+    """A chunk's length in video frames and a frame's (height, width) in pixels, for the suite's request `options`.
+    A latent-space model's videos are decoded, so its latent sizes are scaled to pixels."""
     decoder = model.latent_decoder
     spatial, temporal = (decoder.spatial, decoder.temporal) if decoder is not None else (1, 1)
-    return window_sizes(model, options)[0] * temporal, model.config.sample_size * spatial
+    height, width = frame_size(model, options)
+    return window_sizes(model, options)[0] * temporal, (height * spatial, width * spatial)
 
 
 def _generate_counted(
