@@ -142,6 +142,17 @@ def test_live_tensor_memory_counts_new_storages_once():
     assert mem.current == a.nbytes + c.nbytes
 
 
+def test_live_tensor_memory_does_not_count_views_of_what_existed_before():
+    """A linear layer's weight transposed inside F.linear (on meta too): the weight's bytes are not the block's."""
+    for device, meta in (("cpu", False), ("meta", True)):
+        layer = torch.nn.Linear(512, 512, device=device)
+        x = torch.ones(4, 512, device=device)
+        with torch.no_grad(), LiveTensorMemory(meta=meta) as mem:
+            y = layer(x)
+            x.mul_(2)  # in place: no new storage
+        assert mem.peak == y.nbytes, (device, mem.peak)
+
+
 def test_linear_fit():
     slope, r2 = linear_fit([1, 2, 3], [5.0, 7.0, 9.0])
     assert slope == pytest.approx(2.0) and r2 == pytest.approx(1.0)

@@ -66,6 +66,9 @@ def test_the_backbone_decides_the_geometry_and_contradictions_are_errors(wan):
     (["data.autoencoder=''"], "a wan backbone denoises its VAE's latents: set data.source=folder, and model.backbone to the whole pipeline"),
     (["train.sample_every=2"], "samples of a wan run need prompt embeddings"),
     (["model.backbone=''", "model.in_channels=4", "model.patch_t=1", "model.text_dim=16", "train.lora_rank=4"], "train.lora_rank adapts a pretrained backbone"),
+    (["model.backbone=''", "model.in_channels=4", "model.patch_t=1", "model.text_dim=16", "train.backbone_dtype=bf16"],
+     "train.backbone_dtype=bf16 sets a pretrained backbone's dtype: it needs model.backbone"),
+    (["train.backbone_dtype=fp8"], "train.backbone_dtype must be one of auto, bf16, fp16, fp32, got 'fp8'"),
 ])  # fmt: skip
 def test_what_a_wan_run_needs_is_checked_before_any_work(wan, tmp_path, extra, message):
     from vin.train import train
@@ -180,17 +183,33 @@ def test_two_rank_ddp_on_wan_trains_what_one_process_trains(wan, tmp_path):
     assert_ddp_run_equals_one_process(tmp_path / "ddp", tmp_path / "one")
 
 
-def test_a_stopped_wan_run_resumes_bit_for_bit(wan, tmp_path):
-    from vin.train import train
+def test_a_bf16_backbone_trains_an_fp32_adapter_and_a_stopped_run_resumes_bit_for_bit(wan, tmp_path):
+    """train.backbone_dtype=bf16 (the default on CUDA): the frozen Wan in bf16 (what diffusers keeps in fp32
+    stays so), what trains (the VIN, the Z projections, LoRA) in fp32; it trains as fp32 does up to bf16 rounding."""
+    from vin.train import build_model, train
 
-    train(load_config(None, overrides(wan, tmp_path / "straight", "train.lora_rank=2")), progress=False)
-    train(load_config(None, overrides(wan, tmp_path / "resumed", "train.lora_rank=2", "train.stop_at=2")), progress=False)
-    train(load_config(None, overrides(wan, tmp_path / "resumed", "train.lora_rank=2", "train.resume=auto")), progress=False)
+    half = ("train.lora_rank=2", "train.backbone_dtype=bf16", "train.log_every=1")
+    model = build_model(load_config(None, overrides(wan, tmp_path / "unused", *half)))
+    trained = {name: p.dtype for name, p in model.named_parameters() if p.requires_grad}
+    assert set(trained.values()) == {torch.float32} and sum(".lora_" in name for name in trained) == 2 * 2 * 4 * 2
+    wan_model = model.backbone
+    assert wan_model.patch_embedding.weight.dtype == wan_model.blocks[0].ffn.net[0].proj.weight.dtype == torch.bfloat16
+    assert wan_model.scale_shift_table.dtype == wan_model.blocks[0].norm2.weight.dtype == torch.float32
+    train(load_config(None, overrides(wan, tmp_path / "straight", *half)), progress=False)
+    train(load_config(None, overrides(wan, tmp_path / "resumed", *half, "train.stop_at=2")), progress=False)
+    train(load_config(None, overrides(wan, tmp_path / "resumed", *half, "train.resume=auto")), progress=False)
     a = load_file(tmp_path / "straight" / "diffusion_pytorch_model.safetensors")
     b = load_file(tmp_path / "resumed" / "diffusion_pytorch_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert {v.dtype for v in a.values()} == {torch.float32}
     state = load_file(tmp_path / "resumed" / "checkpoints" / "step_0000004" / "model.safetensors")
     assert state.keys() == a.keys()  # the resumable state holds the adapter, not the backbone
+    train(load_config(None, overrides(wan, tmp_path / "fp32", "train.lora_rank=2", "train.log_every=1")), progress=False)
+    full = load_file(tmp_path / "fp32" / "diffusion_pytorch_model.safetensors")
+    rows = [[json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()] for run in ("straight", "fp32")]
+    losses = [[r["loss"] for r in run if "loss" in r] for run in rows]
+    gaps = [abs(x - y) / y for x, y in zip(*losses)]
+    assert len(gaps) == 4 and 0 < max(gaps) < 0.05, losses  # bf16 rounding of the frozen weights, not another training
 
 
 def test_captions_must_be_token_embeddings_and_dropped_ones_need_the_empty_prompt(wan, tmp_path):

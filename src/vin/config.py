@@ -27,6 +27,7 @@ ATTENTIONS = ("3d", "factorised")
 OBJECTIVES = ("flow", "epsilon", "v")
 PARAMETERIZATIONS = ("x0", "direct")
 LR_SCHEDULES = ("constant", "cosine")
+BACKBONE_DTYPES = ("auto", "bf16", "fp16", "fp32")  # train.backbone_dtype (vin.devices.DTYPES names, and auto)
 TIMESTEP_SAMPLINGS = ("logit_normal", "uniform")
 
 
@@ -222,6 +223,7 @@ class TrainConfig:
     warmup_steps: int = 200
     grad_clip: float = 1.0
     lora_rank: int = 0  # > 0 (a wan backbone only): LoRA adapters of this rank on the DiT's attention train too (peft)
+    backbone_dtype: str = "auto"  # a pretrained backbone's frozen weights: auto (bf16 on CUDA, fp32 on the CPU) | bf16 | fp16 | fp32; what trains stays fp32
     ema_decay: float = 0.999
     label_dropout: float = 0.1  # for classifier-free guidance, class-conditional models only
     timestep_sampling: str = "logit_normal"  # logit_normal | uniform (flow); DDPM objectives use uniform
@@ -255,6 +257,7 @@ class TrainConfig:
                            ("logit_mean", "(-inf, inf)"), ("logit_std", "(0, inf)")):  # fmt: skip
             _in_span(f"train.{name}", getattr(self, name), span)
         one_of("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        one_of("train.backbone_dtype", self.backbone_dtype, BACKBONE_DTYPES)
         one_of("train.timestep_sampling", self.timestep_sampling, TIMESTEP_SAMPLINGS)
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise VinError(f"train.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")

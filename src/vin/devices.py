@@ -8,6 +8,19 @@ import re
 from .errors import VinError
 
 DEVICE_NAMES = "auto, cpu, cuda or cuda:N"
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}  # a pretrained backbone's dtype names: torch's
+
+
+def backbone_dtype(name: str | None, device):
+    """The torch dtype a pretrained backbone computes in: `name` (bf16 | fp16 | fp32), or by default (None or
+    "auto") bfloat16 on CUDA and float32 elsewhere (a CPU's bf16 matrix products are slow, and float32 is exact)."""
+    import torch
+
+    if name in (None, "auto"):
+        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    if name not in DTYPES:
+        raise VinError(f"dtype {name!r}: use one of {', '.join(DTYPES)}")
+    return getattr(torch, DTYPES[name])
 
 
 def cpu_count() -> int:

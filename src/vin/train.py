@@ -33,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .config import Config, TrainConfig, save_config
-from .devices import check_threads, resolve_device
+from .devices import backbone_dtype, check_threads, resolve_device
 from .data.synthetic import SyntheticVideos
 from .diffusion.objective import Objective
 from .errors import VinError
@@ -46,13 +46,14 @@ from .parallel import init_from_env, shutdown
 from .train_state import list_checkpoints, load_state, remove_unfinished, save_state
 
 
-def build_model(config: Config) -> VideoModel:
+def build_model(config: Config, device: torch.device | str = "cpu") -> VideoModel:
     """A freshly initialised model of the kind `config.model` describes (`vin.model.registry`), seeded from
     train.seed without touching the global RNG: the project's DiT, or a VIN on the pretrained backbone that
-    `model.backbone` names (only the adapter is new)."""
+    `model.backbone` names (only the adapter is new; the frozen backbone in train.backbone_dtype for `device`)."""
+    dtype = backbone_dtype(config.train.backbone_dtype, device) if config.model.backbone else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.train.seed)
-        return registry.build(config.model, config.train.lora_rank)
+        return registry.build(config.model, config.train.lora_rank, dtype)
 
 
 def copy_for_ema(model: torch.nn.Module) -> torch.nn.Module:
@@ -204,6 +205,9 @@ def check_config(config: Config, world: int = 1) -> Config:
         raise VinError(f"model.in_channels={m.in_channels}: video frames in pixel space have 3 channels")
     if m.text_dim > 0 and not (d.source == "folder" and d.captions):
         raise VinError("model.text_dim > 0 needs text embeddings: data.source=folder and data.captions=<file>.safetensors")
+    if t.backbone_dtype not in ("auto", "fp32") and not m.backbone:
+        raise VinError(f"train.backbone_dtype={t.backbone_dtype} sets a pretrained backbone's dtype: it needs model.backbone "
+                       "(vin's own DiT trains in float32, with bf16 autocast on CUDA)")  # fmt: skip
     if t.lora_rank > 0 and not m.backbone:
         raise VinError("train.lora_rank adapts a pretrained backbone's attention: it needs model.backbone (a wan folder)")
     if m.backbone and t.sample_every > 0:
@@ -437,7 +441,7 @@ class _Run:
         self.log = None
 
     def _build_model(self, autoencoder) -> None:
-        model = build_model(self.config)
+        model = build_model(self.config, self.device)
         if self.tc.init_from and self.resume_from is None:  # a resumed run's weights come from its checkpoint
             load_init_weights(model, self.config)
         self.model = model.to(self.device).train()

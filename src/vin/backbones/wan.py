@@ -33,6 +33,7 @@ from ..backbones import (
     transformer_folder,
 )  # fmt: skip
 from ..config import ModelConfig, check_geometry
+from ..devices import backbone_dtype
 from ..errors import VinError
 from ..model.embed import TimestepEmbedder
 from ..model.interface import VideoInterface
@@ -105,7 +106,7 @@ class WanVIN(nn.Module, VideoModel):
         self.lora_rank = lora_rank
         self.backbone = backbone.requires_grad_(False)
         if lora_rank > 0:
-            add_lora(backbone, lora_rank)
+            add_lora(backbone, lora_rank)  # in float32 whatever the backbone's dtype: it trains
         inner = bc.num_attention_heads * bc.attention_head_dim
         self.t_embedder = TimestepEmbedder(c.width)
         self.interface = VideoInterface(bc.in_channels, bc.patch_size[1], c.width, c.heads, c.vin_tokens,
@@ -129,8 +130,8 @@ class WanVIN(nn.Module, VideoModel):
         return resolve_backbone(config)
 
     @classmethod
-    def build(cls, config: ModelConfig, lora_rank: int = 0) -> "WanVIN":
-        return cls(load_backbone(config.backbone), config, lora_rank)
+    def build(cls, config: ModelConfig, lora_rank: int = 0, dtype: torch.dtype | None = None) -> "WanVIN":
+        return cls(load_backbone(config.backbone, dtype), config, lora_rank)
 
     @classmethod
     def load(cls, folder: Path, config: ModelConfig, meta: dict, device: str | torch.device,
@@ -145,7 +146,7 @@ class WanVIN(nn.Module, VideoModel):
             warnings.warn(f"checkpoint {folder} was trained on a backbone with fingerprint {recorded}; {config.backbone!r} "
                           f"has {found} (another backbone, or a re-saved copy of it): the adapter may not fit it", stacklevel=2)  # fmt: skip
         if dtype is None:
-            dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+            dtype = backbone_dtype(None, device)
         skeleton = torch.device(device).type == "meta"  # checks only: shapes, no weight read (gigabytes for Wan)
         model = cls(load_backbone(config.backbone, dtype, weights=not skeleton), config, int(meta.get("lora_rank", 0)))
         if not skeleton:
@@ -361,6 +362,9 @@ def add_lora(backbone, rank: int) -> None:
     except ImportError:
         raise VinError("train.lora_rank > 0 needs peft: pip install peft (or set train.lora_rank=0)") from None
     backbone.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=True, target_modules=LORA_TARGETS))
+    for name, weight in backbone.named_parameters():  # peft makes them in the base layer's dtype; they train: float32
+        if "lora_" in name:
+            weight.data = weight.data.float()
 
 
 def load_backbone(path: str | Path, dtype: torch.dtype | None = None, weights: bool = True):

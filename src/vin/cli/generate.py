@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..devices import DTYPES
 from ..errors import VinError
 from ..generation.options import DEFAULTS, STRATEGIES, GenerationOptions
 from .flags import CHECKPOINT_FLAGS, RUN_FLAGS, SAMPLING_FLAGS, RunFlags, SamplingFlags, int_list
 
-DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}  # --dtype: torch's names
 
 if TYPE_CHECKING:
     import torch
@@ -170,11 +170,10 @@ class Where:
     compile: bool = False
 
     def load(self, device: torch.device | None = None):
-        import torch
-
         from ..checkpoint import load_model
+        from ..devices import backbone_dtype
 
-        dtype = getattr(torch, DTYPES[self.dtype]) if self.dtype else None
+        dtype = backbone_dtype(self.dtype, device or self.device) if self.dtype else None
         model = load_model(self.checkpoint, device or self.device, self.autoencoder, self.backbone, dtype)
         if self.compile and model.device.type != "meta":
             model.compile_blocks()

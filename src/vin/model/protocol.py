@@ -57,8 +57,10 @@ class VideoModel(ABC):
 
     @classmethod
     @abstractmethod
-    def build(cls, config: ModelConfig, lora_rank: int = 0) -> "VideoModel":
-        """A freshly initialised model of this kind (a backbone loaded from its folder, the rest new)."""
+    def build(cls, config: ModelConfig, lora_rank: int = 0, dtype: torch.dtype | None = None) -> "VideoModel":
+        """A freshly initialised model of this kind (a backbone loaded from its folder, the rest new); `dtype`: what
+        a pretrained backbone's frozen weights are held in (None: float32; what diffusers keeps in float32 stays
+        so); what trains is float32 whatever it is."""
 
     @classmethod
     @abstractmethod

@@ -50,9 +50,9 @@ def text_encoder(config: ModelConfig, device: "str | torch.device") -> "TextEnco
     return kind(kind_name(config)).text_encoder(resolve(config), device)
 
 
-def build(config: ModelConfig, lora_rank: int = 0) -> "VideoModel":
-    """A fresh model of the kind `config` describes (resolved first)."""
-    return kind(kind_name(config)).build(resolve(config), lora_rank)
+def build(config: ModelConfig, lora_rank: int = 0, dtype: "torch.dtype | None" = None) -> "VideoModel":
+    """A fresh model of the kind `config` describes (resolved first); `dtype`: a pretrained backbone's."""
+    return kind(kind_name(config)).build(resolve(config), lora_rank, dtype)
 
 
 def load(folder: Path, name: str, config: ModelConfig, meta: dict[str, Any], device: "str | torch.device",

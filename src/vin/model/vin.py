@@ -121,7 +121,9 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         return config.check()
 
     @classmethod
-    def build(cls, config: ModelConfig, lora_rank: int = 0) -> "VINModel":
+    def build(cls, config: ModelConfig, lora_rank: int = 0, dtype: torch.dtype | None = None) -> "VINModel":
+        if dtype not in (None, torch.float32):
+            raise VinError("vin's own DiT has no pretrained backbone to hold in another dtype: it trains in float32")
         if lora_rank > 0:
             raise VinError("train.lora_rank adapts a pretrained backbone's attention: it needs model.backbone (a wan folder)")
         return cls(config)
