@@ -12,7 +12,8 @@ counted: the allocator's caching and fragmentation, kernels' workspaces, the CUD
 
 - sampling: the backbone in bf16 (what diffusers keeps in fp32 stays so), the adapter in fp32, both guidance
   branches as one batch (B = 2), no gradients. `full` is the whole latent video through Wan at once; `vin` the
-  VIN read and every chunk's window (K + F latent frames) as one batch. UMT5-XXL (the text encoder) is listed
+  VIN read and every chunk's window (K + F latent frames) as one batch, or (`vin_window_batch4_gb`,
+  `vin generate --window-batch 4`) four windows a DiT call. UMT5-XXL (the text encoder) is listed
   apart: it encodes the prompts once, before the first step, and can leave the GPU before sampling.
 - training: `vin` is the shipped recipe (configs/wan2.1-t2v-1.3b.yaml: 8 windows a step, clips of up to 4
   chunks, LoRA rank 16 on every attention projection, activation checkpointing): its step does not depend on
@@ -109,6 +110,13 @@ def peak(fn) -> int:
     return mem.peak
 
 
+def grouped(model, x: torch.Tensor, t: torch.Tensor, prompt: torch.Tensor, f: int, k: int, size: int) -> torch.Tensor:
+    """vin's windows in DiT calls of `size` windows (`window_batch`), joined as `windows_in_groups` joins them."""
+    z = model.read_interface(x, t, prompt, 1)
+    n = x.shape[2] // f
+    return torch.cat([model.denoise_chunks(x, t, prompt, z, f, k, chunks=slice(a, min(a + size, n))) for a in range(0, n, size)], 1)
+
+
 def sampling(name: str, size: tuple[int, int], frames: int, f: int, k: int) -> dict:
     """Peak bytes of one guided sampling step (B = 2) of full and vin, with what stays resident."""
     wan = backbone(name)
@@ -125,8 +133,10 @@ def sampling(name: str, size: tuple[int, int], frames: int, f: int, k: int) -> d
         full = peak(lambda: wan(xf, t, prompt, return_dict=False))
         xv = torch.zeros(2, 16, padded, h, w, device="meta")
         vin = peak(lambda: model.denoise_chunks(xv, t, prompt, model.read_interface(xv, t, prompt, 1), f, k))
+        vin_groups = peak(lambda: grouped(model, xv, t, prompt, f, k, 4))
     state = 2 * 16 * padded * h * w * 4 * 4  # the sampler's latents, noise, prediction and scheduler state, fp32
     return {"full_gb": (weights + full + state) / GB, "vin_gb": (weights + adapter + vin + state) / GB,
+            "vin_window_batch4_gb": (weights + adapter + vin_groups + state) / GB,
             "weights_gb": weights / GB, "latent_frames": latent, "vin_latent_frames": padded}  # fmt: skip
 
 

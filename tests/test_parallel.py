@@ -75,7 +75,7 @@ def _sample_worker(rank: int, world: int, port: int, out: str) -> None:
     group = init_from_env()
     results = {}
     for chunks in (3, 4):
-        for kwargs in ({}, {"global_tokens": "chunk"}):
+        for kwargs in ({}, {"global_tokens": "chunk"}, {"window_batch": 1}):
             o = GenerationOptions(frames=4 * chunks, steps=4, seed=7, progress=False, fusion_fraction=0.5, **kwargs)
             res = run_vin_distributed(tiny_model(), o, group)
             if rank == 0:
@@ -91,7 +91,7 @@ def test_two_ranks_sample_what_one_process_samples(tmp_path):
     spawn(_sample_worker, out)
     results = torch.load(out, weights_only=True)
     for chunks in (3, 4):  # uneven and even splits
-        for kwargs in ({}, {"global_tokens": "chunk"}):
+        for kwargs in ({}, {"global_tokens": "chunk"}, {"window_batch": 1}):
             o = GenerationOptions(frames=4 * chunks, steps=4, seed=7, progress=False, fusion_fraction=0.5, **kwargs)
             single = run_strategy(tiny_model(), "vin", o).sample
             torch.testing.assert_close(results[f"{chunks}-{kwargs}"], single, rtol=0, atol=1e-5)

@@ -211,3 +211,27 @@ def test_compiled_blocks_make_the_same_video(tmp_path, cli_checkpoint):
         assert result.exit_code == 0, result.output
         videos[bool(extra)] = np.load(out).astype(int)
     assert np.abs(videos[True] - videos[False]).max() <= 1
+
+
+def test_windows_run_in_groups_make_the_same_video_in_less_memory(model):
+    """window_batch: the DiT runs the chunks' windows a few at a time; each window reads only its own frames and Z,
+    so the video is the one a single call makes (up to float rounding), while one group's activations are alive."""
+    from vin.bench.memory import LiveTensorMemory
+    from vin.generation.memory import call_tokens
+
+    peaks, videos = {}, {}
+    for batch in (8, 3, 1):
+        with torch.no_grad(), LiveTensorMemory() as mem:
+            videos[batch] = generate(model, frames=8 * F, steps=3, seed=2, window_batch=batch).video.int()
+        peaks[batch] = mem.peak
+    for batch in (3, 1):
+        assert (videos[batch] - videos[8]).abs().max() <= 1
+    assert peaks[1] < peaks[3] < peaks[8], peaks
+    o = GenerationOptions(frames=8 * F, window_batch=3)
+    every = plan(model, "vin", GenerationOptions(frames=8 * F))  # the default, 16, is more than the 8 chunks: all at once
+    assert plan(model, "vin", o).window_batch == 3 and every.window_batch == 8
+    assert call_tokens(model, "vin", plan(model, "vin", o)) * 8 == call_tokens(model, "vin", every) * 3
+    with pytest.raises(VinError, match="window_batch must be a whole number of at least 1, got 0"):
+        GenerationOptions(frames=8 * F, window_batch=0)
+    shared = tiny_model(context_mode="shared", coupling="cross")  # borrows context inside one call: never grouped
+    assert plan(shared, "vin", o).window_batch == 8

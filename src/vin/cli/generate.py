@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 @SAMPLING_FLAGS
 @click.option("--queue", type=int, default=4, show_default=True, help="fifo: chunks in flight at once (diagonal denoising).")
 @click.option("--overlap-frames", type=int, default=None, help="overlap/freenoise: frames neighbouring windows share [F/2].")
+@click.option("--window-batch", type=int, default=DEFAULTS["window_batch"], show_default=True,
+              help="vin: the chunks' windows one DiT call runs; fewer: less memory, the same video.")
 @click.option("--cutoff", type=float, default=0.25, show_default=True,
               help="spectral: fraction of the temporal frequency band taken from global attention.")
 @click.option("--no-position-interpolation", is_flag=True, help="full/spectral: keep raw positions past the trained window.")
@@ -82,7 +84,7 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
              init_guidance: float,
              prompt_embeds: tuple[str, ...], negative_embeds: str | None, prompt: tuple[str, ...], prompt_file: str | None,
              negative_prompt: str | None, backbone: str | None, dtype: str | None, sampling: SamplingFlags, queue: int,
-             overlap_frames: int | None, cutoff: float, no_position_interpolation: bool, fps: int, upscale: int,
+             overlap_frames: int | None, window_batch: int, cutoff: float, no_position_interpolation: bool, fps: int, upscale: int,
              compile_: bool, run: RunFlags, as_json: bool, nproc: int, timeout_s: int) -> None:  # fmt: skip
     """Generate a long video (chunk-parallel with the VIN, or a baseline) and write it atomically to --out."""
     from ..checkpoint import checkpoint_path
@@ -91,7 +93,8 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
     out_path = check_output_path(out)
     check_video_settings(fps, upscale)
     labels = tuple(int_list(label, "--label")) if label is not None else None
-    options = sampling.options(frames, steps, seed, label=labels, queue=queue, overlap_frames=overlap_frames, cutoff=cutoff,
+    options = sampling.options(frames, steps, seed, label=labels, queue=queue, overlap_frames=overlap_frames, window_batch=window_batch,
+                               cutoff=cutoff,
                                height=height, width=width, init_frames=init_frames, init_guidance=init_guidance,
                                position_interpolation=not no_position_interpolation, progress=not run.quiet)  # fmt: skip
     ckpt = checkpoint_path(checkpoint)

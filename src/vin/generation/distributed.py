@@ -23,7 +23,7 @@ from ..diffusion.sampling import GuidedModel, Sampler, initial_noise
 from ..model.protocol import VideoModel
 from ..model.windows import assemble
 from ..parallel import Group, allreduce_merge, chunk_ranges, gather_frames, shift
-from .strategies import GenerationOptions, Plan, StrategyOutput, fusion_steps, plan, vin_tokens
+from .strategies import GenerationOptions, Plan, StrategyOutput, fusion_steps, plan, vin_tokens, windows_in_groups
 
 
 @torch.no_grad()
@@ -57,7 +57,7 @@ def run_vin_distributed(
             reps = xb.shape[0] // b  # guidance doubles the batch
             ctx = context.repeat(reps, 1, 1, 1, 1).to(xb.dtype) if context is not None else None
             z = vin_tokens(model, p, o.global_tokens, xb, tb, yb, first * f, merge)  # the strategy's own read
-            return model.denoise_chunks(xb, tb, yb, z, f, k, context=ctx)
+            return windows_in_groups(model, p, xb, tb, yb, z, None, ctx)
 
         windows = call(fn, x_in, t, end - first)  # (B, n_r, C, K+F, H, W)
         fuse = step in fused

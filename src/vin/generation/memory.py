@@ -35,7 +35,7 @@ def call_tokens(model: VideoModel, strategy: str, plan) -> int:
     per_frame = frame_pixels(plan.size) // cfg.patch_hw**2
     window = (plan.context_frames + plan.chunk_frames) // cfg.patch_t * per_frame  # a chunk with its context
     windows = {
-        "vin": plan.chunks,
+        "vin": plan.window_batch,
         "independent": plan.chunks,
         "overlap": len(plan.window_starts),
         "freenoise": len(plan.window_starts),
@@ -85,5 +85,7 @@ def check_memory(model: VideoModel, strategy: str, plan, guidance: float = 1.0, 
         return
     fit = max(plan.chunk_frames, int(plan.frames * free / need) // plan.chunk_frames * plan.chunk_frames)
     also = "; or continue with --init-guidance 0 (init_guidance=0: no backward pass)" if backward else ""
+    if strategy == "vin" and plan.window_batch > 1 and model.config.context_mode != "shared":
+        also += f"; or run fewer windows a call (--window-batch / window_batch= below {plan.window_batch})"
     raise VinError(f"{plan.frames} frames with {strategy} need about {need / 2**30:.1f} GiB, but {model.device} has "
                    f"{free / 2**30:.1f} GiB free; ask for fewer frames (about {fit} would fit){also}")  # fmt: skip

@@ -38,6 +38,10 @@ class GenerationOptions:
     fusion_schedule: str = "early"  # vin: which steps blend overlapping frames: early | mid | late | none
     fusion_fraction: float = 1.0  # vin: the fraction of the steps that fuse (measured: 1.0; the paper's 20 of 50 is 0.4)
     global_tokens: str = "global"  # vin: global (the method) | chunk (each chunk reads only itself) | none
+    # vin: chunks whose windows one DiT call runs (the same video up to float rounding; a model with shared context
+    # runs all at once). 16 measured faster than all at once on the CPU at 512 frames (1982 against 2548 ms a step,
+    # 1 thread) and bounds the activations (benchmarks/results.md)
+    window_batch: int = 16
     overlap_frames: int | None = None  # overlap / freenoise: frames shared by neighbouring windows [F/2]
     queue: int = 4  # fifo: chunks in flight at once (a chunk starts ceil(steps / queue) steps after its predecessor)
     cutoff: float = 0.25  # spectral: fraction of the temporal frequency band taken from the global branch
@@ -78,6 +82,7 @@ def check_options(o: GenerationOptions) -> GenerationOptions:
                        "is the usual); ask for fewer, or raise the bound with --max-steps (max_steps=) if you mean it")  # fmt: skip
     _whole("seed", o.seed, 0, MAX_SEED)
     _whole("queue", o.queue, 1)
+    _whole("window_batch", o.window_batch, 1)
     for name in ("chunk_frames", "keyframe_stride", "height", "width", "init_frames"):
         if getattr(o, name) is not None:
             _whole(name, getattr(o, name), 1)

@@ -58,6 +58,7 @@ class Plan:
     clip: bool = True  # pixel space: samples clamped to [-1, 1]; False for a latent-space model
     scheduler: str = "euler"  # the scheduler the request samples with (the model's default unless asked)
     size: tuple[int, int] = (32, 32)  # (height, width) of a frame the model denoises (latent positions for latents)
+    window_batch: int = 1  # vin: chunks whose windows one DiT call runs (the request's, at most all)
 
 
 def fusion_steps(schedule: str, fraction: float, steps: int) -> range:
@@ -177,7 +178,9 @@ def plan(model: VideoModel, strategy: str, o: GenerationOptions, labelled: bool 
     scheduler = model.default_scheduler if o.scheduler is None else o.scheduler
     if scheduler not in model.schedulers:
         raise VinError(f"scheduler {scheduler!r}: this model samples with {' or '.join(model.schedulers)}")
-    return Plan(t, f, k, s, n, starts, scale, model.latent_decoder is None, scheduler, frame_size(model, o))
+    # a model with context_mode=shared borrows each window's context from its neighbour inside one call: all at once
+    window_batch = n if cfg.context_mode == "shared" else min(o.window_batch, n)
+    return Plan(t, f, k, s, n, starts, scale, model.latent_decoder is None, scheduler, frame_size(model, o), window_batch)
 
 
 CHUNK_CONDITION_STRATEGIES = ("vin", "autoregressive", "independent", "fifo")  # windows that are whole chunks
@@ -227,13 +230,27 @@ def vin_tokens(model: VideoModel, p: Plan, tokens: str, x, t, y, frame_offset: i
     return None
 
 
+def windows_in_groups(model: VideoModel, p: Plan, x: torch.Tensor, t: torch.Tensor, label, z: torch.Tensor | None,
+                      chunks: slice | None, context: torch.Tensor | None = None) -> torch.Tensor:
+    """`model.denoise_chunks` over `chunks` (None: all of x's) in DiT calls of at most `p.window_batch` windows,
+    joined: (B, n, C, K+F, H, W). Each window reads only its own noisy frames and Z, so the groups give the
+    video one call gives, with one group's activations at a time. `context`: chunk 0's (distributed)."""
+    first, end = (0, x.shape[2] // p.chunk_frames) if chunks is None else (chunks.start, chunks.stop)
+    if end - first <= p.window_batch:
+        return model.denoise_chunks(x, t, label, z, p.chunk_frames, p.context_frames, chunks=chunks, context=context)
+    parts = [model.denoise_chunks(x, t, label, z, p.chunk_frames, p.context_frames, chunks=slice(a, min(a + p.window_batch, end)),
+                                  context=context if a == 0 else None)
+             for a in range(first, end, p.window_batch)]  # fmt: skip
+    return torch.cat(parts, dim=1)
+
+
 def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, sampler: Sampler, gen) -> torch.Tensor:
     fused = fusion_steps(o.fusion_schedule, o.fusion_fraction, o.steps)
 
     def fn(x, t, y):  # one pass over all windows, or one per span of chunks with a condition of its own
         def run(label, chunks):
             z = vin_tokens(model, p, o.global_tokens, x, t, label)  # the whole video, read under this condition
-            return model.denoise_chunks(x, t, label, z, p.chunk_frames, p.context_frames, chunks=chunks)
+            return windows_in_groups(model, p, x, t, label, z, chunks)
 
         return per_span(y, run)
 
