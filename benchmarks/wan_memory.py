@@ -149,8 +149,6 @@ def held_for_training(model) -> int:
 
 def training_vin(name: str, size: tuple[int, int], f: int, k: int, windows: int = 8, chunks: int = 4) -> dict:
     """One training step of the shipped recipe: `windows` windows as windows / chunks clips of `chunks` chunks."""
-    from vin.backbones.wan import add_lora  # noqa: F401  (WanVIN adds the LoRA itself)
-
     model = vin_model(backbone(name), 16, f, k).train()
     model.checkpoint_activations()
     h, w = size[0] // 8, size[1] // 8

@@ -205,7 +205,6 @@ def test_a_bf16_backbone_trains_an_fp32_adapter_and_a_stopped_run_resumes_bit_fo
     state = load_file(tmp_path / "resumed" / "checkpoints" / "step_0000004" / "model.safetensors")
     assert state.keys() == a.keys()  # the resumable state holds the adapter, not the backbone
     train(load_config(None, overrides(wan, tmp_path / "fp32", "train.lora_rank=2", "train.log_every=1")), progress=False)
-    full = load_file(tmp_path / "fp32" / "diffusion_pytorch_model.safetensors")
     rows = [[json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()] for run in ("straight", "fp32")]
     losses = [[r["loss"] for r in run if "loss" in r] for run in rows]
     gaps = [abs(x - y) / y for x, y in zip(*losses)]

@@ -162,7 +162,7 @@ def generate(
     video frames and convert with `vin.generation.strategies.model_frames`).
 
     `options` are the fields of `GenerationOptions`: label, guidance, chunk_frames, context_frames,
-    keyframe_stride, fusion_schedule, fusion_fraction, global_tokens, queue, overlap_frames, cutoff,
+    keyframe_stride, fusion_schedule, fusion_fraction, global_tokens, window_batch, queue, overlap_frames, cutoff,
     position_interpolation, scheduler. `prompt` / `negative_prompt`: text, encoded by the model's own text encoder
     (a Wan pipeline folder's UMT5, as WanPipeline encodes it; with guidance and no negative prompt, the empty
     one); or `prompt_embeds` (1, L, D) / `negative_prompt_embeds`: a text model's condition computed offline.
