@@ -39,9 +39,9 @@ class GenerationOptions:
     fusion_fraction: float = 1.0  # vin: the fraction of the steps that fuse (measured: 1.0; the paper's 20 of 50 is 0.4)
     global_tokens: str = "global"  # vin: global (the method) | chunk (each chunk reads only itself) | none
     # vin: chunks whose windows one DiT call runs (the same video up to float rounding; a model with shared context
-    # runs all at once). 16 measured faster than all at once on the CPU at 512 frames (1982 against 2548 ms a step,
-    # 1 thread) and bounds the activations (benchmarks/results.md)
-    window_batch: int = 16
+    # runs all at once). 8 measured fastest on the CPU at 512 frames (1 and 2 threads: 1959 and 1155 ms a step against
+    # 2445 and 1280 all at once) and bounds the activations (benchmarks/results.md)
+    window_batch: int = 8
     overlap_frames: int | None = None  # overlap / freenoise: frames shared by neighbouring windows [F/2]
     queue: int = 4  # fifo: chunks in flight at once (a chunk starts ceil(steps / queue) steps after its predecessor)
     cutoff: float = 0.25  # spectral: fraction of the temporal frequency band taken from the global branch

@@ -262,8 +262,11 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         time_scale: float = 1.0,
         context: torch.Tensor | None = None,
         offsets: torch.Tensor | None = None,
+        chunks: slice | None = None,
     ) -> tuple[torch.Tensor, int]:
-        """Tokens of every chunk's window: (B, C, T, H, W) -> ((B*N, (K+F)/pt * S, D), N).
+        """Tokens of every chunk's window: (B, C, T, H, W) -> ((B*N, (K+F)/pt * S, D), N); with `chunks` (a slice
+        of chunk indices) the windows of those chunks only, (B*n, ...), built from their own frames (N stays
+        the video's chunk count).
 
         Temporal positions are local to the window: context at -K..-1, own frames at 0..F-1 (in latent
         steps, times `time_scale`; a scale below 1 squeezes a long window into the trained range).
@@ -282,15 +285,20 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
         tokens = self.patch_embed(x)  # (B, T/pt, S, D)
         s, d = tokens.shape[2], tokens.shape[3]
         tokens = rearrange(tokens, "b (n f) s d -> b n f s d", n=n)
+        a, e, _ = (chunks or slice(None)).indices(n)  # the windows built: chunks a..e-1
         if kl > 0:
-            if context is not None:
-                first = self.patch_embed(context.to(tokens.dtype)).unsqueeze(1)  # (B, 1, Kl, S, D)
-            else:
-                first = self.context_placeholder.to(tokens.dtype).expand(b, 1, kl, s, d)
-            context = torch.cat([first, tokens[:, :-1, fl - kl :]], dim=1)  # (B, N, Kl, S, D)
-            tokens = torch.cat([context, tokens], dim=2)  # (B, N, Kl+Fl, S, D)
+            before = tokens[:, max(a - 1, 0) : e - 1, fl - kl :]  # the context of chunks max(a, 1)..e-1
+            if a == 0:
+                if context is not None:
+                    first = self.patch_embed(context.to(tokens.dtype)).unsqueeze(1)  # (B, 1, Kl, S, D)
+                else:
+                    first = self.context_placeholder.to(tokens.dtype).expand(b, 1, kl, s, d)
+                before = torch.cat([first, before], dim=1)  # (B, e-a, Kl, S, D)
+            tokens = torch.cat([before, tokens[:, a:e]], dim=2)  # (B, e-a, Kl+Fl, S, D)
+        else:
+            tokens = tokens[:, a:e]
         if offsets is not None:
-            tokens = tokens + level_offset(d, offsets)[:, :, :, None].to(tokens.dtype)
+            tokens = tokens + level_offset(d, offsets[:, a:e])[:, :, :, None].to(tokens.dtype)
         tpos = sincos(d, torch.arange(-kl, fl, device=x.device) * time_scale)[:, None]  # (Kl+Fl, 1, D)
         spos = spatial_sincos(d, h // cfg.patch_hw, w // cfg.patch_hw, x.device)[None]  # (1, S, D)
         return rearrange(tokens + (tpos + spos).to(tokens.dtype), "b n f s d -> (b n) (f s) d"), n
@@ -370,11 +378,10 @@ class VINModel(ModelMixin, ConfigMixin, VideoModel):
             raise VinError("model.context_mode=shared borrows context inside one pass: it takes no context "
                            "frames from outside the video (chunk-parallel ranks need context_mode=recompute)")  # fmt: skip
         times, frame_times, offsets = self._chunk_times(timestep, n, f, k, shared)
-        tokens, n = self.embed_windows(x, f, 0 if shared else k, time_scale, context, offsets)
+        tokens, n = self.embed_windows(x, f, 0 if shared else k, time_scale, context, offsets, None if shared else chunks)
         if z is not None:
             z = z if z.ndim == 4 else z.unsqueeze(1).expand(-1, n, -1, -1)  # (B, N, M, D)
-        if chunks is not None and not shared:
-            tokens = tokens.unflatten(0, (b, n))[:, chunks].flatten(0, 1)
+        if chunks is not None and not shared:  # embed_windows built only these chunks' windows
             z = z[:, chunks] if z is not None else None
             times = times[:, chunks] if times is not None else None
             n = tokens.shape[0] // b
