@@ -235,7 +235,7 @@ def windows_in_groups(model: VideoModel, p: Plan, x: torch.Tensor, t: torch.Tens
     """`model.denoise_chunks` over `chunks` (None: all of x's) in DiT calls of at most `p.window_batch` windows,
     joined: (B, n, C, K+F, H, W). Each window reads only its own noisy frames and Z, so the groups give the
     video one call gives, with one group's activations at a time. `context`: chunk 0's (distributed)."""
-    first, end = (0, x.shape[2] // p.chunk_frames) if chunks is None else (chunks.start, chunks.stop)
+    first, end, _ = (chunks or slice(None)).indices(x.shape[2] // p.chunk_frames)  # open ends too: slice(2, None)
     if end - first <= p.window_batch:
         return model.denoise_chunks(x, t, label, z, p.chunk_frames, p.context_frames, chunks=chunks, context=context)
     parts = [model.denoise_chunks(x, t, label, z, p.chunk_frames, p.context_frames, chunks=slice(a, min(a + p.window_batch, end)),
