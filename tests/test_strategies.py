@@ -3,7 +3,8 @@ import torch
 
 from vin.errors import VinError
 from vin.generation import STRATEGIES, GenerationOptions, generate, run_strategy
-from vin.generation.strategies import freenoise_noise, fusion_steps, plan
+from vin.diffusion.sampling import GuidedModel, Sampler
+from vin.generation.strategies import RUNNERS, freenoise_noise, fusion_steps, plan
 
 from .conftest import tiny_model
 
@@ -69,6 +70,35 @@ def test_freenoise_uses_rescheduled_noise(model):
     assert (a[:, :, F:] - b[:, :, F:]).abs().max() > 1e-3
 
 
+def test_freenoise_is_overlap_with_shuffled_noise(model):
+    """The noise option is what separates FreeNoise from plain overlapping windows, both ways round."""
+    torch.testing.assert_close(sample(model, "overlap", 4 * F, noise="shuffled"), sample(model, "freenoise", 4 * F))
+    torch.testing.assert_close(sample(model, "freenoise", 4 * F, noise="independent"), sample(model, "overlap", 4 * F))
+
+
+def test_shuffled_noise_gives_every_chunk_the_first_chunks_frames(model):
+    """With the chunks unconnected (no context, no fusion, chunk tokens), vin with shuffled noise is each chunk
+    sampled alone from a permutation of chunk 0's noise: chunk 0 is unchanged, and the
+    others differ from the independent-noise video."""
+    apart = {"fusion_schedule": "none", "context_frames": 0, "global_tokens": "chunk"}
+    shuffled = sample(model, "vin", 4 * F, noise="shuffled", **apart)
+    independent = sample(model, "vin", 4 * F, noise="independent", **apart)
+    torch.testing.assert_close(shuffled[:, :, :F], independent[:, :, :F])
+    assert (shuffled[:, :, F:] - independent[:, :, F:]).abs().max() > 1e-3
+    # the permutations the generator draws after the noise, as `freenoise_noise` draws them
+    g = torch.Generator().manual_seed(0)
+    torch.randn(1, 4 * F, model.config.in_channels, 16, 16, generator=g)
+    perms = [torch.randperm(F, generator=g) for _ in range(3)]
+    g0 = torch.Generator().manual_seed(0)
+    base = torch.randn(1, 4 * F, model.config.in_channels, 16, 16, generator=g0).transpose(1, 2)[:, :, :F]  # (B, C, F, H, W)
+    for i, perm in enumerate(perms, start=1):  # chunk i: a one-chunk video sampled from chunk 0's noise permuted
+        o = GenerationOptions(frames=F, steps=3, seed=0, progress=False, **apart)
+        p = plan(model, "vin", o)
+        sampler = Sampler(model.make_scheduler(p.scheduler, p.clip), o.steps, p.clip, False)
+        alone = RUNNERS["vin"](model, p, o, base[:, :, perm].contiguous(), GuidedModel(model, None, 1.0), sampler, None)
+        torch.testing.assert_close(shuffled[:, :, i * F : (i + 1) * F], alone, rtol=1e-4, atol=1e-4)
+
+
 def test_spectral_cutoffs_give_its_branches(model):
     local = sample(model, "spectral", 4 * F, cutoff=0.0)  # every frequency from the local branch
     glob = sample(model, "spectral", 4 * F, cutoff=1.0)  # every frequency from the global branch
@@ -86,11 +116,12 @@ def test_autoregressive_first_chunk_equals_a_one_chunk_generation(model):
 
 @pytest.mark.parametrize("tokens", ["chunk", "none"])
 def test_vin_without_fusion_context_or_global_tokens_equals_independent(model, tokens):
-    ablated = sample(model, "vin", 4 * F, fusion_schedule="none", context_frames=0, global_tokens=tokens)
+    apart = dict(fusion_schedule="none", context_frames=0, noise="independent")
+    ablated = sample(model, "vin", 4 * F, global_tokens=tokens, **apart)
     independent = sample(model, "independent", 4 * F, context_frames=0, global_tokens=tokens)
     torch.testing.assert_close(ablated, independent, rtol=1e-4, atol=1e-4)
     # with global tokens, the chunks are connected: the result differs
-    connected = sample(model, "vin", 4 * F, fusion_schedule="none", context_frames=0)
+    connected = sample(model, "vin", 4 * F, **apart)
     assert (connected - independent).abs().max() > 1e-4
 
 
@@ -123,6 +154,7 @@ def test_fusion_schedule_changes_the_vin_sample(model):
         ("vin", {"frames": 8, "fusion_schedule": "sometimes"}, "fusion_schedule must be one of"),
         ("spectral", {"frames": 8, "cutoff": 2.0}, r"cutoff must be a number in \[0, 1\], got 2.0"),
         ("vin", {"frames": 8, "context_frames": 8}, "context_frames=8"),
+        ("vin", {"frames": 8, "noise": "pink"}, "noise must be one of independent, shuffled, got 'pink'"),
     ],
 )
 def test_impossible_requests_fail_before_any_work(model, strategy, options, message):

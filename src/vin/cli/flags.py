@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 import click
 
 from ..errors import VinError
-from ..generation.options import DEFAULTS, FUSION_SCHEDULES, GLOBAL_TOKENS, MAX_STEPS, SCHEDULERS, GenerationOptions, make_options
+from ..generation.options import DEFAULTS, FUSION_SCHEDULES, GLOBAL_TOKENS, MAX_STEPS, NOISES, SCHEDULERS, GenerationOptions, make_options
 
 
 def flags(*options) -> Callable:
@@ -82,6 +82,7 @@ class SamplingFlags:
     keyframe_stride: int | None
     max_steps: int
     scheduler: str | None
+    noise: str | None
 
     def option_fields(self) -> dict[str, object]:
         """These settings as `GenerationOptions` keyword arguments (what `vin.metrics.suite` takes as **options)."""
@@ -127,6 +128,9 @@ SAMPLING_FLAGS = flag_group(
                  help="The most --steps accepted (sampling time grows with them); raise it to ask for more."),
     click.option("--scheduler", type=click.Choice(SCHEDULERS), default=None,
                  help="euler, ddim, or pipeline (a pretrained pipeline folder's own, e.g. Wan2.1's UniPC) [default: the model's]."),
+    click.option("--noise", type=click.Choice(NOISES), default=None,
+                 help="The initial noise: independent (a draw per frame) or shuffled (every chunk a permutation of the first "
+                      "chunk's frames, FreeNoise's rescheduling) [default: the strategy's: shuffled for vin and freenoise]."),
 )  # fmt: skip
 RUN_FLAGS = flag_group(
     "run", RunFlags,

@@ -19,11 +19,11 @@ import time
 
 import torch
 
-from ..diffusion.sampling import GuidedModel, Sampler, initial_noise
+from ..diffusion.sampling import GuidedModel, Sampler
 from ..model.protocol import VideoModel
 from ..model.windows import assemble
 from ..parallel import Group, allreduce_merge, chunk_ranges, gather_frames, shift
-from .strategies import GenerationOptions, Plan, StrategyOutput, fusion_steps, plan, vin_tokens, windows_in_groups
+from .strategies import GenerationOptions, Plan, StrategyOutput, fusion_steps, plan, video_noise, vin_tokens, windows_in_groups
 
 
 @torch.no_grad()
@@ -40,7 +40,7 @@ def run_vin_distributed(
     generator = torch.Generator().manual_seed(o.seed)
     if labels is None and o.label is not None:
         labels = torch.tensor([o.label])
-    noise = initial_noise(model, 1, p.frames, p.size, generator)  # the same on every rank
+    noise = video_noise(model, p, 1, p.size, generator)  # the same on every rank
     x = noise[:, :, first * f : end * f].contiguous()
     b, c, _, h, w = x.shape
     context_shape = (b, c, k, h, w)

@@ -16,6 +16,7 @@ STRATEGIES = ("vin", "full", "autoregressive", "independent", "overlap", "freeno
 FUSION_SCHEDULES = ("early", "mid", "late", "none")
 GLOBAL_TOKENS = ("global", "chunk", "none")
 SCHEDULERS = ("euler", "ddim", "pipeline")
+NOISES = ("independent", "shuffled")
 MAX_SEED = 2**63 - 1  # torch.Generator seeds are 64-bit; negative seeds would alias large ones
 # The time check: a step runs the model over the whole video, so sampling time grows with the steps. 1000 is the
 # schedulers' training timesteps (DDIM cannot take more); 25-50 is the usual. Raised by --max-steps / max_steps=.
@@ -42,6 +43,9 @@ class GenerationOptions:
     # runs all at once). 8 measured fastest on the CPU at 512 frames (1 and 2 threads: 1959 and 1155 ms a step against
     # 2445 and 1280 all at once) and bounds the activations (benchmarks/results.md)
     window_batch: int = 8
+    # the initial noise: `independent` (every frame its own draw) or `shuffled` (FreeNoise's rescheduling: every chunk's
+    # frames a permutation of the first chunk's); None: the strategy's own (`strategies.STRATEGY_NOISE`)
+    noise: str | None = None
     overlap_frames: int | None = None  # overlap / freenoise: frames shared by neighbouring windows [F/2]
     queue: int = 4  # fifo: chunks in flight at once (a chunk starts ceil(steps / queue) steps after its predecessor)
     cutoff: float = 0.25  # spectral: fraction of the temporal frequency band taken from the global branch
@@ -94,7 +98,8 @@ def check_options(o: GenerationOptions) -> GenerationOptions:
             _whole("label", label, 0)
     for name, value, allowed in (("fusion_schedule", o.fusion_schedule, FUSION_SCHEDULES),
                                  ("global_tokens", o.global_tokens, GLOBAL_TOKENS),
-                                 ("scheduler", o.scheduler, (None,) + SCHEDULERS)):  # fmt: skip
+                                 ("scheduler", o.scheduler, (None,) + SCHEDULERS),
+                                 ("noise", o.noise, (None,) + NOISES)):  # fmt: skip
         if value not in allowed:
             raise VinError(f"{name} must be one of {', '.join(str(v) for v in allowed if v is not None)}, got {value!r}")
     for name, low, high in (("guidance", 0.0, 100.0), ("fusion_fraction", 0.0, 1.0), ("cutoff", 0.0, 1.0),
