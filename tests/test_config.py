@@ -118,6 +118,7 @@ def test_model_config_check_is_the_one_place_settings_are_validated(settings, me
         ("train.context_dropout=0.5", r"train.context_dropout=0.5 is an option that was retired"),
         ("train.save_every=0", "train.save_every must be a whole number of at least 1, got 0"),
         ("train.grad_clip=.inf", r"train.grad_clip must be a number in \[0, inf\), got inf"),
+        ("train.init_prob=1.5", r"train.init_prob must be a number in \[0, 1\], got 1.5"),
     ],
 )
 def test_train_config_values_are_checked_where_they_enter(override, message):

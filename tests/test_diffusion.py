@@ -6,6 +6,7 @@ from vin.diffusion.objective import Objective
 from vin.diffusion.sampling import denoise
 from vin.generation import GenerationOptions, generate, run_strategy
 from vin.model.vin import VINModel
+from vin.model.windows import assemble
 
 from .conftest import TINY, tiny_model
 
@@ -116,3 +117,35 @@ def test_denoising_loop_with_an_oracle_recovers_the_video(kind):
     out = denoise(kind, 6, noise, oracle(x0, kind), progress=False)
     torch.testing.assert_close(out, x0, rtol=0, atol=1e-3)
 
+
+
+def test_continuation_clips_give_their_first_chunks_clean():
+    flow = Objective("flow")
+    t = torch.full((4000,), 500.0)
+    given = flow.given_times(t, 4, 0.5, torch.Generator().manual_seed(0))  # (B, N)
+    clean = given == 0
+    assert given.shape == (4000, 4) and set(given.unique().tolist()) == {0.0, 500.0}
+    assert torch.equal(clean, clean.cummin(dim=1).values)  # given chunks are a prefix
+    assert not clean[:, -1].any()  # at least the last chunk is made
+    assert abs(clean[:, 0].float().mean().item() - 0.5) < 0.03  # half the clips are continuations
+    counts = clean.sum(1)[clean[:, 0]]
+    assert all(abs((counts == g).float().mean().item() - 1 / 3) < 0.05 for g in (1, 2, 3))  # 1..N-1 uniform
+    g = torch.Generator().manual_seed(1)
+    assert flow.given_times(t, 1, 0.5, g) is t and flow.given_times(t, 4, 0.0, g) is t
+    assert g.initial_seed() == 1 and torch.equal(g.get_state(), torch.Generator().manual_seed(1).get_state())  # nothing drawn
+
+
+def test_given_chunks_take_no_part_in_the_loss():
+    torch.manual_seed(0)
+    model = VINModel(**TINY)
+    flow = Objective("flow")
+    x0, noise = torch.randn(2, 3, 12, 16, 16), torch.randn(2, 3, 12, 16, 16)  # 3 chunks of 4 frames
+    t = torch.tensor([[0.0, 700.0, 700.0], [0.0, 0.0, 300.0]])
+    with torch.no_grad():
+        loss = flow.loss(model, x0, None, t=t, noise=noise)
+        pred = assemble(model(flow.add_noise(x0, noise, t), t, None), TINY["context_frames"], fuse=False)
+        err = (pred - flow.target(x0, noise, t)).pow(2)  # (B, C, T, H, W)
+        made = torch.cat([err[0, :, 4:].flatten(), err[1, :, 8:].flatten()])
+        torch.testing.assert_close(loss, made.mean())
+        same = torch.tensor([[700.0] * 3, [300.0] * 3])  # a time per chunk, none given: the plain loss
+        torch.testing.assert_close(flow.loss(model, x0, None, t=same, noise=noise), flow.loss(model, x0, None, t=same[:, 0], noise=noise))

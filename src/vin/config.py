@@ -226,6 +226,7 @@ class TrainConfig:
     backbone_dtype: str = "auto"  # a pretrained backbone's frozen weights: auto (bf16 on CUDA, fp32 on the CPU) | bf16 | fp16 | fp32; what trains stays fp32
     ema_decay: float = 0.999
     label_dropout: float = 0.1  # for classifier-free guidance, class-conditional models only
+    init_prob: float = 0.0  # clips of 2+ chunks trained as continuations: their first 1..N-1 chunks given clean (time 0, no loss)
     timestep_sampling: str = "logit_normal"  # logit_normal | uniform (flow); DDPM objectives use uniform
     logit_mean: float = 0.0  # logit_normal: sigma = sigmoid(N(mean, std)); > 0 favours high noise (JiT: 0.8)
     logit_std: float = 1.0
@@ -253,7 +254,7 @@ class TrainConfig:
         if not self.chunk_counts or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.chunk_counts):
             raise VinError(f"train.chunk_counts must be a non-empty list of positive integers, got {self.chunk_counts}")
         for name, span in (("lr", "[0, inf)"), ("min_lr_ratio", "[0, 1]"), ("weight_decay", "[0, inf)"), ("grad_clip", "[0, inf)"),
-                           ("ema_decay", "[0, 1]"), ("label_dropout", "[0, 1]"),
+                           ("ema_decay", "[0, 1]"), ("label_dropout", "[0, 1]"), ("init_prob", "[0, 1]"),
                            ("logit_mean", "(-inf, inf)"), ("logit_std", "(0, inf)")):  # fmt: skip
             _in_span(f"train.{name}", getattr(self, name), span)
         one_of("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)

@@ -492,6 +492,7 @@ class _Run:
         drop = torch.rand(clips, generator=data_gen)[share] < tc.label_dropout
         cond = drop_condition(cond, drop, self.config, getattr(self.folder, "null_caption", None))
         t, noise = self.objective.draw((clips,) + tuple(x0.shape[1:]), noise_gen)
+        t = self.objective.given_times(t, n, tc.init_prob, noise_gen)  # (clips,) or (clips, n): continuations
         sync = self.net.no_sync() if group.distributed and micro < tc.grad_accum - 1 else contextlib.nullcontext()
         with sync:
             with self.autocast:

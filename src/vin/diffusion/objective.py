@@ -89,6 +89,17 @@ class Objective:
             return (x_t - a * x0) / b.clamp(min=1e-6)
         return (a * x_t - x0) / b.clamp(min=1e-6)
 
+    def given_times(self, t: torch.Tensor, chunks: int, prob: float, generator: torch.Generator) -> torch.Tensor:
+        """Times (B,) -> (B, N) where a `prob` fraction of clips are continuations: their first 1..N-1 chunks
+        (uniform) at time 0, given clean, the rest at the clip's time. (B,) unchanged when prob is 0 or N is 1,
+        drawing nothing, so a run without continuations keeps its random stream."""
+        if prob <= 0 or chunks < 2:
+            return t
+        b = t.shape[0]
+        given = (torch.rand(b, generator=generator) < prob) * torch.randint(1, chunks, (b,), generator=generator)  # (B,)
+        clean = torch.arange(chunks)[None, :] < given[:, None]  # (B, N)
+        return t[:, None].expand(b, chunks).masked_fill(clean, 0.0)
+
     def draw(self, shape: tuple[int, ...], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Times (B,) and noise `shape` for a batch; drawn on the CPU, so any device gets the same."""
         return self.sample_timesteps(shape[0], generator), torch.randn(shape, generator=generator)
@@ -105,7 +116,8 @@ class Objective:
         """Denoising loss of a batch of clips (B, C, T, H, W): VIN and DiT trained end to end.
 
         `model` may be wrapped (DistributedDataParallel); `t` and `noise` are drawn from `generator`
-        unless given (a rank's slice of a global batch's draw).
+        unless given (a rank's slice of a global batch's draw). `t` may be (B, N), one per chunk: chunks at
+        time 0 are given clean (a continuation, `given_times`) and take no part in the loss.
         """
         if t is None or noise is None:
             t, noise = self.draw(x0.shape, generator)
@@ -115,7 +127,11 @@ class Objective:
         config = getattr(model, "module", model).config
         context = 0 if config.full_frames > 0 else config.context_frames  # a full-attention model has one window
         pred = assemble(windows, context, fuse=False)  # own frames only
-        return torch.nn.functional.mse_loss(pred.float(), self.target(x0, noise, t).float())
+        err = (pred.float() - self.target(x0, noise, t).float()).pow(2)  # (B, C, T, H, W)
+        if t.ndim == 1:
+            return err.mean()
+        made = (t > 0).repeat_interleave(x0.shape[2] // t.shape[1], dim=1).to(err.dtype)  # (B, T): frames not given
+        return (err.mean(dim=(1, 3, 4)) * made).sum() / made.sum().clamp(min=1)
 
 
 def make_scheduler(kind: str, clip: bool = True, shift: float = 1.0):
