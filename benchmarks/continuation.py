@@ -11,8 +11,9 @@ a `--frames`-long video is generated with `vin.generate(..., init_video=, init_f
 and, for reference, `vin` without a given video (`free`): its own drift is the bar the issue sets.
 The library keeps the given frames by replacement at every step's noise level plus reconstruction guidance
 (`--init-guidance`, default 1); `NAME:replace` runs a strategy with replacement alone (`init_guidance=0`).
-`vin:clean` is another way to give frames: wholly given chunks at timestep 0 (clean, a time per chunk) instead
-of replaced at each step's level; it needs whole chunks, so it runs with G = F.
+`vin:clean` is the other way to give frames (`init_mode="clean"`): wholly given chunks at time 0 (clean, a time per
+chunk, as `train.init_prob` trains) instead of replaced at each step's level, with reconstruction guidance for a
+partly given chunk; `vin:clean:replace` without it. It needs a whole chunk, so it runs with G >= F.
 
     python benchmarks/continuation.py --frames 256 --seeds 8 --steps 10 --json benchmarks/results/continuation_256.json
 (results/continuation_256_replace.json: the same run before reconstruction guidance, every strategy replacing)
@@ -30,32 +31,11 @@ import torch
 import vin
 from vin.checkpoint import checkpoint_path
 from vin.data.synthetic import SyntheticVideos
-from vin.generation import strategies as S
 from vin.metrics.motion import frame_differences
 from vin.metrics.procedural import procedural_checks, segments
 from vin.metrics.suite import training_data_config
-from vin.model.windows import assemble
 
 HELD_OUT = 100  # the first held-out video seed
-
-
-def _vin_clean(model, p, o, noise, call, sampler, gen):
-    """`vin` with wholly given chunks clean at timestep 0 (a time per chunk) instead of noised to each step's level."""
-    fused = S.fusion_steps(o.fusion_schedule, o.fusion_fraction, o.steps)
-    known = sampler.known
-    given = known.count // p.chunk_frames * p.chunk_frames
-
-    def fn(x, t, y):
-        return model.denoise_chunks(x, t, y, S.vin_tokens(model, p, o.global_tokens, x, t, y), p.chunk_frames, p.context_frames)
-
-    def predict(x, t, i):
-        times = t[:, None].repeat(1, p.chunks)
-        times[:, : given // p.chunk_frames] = 0.0
-        x = x.clone()
-        x[:, :, :given] = known.frames[:, :, :given].to(x.dtype)
-        return assemble(call(fn, x, times, p.chunks), p.context_frames, fuse=i in fused)
-
-    return sampler.run(noise, predict, gen, "vin:clean")
 
 
 def measure(frames: np.ndarray, background: np.ndarray, given: int, chunk: int) -> dict:
@@ -94,18 +74,17 @@ def main() -> None:
         rows.append({"strategy": "vin (nothing given)", "given": 0, "seed": seed, **measure(free, truth.background, 0, f)})
         for given in (int(g) for g in args.given.split(",")):
             for spec in args.strategies.split(","):
-                if spec == "vin:clean" and given % f:
+                if spec.startswith("vin:clean") and given < f:
                     continue
                 start = time.perf_counter()
-                S.RUNNERS["vin"] = _vin_clean if spec == "vin:clean" else ORIGINAL_VIN
-                weight = 0.0 if spec.endswith(":replace") or spec == "vin:clean" else args.init_guidance
-                out = vin.generate(model, args.frames, args.steps, seed, strategy=spec.split(":")[0],
-                                   init_video=truth.frames, init_frames=given, init_guidance=weight).video.numpy()  # fmt: skip
+                weight = 0.0 if spec.endswith(":replace") else args.init_guidance
+                mode = "clean" if spec.startswith("vin:clean") else "noised"
+                out = vin.generate(model, args.frames, args.steps, seed, strategy=spec.split(":")[0], init_video=truth.frames,
+                                   init_frames=given, init_guidance=weight, init_mode=mode).video.numpy()  # fmt: skip
                 row = {"strategy": spec, "given": given, "seed": seed, **measure(out, truth.background, given, f),
                        "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    S.RUNNERS["vin"] = ORIGINAL_VIN
     summary = {}
     for row in rows:
         key = f"{row['strategy']} | given {row['given']}"
@@ -119,8 +98,6 @@ def main() -> None:
     for k, v in table.items():
         print(k, {m: (round(x[0], 3) if isinstance(x, tuple) else x) for m, x in v.items()})
 
-
-ORIGINAL_VIN = S.RUNNERS["vin"]
 
 if __name__ == "__main__":
     main()

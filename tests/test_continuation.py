@@ -141,10 +141,37 @@ def test_an_upscaled_video_is_reduced_with_a_warning(model):
     (dict(init_video=given_video().astype(np.float32)), r"must be \(T, H, W, 3\) uint8 RGB frames .* got float32"),
     (dict(init_video="missing.mp4"), "video missing.mp4 does not exist"),
     (dict(init_video=given_video(), init_frames=0), "init_frames must be a whole number of at least 1, got 0"),
+    (dict(init_mode="clean"), r"--init-mode clean \(init_mode=\) says how --init-video's frames are given: give the video"),
+    (dict(init_video=given_video(), init_mode="clean", strategy="fifo"), "init_mode=clean gives vin's wholly given chunks"),
+    (dict(init_video=given_video(), init_mode="fresh"), "init_mode must be one of noised, clean, got 'fresh'"),
 ])  # fmt: skip
 def test_a_continuation_that_cannot_fit_is_one_line(model, kwargs, message):
     with pytest.raises(VinError, match=message):
         vin.generate(model, frames=16, steps=2, **kwargs)
+
+
+@pytest.mark.parametrize("count", [4, 6])  # one whole chunk; a chunk and a half (the half replaced and guided)
+def test_clean_mode_gives_the_whole_given_chunks_clean_at_time_zero(model, monkeypatch, count):
+    """init_mode=clean: every model call sees the wholly given chunks as given, at time 0, and the other chunks at
+    the step's time (a time per chunk, as train.init_prob trains); the output starts with the given frames."""
+    video, seen = given_video(), []
+    inner = model.denoise_chunks
+
+    def spy(x, t, *args, **kwargs):
+        seen.append((x.detach().clone(), t.detach().clone()))
+        return inner(x, t, *args, **kwargs)
+
+    monkeypatch.setattr(model, "denoise_chunks", spy)
+    out = vin.generate(model, frames=16, steps=3, seed=1, init_video=video, init_frames=count, init_mode="clean")
+    np.testing.assert_array_equal(out.video[:count].numpy(), video[:count])
+    given = torch.from_numpy(video[:F]).permute(3, 0, 1, 2).float() / 127.5 - 1  # (C, F, H, W)
+    steps = sorted({float(t[0, 1]) for _, t in seen}, reverse=True)
+    assert len(steps) == 3 and steps[0] > 900
+    for x, t in seen:
+        assert t.shape == (1, 4) and t[0, 0] == 0 and (t[0, 1:] == t[0, 1]).all()
+        torch.testing.assert_close(x[0, :, :F], given, atol=1e-6, rtol=0)
+    noised = vin.generate(model, frames=16, steps=3, seed=1, init_video=video, init_frames=count)
+    assert (out.video[count:].float() - noised.video[count:].float()).abs().max() > 0
 
 
 def test_vin_generate_continues_a_video_file(cli_checkpoint, tmp_path):

@@ -16,7 +16,7 @@ import click
 
 from ..devices import DTYPES
 from ..errors import VinError
-from ..generation.options import DEFAULTS, STRATEGIES, GenerationOptions
+from ..generation.options import DEFAULTS, INIT_MODES, STRATEGIES, GenerationOptions
 from .flags import CHECKPOINT_FLAGS, RUN_FLAGS, SAMPLING_FLAGS, RunFlags, SamplingFlags, int_list
 
 
@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 @click.option("--init-guidance", type=float, default=DEFAULTS["init_guidance"], show_default=True,
               help="With --init-video: reconstruction guidance towards the given frames (0: replacement alone; a backward "
                    "pass per step).")
+@click.option("--init-mode", type=click.Choice(INIT_MODES), default=DEFAULTS["init_mode"], show_default=True,
+              help="With --init-video and vin: noised (the given frames replaced at each step's noise level) or clean "
+                   "(wholly given chunks at time 0, for a model trained with train.init_prob).")
 @click.option("--prompt-embeds", type=click.Path(), multiple=True,
               help="Text models (a Wan backbone): a .safetensors holding the prompt's token embeddings (L, D); "
                    "repeat it once per chunk for a prompt per chunk.")
@@ -81,7 +84,7 @@ if TYPE_CHECKING:
               help="Seconds a rank waits on the others before giving up (several processes only).")
 def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, frames: int, steps: int, seed: int, out: str,
              height: int | None, width: int | None, label: str | None, init_video: str | None, init_frames: int | None,
-             init_guidance: float,
+             init_guidance: float, init_mode: str,
              prompt_embeds: tuple[str, ...], negative_embeds: str | None, prompt: tuple[str, ...], prompt_file: str | None,
              negative_prompt: str | None, backbone: str | None, dtype: str | None, sampling: SamplingFlags, queue: int,
              overlap_frames: int | None, window_batch: int, cutoff: float, no_position_interpolation: bool, fps: int, upscale: int,
@@ -96,6 +99,7 @@ def generate(checkpoint: str | None, autoencoder: str | None, strategy: str, fra
     options = sampling.options(frames, steps, seed, label=labels, queue=queue, overlap_frames=overlap_frames, window_batch=window_batch,
                                cutoff=cutoff,
                                height=height, width=width, init_frames=init_frames, init_guidance=init_guidance,
+                               init_mode=init_mode,
                                position_interpolation=not no_position_interpolation, progress=not run.quiet)  # fmt: skip
     ckpt = checkpoint_path(checkpoint)
     torch_device = run.setup()

@@ -135,6 +135,9 @@ def check_request(model: VideoModel, strategy: str, options: GenerationOptions, 
             raise VinError("model.context_mode=shared borrows each chunk's context inside one pass; "
                            "chunk-parallel sampling across ranks needs context_mode=recompute")  # fmt: skip
         chunk_ranges(p.chunks, world)
+    if continued and options.init_mode == "clean" and strategy != "vin":
+        raise VinError(f"init_mode=clean gives vin's wholly given chunks at time 0; {strategy} takes given frames its own "
+                       "way: drop --init-mode or use --strategy vin")  # fmt: skip
     backward = continued and options.init_guidance > 0 and strategy != "fifo"  # reconstruction guidance's backward pass
     check_memory(model, strategy, p, options.guidance, world, backward)
     return p

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import VinError
 from ..model.protocol import VideoModel
-from .options import GenerationOptions
+from .options import DEFAULTS, GenerationOptions
 from .strategies import Plan
 
 
@@ -44,6 +44,8 @@ def read_init(options: GenerationOptions, video: str | Path | np.ndarray | torch
     if video is None:
         if options.init_frames is not None:
             raise VinError("--init-frames (init_frames=) counts the frames kept from --init-video (init_video=): give the video")
+        if options.init_mode != DEFAULTS["init_mode"]:
+            raise VinError(f"--init-mode {options.init_mode} (init_mode=) says how --init-video's frames are given: give the video")
         return None
     if world > 1:
         raise VinError("a continuation (--init-video) runs in one process: drop --nproc")

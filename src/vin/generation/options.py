@@ -17,6 +17,7 @@ FUSION_SCHEDULES = ("early", "mid", "late", "none")
 GLOBAL_TOKENS = ("global", "chunk", "none")
 SCHEDULERS = ("euler", "ddim", "pipeline")
 NOISES = ("independent", "shuffled")
+INIT_MODES = ("noised", "clean")
 MAX_SEED = 2**63 - 1  # torch.Generator seeds are 64-bit; negative seeds would alias large ones
 # The time check: a step runs the model over the whole video, so sampling time grows with the steps. 1000 is the
 # schedulers' training timesteps (DDIM cannot take more); 25-50 is the usual. Raised by --max-steps / max_steps=.
@@ -53,6 +54,9 @@ class GenerationOptions:
     scheduler: str | None = None  # euler | ddim | pipeline (a pretrained pipeline folder's own, e.g. Wan2.1's UniPC)
     init_frames: int | None = None  # a continuation: frames taken from the start of the init video [all of it]
     init_guidance: float = 1.0  # a continuation: reconstruction guidance towards the given frames (0: replacement alone)
+    # a continuation with vin: `noised` (the given frames noised to each step's level, replacement) or `clean` (wholly
+    # given chunks at time 0, a time per chunk, as a model trained with train.init_prob saw them)
+    init_mode: str = "noised"
     height: int | None = None  # frame height of the video, in pixels (decoded) [the model's]
     width: int | None = None  # frame width of the video, in pixels (decoded) [the model's]
     progress: bool = True
@@ -99,7 +103,8 @@ def check_options(o: GenerationOptions) -> GenerationOptions:
     for name, value, allowed in (("fusion_schedule", o.fusion_schedule, FUSION_SCHEDULES),
                                  ("global_tokens", o.global_tokens, GLOBAL_TOKENS),
                                  ("scheduler", o.scheduler, (None,) + SCHEDULERS),
-                                 ("noise", o.noise, (None,) + NOISES)):  # fmt: skip
+                                 ("noise", o.noise, (None,) + NOISES),
+                                 ("init_mode", o.init_mode, INIT_MODES)):  # fmt: skip
         if value not in allowed:
             raise VinError(f"{name} must be one of {', '.join(str(v) for v in allowed if v is not None)}, got {value!r}")
     for name, low, high in (("guidance", 0.0, 100.0), ("fusion_fraction", 0.0, 1.0), ("cutoff", 0.0, 1.0),

@@ -217,7 +217,8 @@ def check_chunk_conditions(strategy: str, count: int, chunks: int, chunk_frames:
 def _per_chunk(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, n: int):
     """A video of n chunks as n one-chunk videos: (B, C, n*F, H, W) -> (B*n, C, F, H, W)."""
     xs = rearrange(x, "b c (n f) h w -> (b n) c f h w", n=n)
-    return xs, t.repeat_interleave(n), (y.repeat_interleave(n, dim=0) if y is not None else None)
+    ts = t.reshape(-1) if t.ndim == 2 else t.repeat_interleave(n)  # a time per chunk (B, N), or per video (B,)
+    return xs, ts, (y.repeat_interleave(n, dim=0) if y is not None else None)
 
 
 def _short_videos(model: VideoModel, xs, ts, ys, p: Plan, tokens: str) -> torch.Tensor:
@@ -262,10 +263,30 @@ def _vin(model, p: Plan, o: GenerationOptions, noise, call: GuidedModel, sampler
 
         return per_span(y, run)
 
+    given = sampler.known.count // p.chunk_frames if sampler.known is not None and o.init_mode == "clean" else 0
+
     def predict(x, t, i):
+        if given:  # a continuation's wholly given chunks clean, at time 0
+            return _given_clean(sampler.known, p, given, x, t, lambda xc, tc: predict_at(xc, tc, i))
+        return predict_at(x, t, i)
+
+    def predict_at(x, t, i):
         return assemble(call(fn, x, t, p.chunks), p.context_frames, fuse=i in fused)
 
     return sampler.run(noise, predict, gen, "vin")
+
+
+def _given_clean(known: Known, p: Plan, given: int, x: torch.Tensor, t: torch.Tensor, predict) -> torch.Tensor:
+    """`predict(x, times)` with the first `given` chunks of x clean at time 0 and the rest at t (B,): a time per
+    chunk (B, N), as `train.init_prob` trains. x: (B, C, T, H, W) at level t. The given frames' prediction is the
+    one that leads from x to them, so the scheduler step and reconstruction guidance see them exactly."""
+    g = given * p.chunk_frames
+    times = t[:, None].repeat(1, p.chunks)  # (B, N)
+    times[:, :given] = 0.0
+    clean = torch.cat([known.frames[:, :, :g].to(x.dtype), x[:, :, g:]], dim=2)  # keeps x's graph (guidance)
+    pred = predict(clean, times)
+    exact = known.objective.prediction(x[:, :, :g].float(), known.frames[:, :, :g].float(), t)  # (B, C, g, H, W)
+    return torch.cat([exact.to(pred.dtype), pred[:, :, g:]], dim=2)
 
 
 def _full(model, p: Plan, o, noise, call, sampler: Sampler, gen) -> torch.Tensor:
