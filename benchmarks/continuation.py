@@ -33,7 +33,9 @@ from vin.checkpoint import checkpoint_path
 from vin.data.synthetic import SyntheticVideos
 from vin.metrics.motion import frame_differences
 from vin.metrics.procedural import procedural_checks, segments
+from vin.diffusion.objective import Objective
 from vin.metrics.suite import training_data_config
+from vin.model.windows import assemble
 
 HELD_OUT = 100  # the first held-out video seed
 
@@ -50,6 +52,27 @@ def measure(frames: np.ndarray, background: np.ndarray, given: int, chunk: int) 
             "color_changes": checks["sprite_color_changes"], "junction_seam": seam}  # fmt: skip
 
 
+def x0_error(model, data, sigmas=(0.95, 0.8, 0.5, 0.2), clips: int = 4) -> dict:
+    """How much a clean first chunk helps the model: the clean-estimate error of chunk 1 of 4-chunk held-out clips
+    when chunk 0 is at the same noise level (`same`) or given clean at time 0 (`given`), per sigma."""
+    f = model.config.chunk_frames
+    x0 = torch.stack([torch.as_tensor(data.video(HELD_OUT + s, 4 * f).frames).permute(3, 0, 1, 2).float() / 127.5 - 1
+                      for s in range(clips)])  # (B, C, 4F, H, W)  # fmt: skip
+    objective = Objective(model.config.objective)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    out = {}
+    for sigma in sigmas:
+        t = torch.full((clips,), sigma * 1000)
+        given = t[:, None].repeat(1, 4)
+        given[:, 0] = 0.0
+        for name, times in (("same", t), ("given", given)):
+            with torch.no_grad():
+                xt = objective.add_noise(x0, noise, times)
+                est = objective.clean(xt, assemble(model(xt, times, None), model.config.context_frames, fuse=False), times)
+            out[f"{name}@{sigma}"] = float((est[:, :, f : 2 * f] - x0[:, :, f : 2 * f]).pow(2).mean())
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="default")
@@ -61,12 +84,19 @@ def main() -> None:
     ap.add_argument("--init-guidance", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", required=True)
+    ap.add_argument("--x0-error", action="store_true", help="only the clean-estimate error of chunk 1 beside a clean chunk 0")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     path = checkpoint_path(args.checkpoint)
     model = vin.load_model(path)
     data = SyntheticVideos(training_data_config(path))
     f = model.config.chunk_frames
+    if args.x0_error:
+        errors = x0_error(model.eval(), data)
+        with open(args.json, "w") as fh:
+            json.dump({"args": vars(args), "x0_error": errors}, fh, indent=1)
+        print(json.dumps(errors))
+        return
     rows = []
     for seed in range(args.seeds):
         truth = data.video(HELD_OUT + seed, args.frames)
