@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--strategies", default="vin,vin:replace,vin:clean,autoregressive,fifo,independent")
     ap.add_argument("--init-guidance", type=float, default=1.0)
+    ap.add_argument("--noise", default=None, help="the initial noise of every run: independent | shuffled [each strategy's]")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", required=True)
     ap.add_argument("--x0-error", action="store_true", help="only the clean-estimate error of chunk 1 beside a clean chunk 0")
@@ -100,7 +101,7 @@ def main() -> None:
     rows = []
     for seed in range(args.seeds):
         truth = data.video(HELD_OUT + seed, args.frames)
-        free = vin.generate(model, args.frames, args.steps, seed).video.numpy()
+        free = vin.generate(model, args.frames, args.steps, seed, noise=args.noise).video.numpy()
         rows.append({"strategy": "vin (nothing given)", "given": 0, "seed": seed, **measure(free, truth.background, 0, f)})
         for given in (int(g) for g in args.given.split(",")):
             for spec in args.strategies.split(","):
@@ -110,7 +111,7 @@ def main() -> None:
                 weight = 0.0 if spec.endswith(":replace") else args.init_guidance
                 mode = "clean" if spec.startswith("vin:clean") else "noised"
                 out = vin.generate(model, args.frames, args.steps, seed, strategy=spec.split(":")[0], init_video=truth.frames,
-                                   init_frames=given, init_guidance=weight, init_mode=mode).video.numpy()  # fmt: skip
+                                   init_frames=given, init_guidance=weight, init_mode=mode, noise=args.noise).video.numpy()  # fmt: skip
                 row = {"strategy": spec, "given": given, "seed": seed, **measure(out, truth.background, given, f),
                        "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
                 rows.append(row)

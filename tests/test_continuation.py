@@ -210,3 +210,18 @@ def test_reconstruction_guidance_counts_its_backward_pass_in_the_memory_check(mo
     vin.generate(model, frames=64, steps=1, init_video=video, init_frames=4, init_guidance=0.0)  # fits without it
     with pytest.raises(VinError, match=r"or continue with --init-guidance 0 \(init_guidance=0: no backward pass\)"):
         vin.generate(model, frames=64, steps=1, init_video=video, init_frames=4)
+
+
+def test_vin_continues_from_independent_noise_unless_asked(model, monkeypatch):
+    from vin.generation import strategies as S
+
+    o, shuffled = GenerationOptions(frames=16, steps=2, progress=False), GenerationOptions(frames=16, noise="shuffled")
+    assert S.plan(model, "vin", o).noise == "shuffled" and S.plan(model, "vin", o, continued=True).noise == "independent"
+    assert S.plan(model, "vin", shuffled, continued=True).noise == "shuffled"  # an asked noise is kept
+    assert S.plan(model, "freenoise", o, continued=True).noise == "shuffled"  # FreeNoise's noise is its method
+    drawn = []
+    inner = S.video_noise
+    monkeypatch.setattr(S, "video_noise", lambda m, p, *a: drawn.append(p.noise) or inner(m, p, *a))
+    vin.generate(model, frames=16, steps=2, init_video=given_video(), init_frames=4)
+    vin.generate(model, frames=16, steps=2)
+    assert drawn == ["independent", "shuffled"]

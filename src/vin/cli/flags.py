@@ -130,7 +130,8 @@ SAMPLING_FLAGS = flag_group(
                  help="euler, ddim, or pipeline (a pretrained pipeline folder's own, e.g. Wan2.1's UniPC) [default: the model's]."),
     click.option("--noise", type=click.Choice(NOISES), default=None,
                  help="The initial noise: independent (a draw per frame) or shuffled (every chunk a permutation of the first "
-                      "chunk's frames, FreeNoise's rescheduling) [default: the strategy's: shuffled for vin and freenoise]."),
+                      "chunk's frames, FreeNoise's rescheduling) [default: the strategy's: shuffled for vin (independent in a "
+                      "continuation) and freenoise]."),
 )  # fmt: skip
 RUN_FLAGS = flag_group(
     "run", RunFlags,

@@ -121,7 +121,7 @@ def check_request(model: VideoModel, strategy: str, options: GenerationOptions, 
     if model.config.full_frames > 0 and strategy != "full":
         raise VinError(f"this checkpoint is a full-attention model (trained on whole clips, model.full_frames="
                        f"{model.config.full_frames}): sample it with the full strategy, not {strategy!r}")  # fmt: skip
-    p = plan(model, strategy, options, labelled=labelled, conditions=conditions)
+    p = plan(model, strategy, options, labelled=labelled, conditions=conditions, continued=continued)
     if p.scheduler == "ddim" and options.steps > NUM_TRAIN_TIMESTEPS:  # diffusers' DDIM refuses more, mid-run
         raise VinError(f"steps must be at most {NUM_TRAIN_TIMESTEPS} with the DDIM scheduler (its training timesteps), "
                        f"got {options.steps}")  # fmt: skip

@@ -45,7 +45,8 @@ class GenerationOptions:
     # 2445 and 1280 all at once) and bounds the activations (benchmarks/results.md)
     window_batch: int = 8
     # the initial noise: `independent` (every frame its own draw) or `shuffled` (FreeNoise's rescheduling: every chunk's
-    # frames a permutation of the first chunk's); None: the strategy's own (`strategies.STRATEGY_NOISE`)
+    # frames a permutation of the first chunk's); None: the strategy's own (`strategies.STRATEGY_NOISE`; in a continuation
+    # `CONTINUATION_NOISE`)
     noise: str | None = None
     overlap_frames: int | None = None  # overlap / freenoise: frames shared by neighbouring windows [F/2]
     queue: int = 4  # fifo: chunks in flight at once (a chunk starts ceil(steps / queue) steps after its predecessor)
