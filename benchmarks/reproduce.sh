@@ -49,10 +49,11 @@ vin report "$OUT/strategies.json" --plot "$OUT/mawe.png" --plot-metrics mawe --t
 vin report "$OUT/strategies.json" --frames "${FRAMES%%,*},${FRAMES##*,}" --markdown "$OUT/compact.md" \
     --table-metrics mawe,scene_cuts,subject_consistency,background_consistency,dynamic_degree,boundary_jump,background_drift,sprite_color_changes,flops,seconds > /dev/null
 
-# 2. The paper's ablation: global tokens, fusion schedule, context length, keyframe interval; beside it,
+# 2. The paper's ablation: global tokens, fusion (every step, the default; the paper's first 40% of the steps; the
+#    last 40%; none), context length, keyframe interval; beside it,
 #    one 512-frame video of each chunk-based method side by side (red ticks mark chunk starts) and the probe.
 ABLATION_ARGS=("${COMMON[@]}" --threads "$THREADS" --frames "$ABLATION_FRAMES" --json "$OUT/ablation.json" --markdown "$OUT/ablation.md"
-    --strategies vin,vin:global_tokens=chunk,vin:global_tokens=none,vin:fusion_schedule=mid,vin:fusion_schedule=late,vin:fusion_schedule=none,vin:k2,vin:k6,vin:k8,vin:keyframe_stride=2,vin:keyframe_stride=8)
+    --strategies vin,vin:global_tokens=chunk,vin:global_tokens=none,vin:fusion_fraction=0.4,vin:fusion_fraction=0.4:fusion_schedule=late,vin:fusion_schedule=none,vin:k2,vin:k6,vin:k8,vin:keyframe_stride=2,vin:keyframe_stride=8)
 ABLATION=""
 if [ "$JOBS" -gt 1 ]; then
     vin eval "${ABLATION_ARGS[@]}" > /dev/null &
