@@ -152,6 +152,7 @@ def test_fusion_schedule_changes_the_vin_sample(model):
         ("freenoise", {"frames": 10, "overlap_frames": 0}, "use 12"),
         ("full", {"frames": 7}, "multiple of the temporal patch size"),
         ("vin", {"frames": 8, "fusion_schedule": "sometimes"}, "fusion_schedule must be one of"),
+        ("vin", {"frames": 8, "fusion_schedule": "late"}, "fusion_schedule='late' places fusion_fraction of the steps"),
         ("spectral", {"frames": 8, "cutoff": 2.0}, r"cutoff must be a number in \[0, 1\], got 2.0"),
         ("vin", {"frames": 8, "context_frames": 8}, "context_frames=8"),
         ("vin", {"frames": 8, "noise": "pink"}, "noise must be one of independent, shuffled, got 'pink'"),

@@ -116,7 +116,7 @@ SAMPLING_FLAGS = flag_group(
     "sampling", SamplingFlags,
     click.option("--guidance", type=float, default=DEFAULTS["guidance"], show_default=True, help="Classifier-free guidance scale."),
     click.option("--fusion-schedule", type=click.Choice(FUSION_SCHEDULES), default=DEFAULTS["fusion_schedule"], show_default=True,
-                 help="vin: which steps blend the frames two windows share."),
+                 help="vin: where the --fusion-fraction of the steps that blend the frames two windows share lie (mid, late: with a fraction below 1)."),
     click.option("--fusion-fraction", type=float, default=DEFAULTS["fusion_fraction"], show_default=True,
                  help="vin: fraction of the steps that fuse (1: every step, measured best; the paper's 20 of 50 is 0.4)."),
     click.option("--global-tokens", type=click.Choice(GLOBAL_TOKENS), default=DEFAULTS["global_tokens"], show_default=True,

@@ -113,6 +113,9 @@ def check_options(o: GenerationOptions) -> GenerationOptions:
         value = getattr(o, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise VinError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+    if o.fusion_schedule in ("mid", "late") and o.fusion_fraction == 1.0:  # every step fuses: no place to choose
+        raise VinError(f"fusion_schedule={o.fusion_schedule!r} places fusion_fraction of the steps, and fusion_fraction=1 fuses "
+                       "every step, so it would change nothing: give a fraction below 1 (the paper's 20 of 50 steps: 0.4)")  # fmt: skip
     return o
 
 
