@@ -53,7 +53,7 @@ vin report "$OUT/strategies.json" --frames "${FRAMES%%,*},${FRAMES##*,}" --markd
 #    last 40%; none), context length, keyframe interval; beside it,
 #    one 512-frame video of each chunk-based method side by side (red ticks mark chunk starts) and the probe.
 ABLATION_ARGS=("${COMMON[@]}" --threads "$THREADS" --frames "$ABLATION_FRAMES" --json "$OUT/ablation.json" --markdown "$OUT/ablation.md"
-    --strategies vin,vin:global_tokens=chunk,vin:global_tokens=none,vin:fusion_fraction=0.4,vin:fusion_fraction=0.4:fusion_schedule=late,vin:fusion_schedule=none,vin:k2,vin:k6,vin:k8,vin:keyframe_stride=2,vin:keyframe_stride=8)
+    --strategies vin,vin:global_tokens=chunk,vin:global_tokens=none,vin:fusion_fraction=0.4,vin:fusion_fraction=0.4:fusion_schedule=late,vin:fusion_schedule=none,vin:k2,vin:k4,vin:k6,vin:keyframe_stride=2,vin:keyframe_stride=8)
 ABLATION=""
 if [ "$JOBS" -gt 1 ]; then
     vin eval "${ABLATION_ARGS[@]}" > /dev/null &

@@ -13,7 +13,7 @@ import numpy as np
 STORE = Path(__file__).parent / "data" / "reference_videos.npz"
 # name: (checkpoint, strategy, generation options); 32 frames = 2 chunks of the default model, 3 steps, seed 11
 CASES = {
-    "vin": ("default", "vin", {}),  # fusion at every step and shuffled noise (the defaults since 2026-12-02)
+    "vin": ("default", "vin", {}),  # fusion at every step, shuffled noise (since 2026-12-02), 8 context frames (2026-12-03)
     "vin_independent_noise": ("default", "vin", {"noise": "independent"}),  # a noise draw per frame
     "vin_fusion_early": ("default", "vin", {"fusion_fraction": 0.4}),  # the paper's first 20 of 50 steps
     "vin_chunk_tokens": ("default", "vin", {"global_tokens": "chunk", "context_frames": 2}),

@@ -31,6 +31,14 @@ def test_the_shipped_model_loads_into_the_small_config():
     assert all(torch.equal(state[k], shipped[k]) for k in shipped)
 
 
+def test_a_fine_tune_may_train_with_another_context_than_the_folder_samples_with():
+    config = load_config(SMALL, ["train.init_from=default", "model.context_frames=2"])
+    assert load_model().config.context_frames == 8 and config.model.context_frames == 2
+    assert check_init_from(config) == default_checkpoint()
+    with pytest.raises(VinError, match=r"model.chunk_frames: 8 here, 16 there"):  # the chunk is not free
+        check_init_from(load_config(SMALL, ["train.init_from=default", "model.chunk_frames=8"]))
+
+
 def test_a_run_starts_from_the_folders_weights_and_its_ema_too(tmp_path):
     first = tmp_path / "first"
     train(load_config(TINY, [*FAST, f"train.out_dir={first}"]), progress=False)
