@@ -375,3 +375,27 @@ def test_ctrl_c_during_start_up_exits_130_quietly(checkpoint, tmp_path):
     assert proc.wait(timeout=60) == 130
     assert "Traceback" not in proc.stderr.read()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("then", ["time.sleep(20)", "pass"])  # the command goes on after the import, or ends there
+def test_a_signal_during_an_import_is_held_until_the_import_finishes(tmp_path, signum, code, then):
+    """A signal inside an import stops the command once the import is over: numpy and torch break if cut half-way."""
+    marker = tmp_path / "imported"
+    (tmp_path / "slow_module.py").write_text(
+        "import os, time\n"
+        f"os.kill(os.getpid(), {int(signum)})\n"
+        "for _ in range(50):\n    time.sleep(0.002)  # Python runs between the sleeps: a signal not held lands here\n"
+        f"open({str(marker)!r}, 'w').write('done')\n")  # fmt: skip
+    script = ("import sys, time\n"
+              f"sys.path.insert(0, {str(tmp_path)!r})\n"
+              "from vin.cli import main\n"
+              "@main.command('slow')\n"
+              f"def slow():\n    import slow_module\n    {then}\n    print('the command ended')\n"
+              "main(['slow'])\n")  # fmt: skip
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    assert marker.read_text() == "done"  # the import finished
+    assert time.monotonic() - start < 15  # and the signal then stopped the 20 s sleep
+    assert "Traceback" not in proc.stderr

@@ -10,8 +10,10 @@ declares the flags several commands share and the typed objects they arrive as.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 
 import click
 
@@ -28,21 +30,83 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _terminate(signum: int, frame) -> None:
-    """SIGTERM unwinds like Ctrl-C: atomic writes remove their temporary files on the way out."""
+RETRY_S = 0.05  # how often a signal held during an import is delivered again
+
+
+class _Held:
+    """Signals that arrived during an import and have not stopped the command yet, and the timers that resend them."""
+
+    signals: set[int] = set()
+    retries: list[threading.Timer] = []
+
+    @classmethod
+    def hold(cls, signum: int) -> None:
+        cls.signals.add(signum)
+        retry = threading.Timer(RETRY_S, os.kill, (os.getpid(), signum))
+        retry.daemon = True  # never keeps a finishing process alive
+        retry.start()
+        cls.retries = [t for t in cls.retries if t.is_alive()] + [retry]
+
+    @classmethod
+    def release(cls) -> set[int]:
+        """Forgets the held signals (returned) and stops the timers: at a command's end, or once one is acted on."""
+        for retry in cls.retries:
+            retry.cancel()
+        held, cls.signals, cls.retries = cls.signals, set(), []
+        return held
+
+
+def _interrupt(signum: int, frame) -> None:
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM SystemExit(143), so that atomic writes remove their temporary
+    files on the way out; one that arrives during an import is held until the import has finished.
+
+    numpy, scipy and torch do not survive an import interrupted half-way: the half-made module is kept and a
+    later import fails (a RecursionError in numpy's lazy `linalg`, "cannot load module more than once", or a
+    C++ abort), a traceback or even exit 0 instead of 130. A held signal is sent again every RETRY_S seconds,
+    and a command that ends before then ends as the signal would have ended it (`_raise_held`).
+    """
+    if _importing(frame):
+        _Held.hold(signum)
+        return
+    _Held.release()
+    _raise(signum)
+
+
+def _raise(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(128 + signum)
 
 
+def _raise_held() -> None:
+    """The command has ended: a signal still held stops the process now, as it would have stopped the command."""
+    held = _Held.release()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        if signum in held:
+            _raise(signum)
+
+
+def _importing(frame) -> bool:
+    """Whether the interrupted Python code runs inside an import (a module's top level, at any depth)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 class _Group(click.Group):
-    """Turns usage errors, VinError and Ctrl-C into one line (or none) and an exit code; SIGTERM exits cleanly."""
+    """Turns usage errors, VinError and Ctrl-C into one line (or none) and an exit code; SIGTERM exits cleanly.
+    Both signals wait for an import under way to finish (`_interrupt`)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         import warnings
 
         shown, warnings.showwarning = warnings.showwarning, _warn_line  # the library's warnings as one line each
-        previous = _install(signal.SIGTERM, _terminate)
+        previous = {signum: _install(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            _raise_held()
         except click.exceptions.NoArgsIsHelpError as err:
             click.echo(err.format_message())
             sys.exit(0)
@@ -56,7 +120,9 @@ class _Group(click.Group):
         except (click.Abort, KeyboardInterrupt):
             sys.exit(130)
         finally:
-            _install(signal.SIGTERM, previous)
+            _Held.release()
+            for signum, handler in previous.items():
+                _install(signum, handler)
             warnings.showwarning = shown
         sys.exit(code if isinstance(code, int) else 0)
 
