@@ -154,6 +154,7 @@ def test_a_failing_rank_brings_the_other_down_instead_of_hanging(tmp_path):
     out = tmp_path / "status.txt"
     with pytest.raises(mp.ProcessExitedException):  # rank 1's exit code 3
         spawn(_failing_worker, str(out), grace_period=120)  # rank 0 must end by itself, before mp.spawn kills it
+    assert out.exists(), "rank 0 did not end by itself within 120 s of rank 1's exit"
     status = out.read_text()
     assert status != "finished" and "Error" in status, status
 
