@@ -94,12 +94,10 @@ def check_init_from(config: Config) -> Path:
 
     def same(name: str) -> bool:  # a backbone folder is the same wherever it is named from
         a, b = getattr(ours, name), getattr(theirs, name)
-        if name in FREE_IN_FINE_TUNES:
-            return True
         return a == b or (name == "backbone" and bool(a) and bool(b) and Path(a).expanduser().resolve() == Path(b).resolve())
 
     differ = [f"model.{f.name}: {getattr(ours, f.name)!r} here, {getattr(theirs, f.name)!r} there" for f in fields(ours)
-              if not same(f.name)]  # fmt: skip
+              if f.name not in FREE_IN_FINE_TUNES and not same(f.name)]  # fmt: skip
     if differ:
         raise VinError(f"train.init_from={str(path)!r} is a different model than this run's config: {'; '.join(differ)}. "
                        "Set the run's model section to the folder's config.json (e.g. the config it was trained with)")  # fmt: skip
